@@ -1,0 +1,463 @@
+/* util.c: ids, hashing, time, sizes and durable-file helpers. */
+#include <config.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+
+#include "store/util.h"
+
+const struct cairn_id cairn_zero_id;
+
+void
+cairn_sha256 (const void *data, size_t len, struct cairn_id *out)
+{
+  SHA256 (data, len, out->bytes);
+}
+
+void
+cairn_id_to_hex (const struct cairn_id *id, char out[CAIRN_HEX_SIZE + 1])
+{
+  static const char digits[] = "0123456789abcdef";
+
+  for (size_t i = 0; i < CAIRN_ID_SIZE; i++) {
+    out[2 * i] = digits[id->bytes[i] >> 4];
+    out[2 * i + 1] = digits[id->bytes[i] & 15];
+  }
+  out[CAIRN_HEX_SIZE] = '\0';
+}
+
+static int
+hex_value (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int
+cairn_id_from_hex (const char *hex, struct cairn_id *out)
+{
+  if (strlen (hex) != CAIRN_HEX_SIZE)
+    return -EINVAL;
+  for (size_t i = 0; i < CAIRN_ID_SIZE; i++) {
+    int hi = hex_value (hex[2 * i]), lo = hex_value (hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return -EINVAL;
+    out->bytes[i] = hi << 4 | lo;
+  }
+  return 0;
+}
+
+bool
+cairn_is_hex_prefix (const char *s)
+{
+  size_t n = strlen (s);
+
+  if (n < CAIRN_MIN_PREFIX || n > CAIRN_HEX_SIZE)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (hex_value (s[i]) < 0)
+      return false;
+  return true;
+}
+
+bool
+cairn_is_zero (const void *data, size_t len)
+{
+  const uint8_t *p = data;
+
+  /* Check a short head byte by byte, then compare the buffer with itself
+   * shifted by that head: memcmp is vectorised, a loop here is not. */
+  size_t head = len < 16 ? len : 16;
+  for (size_t i = 0; i < head; i++)
+    if (p[i])
+      return false;
+  if (len <= 16)
+    return true;
+  return memcmp (p, p + 16, len - 16) == 0;
+}
+
+int64_t
+cairn_time_now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+split_ns (int64_t ns, time_t *sec, long *frac)
+{
+  *sec = ns / 1000000000;
+  *frac = ns % 1000000000;
+  if (*frac < 0) {
+    *frac += 1000000000;
+    (*sec)--;
+  }
+}
+
+void
+cairn_time_format (int64_t ns, char *buf)
+{
+  time_t sec;
+  long frac;
+  struct tm tm;
+
+  split_ns (ns, &sec, &frac);
+  gmtime_r (&sec, &tm);
+  snprintf (buf, CAIRN_TIME_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+            tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+void
+cairn_time_format_seconds (int64_t ns, char *buf)
+{
+  time_t sec;
+  long frac;
+  struct tm tm;
+
+  split_ns (ns, &sec, &frac);
+  gmtime_r (&sec, &tm);
+  snprintf (buf, CAIRN_TIME_SIZE, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+            tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Reads exactly N decimal digits. */
+static int
+digits (const char **s, int n, int *out)
+{
+  int v = 0;
+
+  for (int i = 0; i < n; i++, (*s)++) {
+    if (!isdigit ((unsigned char) **s))
+      return -EINVAL;
+    v = v * 10 + (**s - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+int
+cairn_time_parse (const char *s, int64_t *ns)
+{
+  struct tm tm = { 0 };
+  int year, mon, day, hour = 0, min = 0, sec = 0;
+  int64_t frac = 0, offset = 0;
+
+  if (digits (&s, 4, &year) || *s++ != '-' || digits (&s, 2, &mon)
+      || *s++ != '-' || digits (&s, 2, &day))
+    return -EINVAL;
+  if (*s == 'T' || *s == 't' || *s == ' ') {
+    s++;
+    if (digits (&s, 2, &hour) || *s++ != ':' || digits (&s, 2, &min))
+      return -EINVAL;
+    if (*s == ':') {
+      s++;
+      if (digits (&s, 2, &sec))
+        return -EINVAL;
+      if (*s == '.' || *s == ',') {
+        int64_t scale = 100000000;
+        s++;
+        if (!isdigit ((unsigned char) *s))
+          return -EINVAL;
+        for (; isdigit ((unsigned char) *s); s++, scale /= 10)
+          frac += (*s - '0') * scale;
+      }
+    }
+    if (*s == 'Z' || *s == 'z')
+      s++;
+    else if (*s == '+' || *s == '-') {
+      int sign = *s++ == '-' ? -1 : 1, oh, om = 0;
+      if (digits (&s, 2, &oh))
+        return -EINVAL;
+      if (*s == ':')
+        s++;
+      if (*s && digits (&s, 2, &om))
+        return -EINVAL;
+      if (oh > 23 || om > 59)
+        return -EINVAL;
+      offset = sign * (int64_t) (oh * 3600 + om * 60);
+    }
+  }
+  if (*s != '\0')
+    return -EINVAL;
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59
+      || sec > 60)
+    return -EINVAL;
+
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  time_t t = timegm (&tm);
+  /* timegm normalises 31 February into March: refuse that. */
+  struct tm check;
+  gmtime_r (&t, &check);
+  if (check.tm_mday != day || check.tm_mon != mon - 1)
+    return -EINVAL;
+  *ns = ((int64_t) t - offset) * 1000000000 + frac;
+  return 0;
+}
+
+int
+cairn_parse_size (const char *s, uint64_t *bytes)
+{
+  char *end;
+  unsigned shift = 0;
+
+  if (!isdigit ((unsigned char) *s))
+    return -EINVAL;
+  errno = 0;
+  uint64_t v = strtoull (s, &end, 10);
+  if (errno == ERANGE)
+    return -ERANGE;
+  switch (*end) {
+  case '\0': break;
+  case 'b': case 'B': end++; break;
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  case 't': case 'T': shift = 40; end++; break;
+  case 'p': case 'P': shift = 50; end++; break;
+  case 'e': case 'E': shift = 60; end++; break;
+  default: return -EINVAL;
+  }
+  if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0))
+    end += strlen (end);
+  if (*end != '\0')
+    return -EINVAL;
+  if (shift && v > (UINT64_MAX >> shift))
+    return -ERANGE;
+  *bytes = v << shift;
+  return 0;
+}
+
+int
+cairn_parse_duration (const char *s, int64_t *ns)
+{
+  int64_t total = 0;
+
+  if (!*s)
+    return -EINVAL;
+  while (*s) {
+    char *end;
+    if (!isdigit ((unsigned char) *s))
+      return -EINVAL;
+    errno = 0;
+    long long v = strtoll (s, &end, 10);
+    if (errno == ERANGE)
+      return -ERANGE;
+    int64_t unit;
+    switch (*end) {
+    case '\0': unit = 1; break;
+    case 's': unit = 1; end++; break;
+    case 'm': unit = 60; end++; break;
+    case 'h': unit = 3600; end++; break;
+    case 'd': unit = 86400; end++; break;
+    case 'w': unit = 7 * 86400; end++; break;
+    case 'y': unit = 365 * 86400; end++; break;
+    default: return -EINVAL;
+    }
+    if (v > INT64_MAX / 1000000000 / unit)
+      return -ERANGE;
+    total += v * unit * 1000000000;
+    s = end;
+  }
+  if (total <= 0)
+    return -EINVAL;
+  *ns = total;
+  return 0;
+}
+
+void
+cairn_format_bytes (uint64_t bytes, char *buf, size_t len)
+{
+  static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  double v = bytes;
+  size_t u = 0;
+
+  while (v >= 1024 && u + 1 < CAIRN_ARRAY_SIZE (units)) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf (buf, len, "%" PRIu64 " B", bytes);
+  else
+    snprintf (buf, len, "%.1f %s", v, units[u]);
+}
+
+int
+cairn_mkdir_p (const char *path)
+{
+  char tmp[4096];
+  size_t n = strlen (path);
+
+  if (n == 0 || n >= sizeof tmp)
+    return -ENAMETOOLONG;
+  memcpy (tmp, path, n + 1);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir (tmp, 0755) == -1 && errno != EEXIST)
+      return -errno;
+    *p = '/';
+  }
+  if (mkdir (tmp, 0755) == -1 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+int
+cairn_fsync_dir (const char *dir)
+{
+  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd == -1)
+    return -errno;
+  int r = fsync (fd) == -1 ? -errno : 0;
+  close (fd);
+  return r;
+}
+
+int
+cairn_write_file_atomic (const char *path, const void *data, size_t len)
+{
+  char tmp[4096], dir[4096];
+  int r;
+
+  if (snprintf (tmp, sizeof tmp, "%s.tmp.%d", path, (int) getpid ())
+      >= (int) sizeof tmp)
+    return -ENAMETOOLONG;
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd == -1)
+    return -errno;
+  r = cairn_pwrite_all (fd, data, len, 0);
+  if (r == 0 && fsync (fd) == -1)
+    r = -errno;
+  close (fd);
+  if (r == 0 && rename (tmp, path) == -1)
+    r = -errno;
+  if (r < 0) {
+    unlink (tmp);
+    return r;
+  }
+  snprintf (dir, sizeof dir, "%s", path);
+  char *slash = strrchr (dir, '/');
+  if (slash)
+    *slash = '\0';
+  else
+    strcpy (dir, ".");
+  return cairn_fsync_dir (dir);
+}
+
+int
+cairn_read_file (const char *path, char **data, size_t *len)
+{
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+
+  if (fd == -1 || fstat (fd, &st) == -1)
+    return -errno;
+  char *buf = malloc (st.st_size + 1);
+  if (!buf)
+    return -ENOMEM;
+  int r = cairn_pread_all (fd, buf, st.st_size, 0);
+  if (r < 0) {
+    free (buf);
+    return r;
+  }
+  buf[st.st_size] = '\0';
+  *data = buf;
+  if (len)
+    *len = st.st_size;
+  return 0;
+}
+
+int
+cairn_pread_all (int fd, void *buf, size_t len, uint64_t off)
+{
+  char *p = buf;
+
+  while (len > 0) {
+    ssize_t n = pread (fd, p, len, off);
+    if (n == -1) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    if (n == 0)
+      return -EIO;
+    p += n;
+    len -= n;
+    off += n;
+  }
+  return 0;
+}
+
+int
+cairn_pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
+{
+  const char *p = buf;
+
+  while (len > 0) {
+    ssize_t n = pwrite (fd, p, len, off);
+    if (n == -1) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    p += n;
+    len -= n;
+    off += n;
+  }
+  return 0;
+}
+
+int
+cairn_remove_tree (const char *path)
+{
+  struct stat st;
+
+  if (lstat (path, &st) == -1)
+    return errno == ENOENT ? 0 : -errno;
+  if (S_ISDIR (st.st_mode)) {
+    DIR *d = opendir (path);
+    if (!d)
+      return -errno;
+    struct dirent *e;
+    int r = 0;
+    while (r == 0 && (e = readdir (d)) != NULL) {
+      if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+        continue;
+      char child[4096];
+      if (snprintf (child, sizeof child, "%s/%s", path, e->d_name)
+          >= (int) sizeof child)
+        r = -ENAMETOOLONG;
+      else
+        r = cairn_remove_tree (child);
+    }
+    closedir (d);
+    if (r < 0)
+      return r;
+    return rmdir (path) == -1 ? -errno : 0;
+  }
+  return unlink (path) == -1 ? -errno : 0;
+}

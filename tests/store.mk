@@ -1,0 +1,2 @@
+# Unit tests of libcairn (store/).
+STORE_TEST_LIBS = $(top_builddir)/store/libcairn.la
