@@ -1,5 +1,428 @@
-/* store.h: libcairn's public interface (being written). */
+/* store.h: libcairn, the store every cairn component is built on.
+ *
+ * A store keeps volumes (disks, guest memory, device state) as
+ * content-addressed chunks, Merkle block-map trees over them, immutable
+ * commits naming a tree per volume, and refs: branches (writable) and
+ * tags.  See ../shared/DESIGN.md for the object model; each module's
+ * header documents its on-disk formats.
+ *
+ * Threads: a struct cairn_store may be used from many threads at once.
+ * A struct cairn_branch too (nbdkit's PARALLEL model serves one branch to
+ * many connections).  Processes: any number may open a store; a branch
+ * has at most one writer at a time (a lock in STORE/run).
+ *
+ * Errors: every function returns 0 or a negative errno / CAIRN_E* code
+ * (error.h) and may leave a sentence in cairn_last_error().
+ */
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/backend.h"
+#include "store/error.h"
 #include "store/util.h"
-#endif
+
+/* Longest branch or tag name, and longest volume name. */
+#define CAIRN_NAME_MAX 128
+#define CAIRN_VOLUME_NAME_MAX 32
+/* Sector size of the working state's dirty tracking: the smallest write
+ * that needs no read-modify-write. */
+#define CAIRN_SECTOR 512
+#define CAIRN_MIN_CHUNK_SIZE 4096
+#define CAIRN_MAX_CHUNK_SIZE (1 << 20)
+#define CAIRN_DEFAULT_CHUNK_SIZE 65536
+#define CAIRN_DEFAULT_ZSTD_LEVEL 1
+#define CAIRN_DEFAULT_CACHE_SIZE (64ULL << 20)
+
+struct cairn_store;
+struct cairn_txn;
+
+/* ------------------------------------------------------------------ */
+/* Stores                                                              */
+
+struct cairn_store_options {
+  uint32_t chunk_size;          /* power of two, 4 KiB..1 MiB; 0: default */
+  int compress_level;           /* zstd level 1..19; 0: default; -1: none */
+};
+
+/* Creates a new, empty store at PATH (created if missing, or an empty
+ * directory).  -EEXIST if PATH already holds a store or other files. */
+int cairn_store_init (const char *path,
+                      const struct cairn_store_options *opts);
+
+#define CAIRN_OPEN_READONLY 1   /* never writes (cairnfs, read-only NBD) */
+
+/* Opens the store at PATH.  CAIRN_ENOTSTORE if it is not one. */
+int cairn_store_open (const char *path, unsigned flags,
+                      struct cairn_store **s);
+void cairn_store_close (struct cairn_store *s);
+
+const char *cairn_store_path (const struct cairn_store *s);
+uint32_t cairn_store_chunk_size (const struct cairn_store *s);
+/* Compression level in the store's config; -1 means none. */
+int cairn_store_compress_level (const struct cairn_store *s);
+struct cairn_backend *cairn_store_backend (struct cairn_store *s);
+
+/* Resizes the cache of decompressed, verified chunks (bytes). */
+void cairn_store_set_cache_size (struct cairn_store *s, uint64_t bytes);
+
+/* The default store path: $CAIRN_STORE, else /var/lib/cairn for root,
+ * else $XDG_DATA_HOME/cairn (~/.local/share/cairn). */
+void cairn_default_store_path (char *buf, size_t len);
+
+/* Transactions of the store's backend (see backend.h). */
+int cairn_txn_begin (struct cairn_store *s, bool write,
+                     struct cairn_txn **txn);
+int cairn_txn_commit (struct cairn_store *s, struct cairn_txn *txn);
+void cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn);
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+
+/* Branch and tag names: 1..128 of [A-Za-z0-9._/-], not starting with '-',
+ * '.' or '/', no "..", "//", trailing '/' or ".lock"; and not 4..64 hex
+ * digits (those name commits). */
+bool cairn_ref_name_valid (const char *name);
+/* Volume names: 1..32 of [a-z0-9_-]. */
+bool cairn_volume_name_valid (const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Commits                                                             */
+
+struct cairn_volume {
+  char name[CAIRN_VOLUME_NAME_MAX + 1];
+  uint64_t size;                /* bytes */
+  uint32_t chunk_size;
+  struct cairn_id root;         /* zero: every byte is zero */
+};
+
+struct cairn_commit {
+  struct cairn_id id;
+  size_t nparents;
+  struct cairn_id *parents;
+  int64_t time;                 /* ns since the epoch, UTC */
+  size_t nvolumes;
+  struct cairn_volume *volumes;
+  char *vm;                     /* the "vm" line after "vm ", or NULL */
+  size_t nlabels;
+  char **labels;                /* "key=value" */
+  char *message;                /* may be "" */
+};
+
+/* Reads and parses commit ID.  CAIRN_ENOREF if there is none. */
+int cairn_commit_read (struct cairn_txn *txn, const struct cairn_id *id,
+                       struct cairn_commit **c);
+void cairn_commit_free (struct cairn_commit *c);
+
+/* The commit's text form (DESIGN.md), malloc'd and NUL-terminated. */
+int cairn_commit_format (const struct cairn_commit *c, char **text,
+                         size_t *len);
+/* Parses the text form strictly.  -EBADMSG if malformed. */
+int cairn_commit_parse (const char *text, size_t len,
+                        struct cairn_commit **c);
+
+const struct cairn_volume *cairn_commit_volume (const struct cairn_commit *c,
+                                                const char *name);
+
+/* The value of label KEY, or NULL. */
+const char *cairn_commit_label (const struct cairn_commit *c,
+                                const char *key);
+
+/* True if retention turned commit ID into a tombstone: its text stays,
+ * its volumes are no longer kept. */
+bool cairn_commit_pruned (struct cairn_txn *txn, const struct cairn_id *id);
+
+/* Marks commit ID pruned (a tombstone) in a write transaction. */
+int cairn_commit_prune (struct cairn_txn *txn, const struct cairn_id *id);
+
+/* Finds the commit whose id starts with the hex digits PREFIX (at least
+ * CAIRN_MIN_PREFIX).  CAIRN_ENOREF if none, CAIRN_EAMBIGUOUS if several. */
+int cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
+                              struct cairn_id *id);
+
+/* ------------------------------------------------------------------ */
+/* Refs                                                                */
+
+enum cairn_ref_kind { CAIRN_REF_BRANCH, CAIRN_REF_TAG, CAIRN_REF_COMMIT };
+
+struct cairn_ref {
+  enum cairn_ref_kind kind;
+  char name[CAIRN_NAME_MAX + 1];   /* branch or tag name; "" for a commit */
+  struct cairn_id commit;          /* zero: a branch with no commit yet */
+};
+
+/* Resolves what a user typed: "heads/NAME", "tags/NAME", a branch name, a
+ * tag name or a commit id prefix, optionally followed by "~N" (the Nth
+ * first-parent ancestor) or "^".  A branch resolves to its last commit. */
+int cairn_resolve (struct cairn_txn *txn, const char *spec,
+                   struct cairn_ref *ref);
+
+/* Tags: immutable names of commits. */
+int cairn_tag_create (struct cairn_store *s, const char *name,
+                      const struct cairn_id *commit);
+int cairn_tag_delete (struct cairn_store *s, const char *name);
+int cairn_tag_get (struct cairn_txn *txn, const char *name,
+                   struct cairn_id *commit);
+
+/* Calls FN for every branch (kind BRANCH) or tag (kind TAG), by name. */
+typedef int (*cairn_ref_fn) (const struct cairn_ref *ref, void *arg);
+int cairn_ref_list (struct cairn_txn *txn, enum cairn_ref_kind kind,
+                    cairn_ref_fn fn, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Branches                                                            */
+
+/* Branch records: what a branch is at rest (ref "heads/NAME"). */
+struct cairn_branch_volume {
+  char name[CAIRN_VOLUME_NAME_MAX + 1];
+  uint64_t wid;                 /* key prefix of its working state */
+  uint64_t size;
+  uint32_t chunk_size;
+  struct cairn_id root;         /* the volume's tree in the base commit */
+};
+
+struct cairn_branch_info {
+  struct cairn_id base;         /* last commit; zero if none yet */
+  uint64_t seq;                 /* bumped by every change of the record */
+  int64_t created;
+  size_t nvolumes;
+  struct cairn_branch_volume *volumes;
+  bool dirty;                   /* working state differs from base */
+};
+
+int cairn_branch_info_get (struct cairn_txn *txn, const char *name,
+                           struct cairn_branch_info *info);
+void cairn_branch_info_free (struct cairn_branch_info *info);
+
+/* Creates branch NAME with one empty (sparse) volume.  -EEXIST if a
+ * branch or tag of that name exists. */
+int cairn_branch_create_empty (struct cairn_store *s, const char *name,
+                               const char *volume, uint64_t size);
+
+/* Creates branch NAME starting at commit FROM (its volumes, no working
+ * changes).  -EEXIST if the name is taken. */
+int cairn_branch_create_from (struct cairn_store *s, const char *name,
+                              const struct cairn_id *from);
+
+/* Deletes branch NAME and its working state.  CAIRN_EHELD if a writer
+ * holds it.  Its commits stay (tags and other branches may name them). */
+int cairn_branch_delete (struct cairn_store *s, const char *name);
+
+/* True if a process holds branch NAME for writing right now (*PID gets
+ * its pid if known, else 0). */
+bool cairn_branch_is_held (struct cairn_store *s, const char *name,
+                           int *pid);
+
+/* An open branch: its working state over its base commit. */
+struct cairn_branch;
+/* A volume of an open branch. */
+struct cairn_bvol;
+
+#define CAIRN_BRANCH_WRITE 1    /* take the writer lock; else read-only */
+#define CAIRN_BRANCH_SEALER 2   /* seal written chunks in a background thread */
+
+/* Opens branch NAME.  CAIRN_ENOREF if there is none; CAIRN_EHELD if
+ * CAIRN_BRANCH_WRITE and another process holds it. */
+int cairn_branch_open (struct cairn_store *s, const char *name,
+                       unsigned flags, struct cairn_branch **b);
+/* Closes the branch.  Unflushed writes may be lost; call flush first. */
+void cairn_branch_close (struct cairn_branch *b);
+
+const char *cairn_branch_name (const struct cairn_branch *b);
+/* The branch's base commit (zero if none yet). */
+void cairn_branch_base (struct cairn_branch *b, struct cairn_id *base);
+
+/* Adds an empty volume to an open, writable branch (committed with it). */
+int cairn_branch_add_volume (struct cairn_branch *b, const char *name,
+                             uint64_t size);
+
+/* The volume NAME of the branch, or NULL. */
+struct cairn_bvol *cairn_branch_volume (struct cairn_branch *b,
+                                        const char *name);
+size_t cairn_branch_nvolumes (struct cairn_branch *b);
+struct cairn_bvol *cairn_branch_volume_at (struct cairn_branch *b, size_t i);
+const char *cairn_bvol_name (const struct cairn_bvol *v);
+uint64_t cairn_bvol_size (const struct cairn_bvol *v);
+
+/* Reads LEN bytes at OFF (any alignment; OFF + LEN <= size). */
+int cairn_bvol_read (struct cairn_bvol *v, void *buf, size_t len,
+                     uint64_t off);
+/* Writes LEN bytes at OFF (any alignment).  Durable after flush. */
+int cairn_bvol_write (struct cairn_bvol *v, const void *buf, size_t len,
+                      uint64_t off);
+/* Makes [OFF, OFF+LEN) read as zeros, freeing whole chunks in it. */
+int cairn_bvol_zero (struct cairn_bvol *v, size_t len, uint64_t off);
+
+/* Extents: calls FN for each maximal run of [OFF, OFF+LEN) that is all
+ * hole (HOLE true: reads as zeros and holds no data) or may hold data. */
+typedef int (*cairn_extent_fn) (uint64_t off, uint64_t len, bool hole,
+                                void *arg);
+int cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
+                        cairn_extent_fn fn, void *arg);
+
+/* Makes every write acknowledged so far durable. */
+int cairn_branch_flush (struct cairn_branch *b);
+
+/* Seals every written chunk now (hash, compress, store), so that a later
+ * commit is only metadata.  The background sealer does this on its own. */
+int cairn_branch_seal (struct cairn_branch *b);
+
+struct cairn_commit_options {
+  const char *message;          /* NULL: "" */
+  const char *const *labels;    /* "key=value", NULL-terminated, or NULL */
+  int64_t time;                 /* 0: now */
+  const char *vm;               /* the "vm" line, or NULL */
+  /* Volumes to set in this commit as whole trees (built elsewhere, e.g.
+   * guest memory), replacing or adding branch volumes. */
+  const struct cairn_volume *set_volumes;
+  size_t nset_volumes;
+  /* Extra parents after the base (merges, VM lineage). */
+  const struct cairn_id *extra_parents;
+  size_t nextra_parents;
+};
+
+/* Freezes the branch's working state into a new commit, durable on
+ * return, and makes it the branch's base.  Every write acknowledged before
+ * the call is in it.  Writers are not stopped while it runs, except
+ * briefly for a chunk being captured.  Always makes a new commit, also
+ * when nothing changed. */
+int cairn_branch_commit (struct cairn_branch *b,
+                         const struct cairn_commit_options *opts,
+                         struct cairn_id *id);
+
+/* Statistics of the working state, for tests and benchmarks. */
+struct cairn_branch_stats {
+  uint64_t entries;             /* chunks that differ from the base */
+  uint64_t unsealed;            /* of those, not yet sealed */
+  uint64_t scratch_slots;       /* slots allocated in scratch files */
+};
+void cairn_branch_stats (struct cairn_branch *b,
+                         struct cairn_branch_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* Views: read-only access to a committed volume                       */
+
+struct cairn_view {
+  struct cairn_store *s;
+  struct cairn_volume vol;
+  unsigned levels;              /* tree height */
+};
+
+/* A view of volume NAME of commit ID.  CAIRN_ENOVOLUME if it has none. */
+int cairn_view_open (struct cairn_store *s, struct cairn_txn *txn,
+                     const struct cairn_id *commit, const char *name,
+                     struct cairn_view *v);
+/* A view of a volume description (root, size, chunk size). */
+void cairn_view_init (struct cairn_store *s, const struct cairn_volume *vol,
+                      struct cairn_view *v);
+int cairn_view_read (struct cairn_view *v, void *buf, size_t len,
+                     uint64_t off);
+int cairn_view_extents (struct cairn_view *v, uint64_t off, uint64_t len,
+                        cairn_extent_fn fn, void *arg);
+/* The chunk id at chunk index I (zero id: a hole). */
+int cairn_view_chunk (struct cairn_view *v, struct cairn_txn *txn,
+                      uint64_t i, struct cairn_id *id);
+
+/* ------------------------------------------------------------------ */
+/* Chunks                                                              */
+
+/* Reads chunk ID (decompressed, hash verified; through the cache) into
+ * BUF, which holds the store's chunk size.  The zero id gives zeros.
+ * -EBADMSG (with a message naming the chunk) if its bytes are corrupt. */
+int cairn_chunk_read (struct cairn_store *s, const struct cairn_id *id,
+                      void *buf);
+/* Reads part of a chunk: LEN bytes at OFF within it. */
+int cairn_chunk_read_part (struct cairn_store *s, const struct cairn_id *id,
+                           void *buf, size_t len, size_t off);
+/* Verifies one chunk without the cache: 0, -EBADMSG, -ENOENT. */
+int cairn_chunk_verify (struct cairn_store *s, const struct cairn_id *id);
+
+/* A chunk prepared for storage outside any transaction (the expensive
+ * part: hashing and compressing), then put inside one. */
+struct cairn_sealed {
+  struct cairn_id id;           /* zero: the chunk is all zeros */
+  void *data;                   /* compressed or raw bytes, malloc'd */
+  uint32_t len;
+  uint32_t flags;
+  bool known;                   /* the store had it already */
+};
+
+/* Hashes CHUNK (chunk-size bytes) and, unless it is zero or already
+ * stored, compresses it.  Thread-safe. */
+int cairn_chunk_seal (struct cairn_store *s, const void *chunk,
+                      struct cairn_sealed *out);
+/* Puts a sealed chunk (or refreshes a known one) in a write transaction.
+ * A known chunk that gc deleted meanwhile is -ENOENT: reseal it. */
+int cairn_chunk_put (struct cairn_txn *txn, const struct cairn_sealed *c);
+void cairn_sealed_free (struct cairn_sealed *c);
+
+/* ------------------------------------------------------------------ */
+/* Trees                                                               */
+
+/* Tree height of a volume of SIZE bytes in chunks of CHUNK_SIZE. */
+unsigned cairn_tree_levels (uint64_t size, uint32_t chunk_size);
+
+/* Calls FN for each non-hole chunk of the tree in [FIRST, LAST] order. */
+typedef int (*cairn_chunk_fn) (uint64_t index, const struct cairn_id *id,
+                               void *arg);
+int cairn_tree_walk (struct cairn_txn *txn, const struct cairn_id *root,
+                     unsigned levels, uint64_t first, uint64_t last,
+                     cairn_chunk_fn fn, void *arg);
+
+/* Calls FN for every tree node id reachable from ROOT (each once per
+ * visit; FN returns 1 to skip a node's children, e.g. already seen). */
+typedef int (*cairn_node_fn) (const struct cairn_id *id, unsigned level,
+                              void *arg);
+int cairn_tree_walk_nodes (struct cairn_txn *txn, const struct cairn_id *root,
+                           unsigned levels, cairn_node_fn node_fn,
+                           cairn_chunk_fn chunk_fn, void *arg);
+
+/* Calls FN for every chunk index where tree A (height LA) and tree B
+ * (height LB) differ, with both chunk ids; either root may be zero.
+ * Costs O(differences x height): equal subtrees are skipped by id. */
+typedef int (*cairn_diff_fn) (uint64_t index, const struct cairn_id *a,
+                              const struct cairn_id *b, void *arg);
+int cairn_tree_diff (struct cairn_txn *txn, const struct cairn_id *a,
+                     unsigned la, const struct cairn_id *b, unsigned lb,
+                     cairn_diff_fn fn, void *arg);
+
+/* Builds a tree from chunk ids given in increasing index order, writing
+ * nodes as they fill: memory is O(height), not O(volume). */
+struct cairn_tree_builder;
+int cairn_tree_builder_new (unsigned levels, struct cairn_tree_builder **tb);
+int cairn_tree_builder_add (struct cairn_tree_builder *tb,
+                            struct cairn_txn *txn, uint64_t index,
+                            const struct cairn_id *id);
+int cairn_tree_builder_finish (struct cairn_tree_builder *tb,
+                               struct cairn_txn *txn, struct cairn_id *root);
+void cairn_tree_builder_free (struct cairn_tree_builder *tb);
+
+/* Nodes the builder has written (for tests of structural sharing). */
+uint64_t cairn_tree_nodes_written (void);
+
+/* ------------------------------------------------------------------ */
+/* History                                                             */
+
+/* Commits reachable from the given heads through parent links, each once,
+ * newest first (by time, then id).  FIRST_PARENT: follow only first
+ * parents.  The caller frees *IDS. */
+int cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
+                   size_t nheads, bool first_parent, struct cairn_id **ids,
+                   size_t *n);
+
+/* ------------------------------------------------------------------ */
+/* Pins: protect objects a long operation writes before a commit names
+ * them (import, VM memory) from a concurrent gc. */
+
+struct cairn_pin;
+int cairn_pin_begin (struct cairn_store *s, struct cairn_pin **pin);
+void cairn_pin_end (struct cairn_pin *pin);
+
+/* The gc epoch below which a live pin protects nothing: gc/ sweeps only
+ * objects older than min(its own epoch, this).  UINT64_MAX if no pin. */
+int cairn_pins_oldest_epoch (struct cairn_store *s, uint64_t *epoch);
+
+#endif /* CAIRN_STORE_H */

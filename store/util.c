@@ -276,7 +276,8 @@ cairn_parse_duration (const char *s, int64_t *ns)
     case 'y': unit = 365 * 86400; end++; break;
     default: return -EINVAL;
     }
-    if (v > INT64_MAX / 1000000000 / unit)
+    if (v > INT64_MAX / 1000000000 / unit
+        || total > INT64_MAX - v * unit * 1000000000)
       return -ERANGE;
     total += v * unit * 1000000000;
     s = end;

@@ -1,2 +1,28 @@
-# Unit tests of libcairn (store/).
-STORE_TEST_LIBS = $(top_builddir)/store/libcairn.la
+# Unit tests of libcairn (store/): one program per module.
+STORE_TEST_LDADD = $(top_builddir)/store/libcairn.la
+
+store_unit_tests = \
+	unit/test-util \
+	unit/test-tree \
+	unit/test-commit \
+	unit/test-refs \
+	unit/test-branch \
+	unit/test-branch-model \
+	unit/test-branch-concurrent
+check_PROGRAMS += $(store_unit_tests)
+TESTS += $(store_unit_tests)
+
+unit_test_util_SOURCES = unit/test-util.c
+unit_test_util_LDADD = $(STORE_TEST_LDADD)
+unit_test_tree_SOURCES = unit/test-tree.c
+unit_test_tree_LDADD = $(STORE_TEST_LDADD)
+unit_test_commit_SOURCES = unit/test-commit.c
+unit_test_commit_LDADD = $(STORE_TEST_LDADD)
+unit_test_refs_SOURCES = unit/test-refs.c
+unit_test_refs_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_SOURCES = unit/test-branch.c
+unit_test_branch_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_model_SOURCES = unit/test-branch-model.c
+unit_test_branch_model_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_concurrent_SOURCES = unit/test-branch-concurrent.c
+unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread

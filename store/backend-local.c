@@ -1,0 +1,751 @@
+/* backend-local.c: the local backend, an LMDB index beside pack files.
+ *
+ * STORE/index is one LMDB environment with a named database per object
+ * type and per record table.  Chunks live in packs (pack.h) and the index
+ * holds their location; tree nodes and commits are small and live inline
+ * in the index.  Record formats, all little-endian:
+ *
+ * "chunks"  key: chunk id (32 bytes)
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     4  pack number
+ *        4     4  flags (CAIRN_OBJECT_ZSTD)
+ *        8     8  offset of the record in the pack
+ *       16     4  stored length
+ *       20     4  raw length
+ *       24     8  gc epoch of the last put
+ *
+ * "nodes", "commits"  key: object id (32 bytes)
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     8  gc epoch of the last put
+ *        8     n  the object's bytes (its id is their SHA-256)
+ *
+ * "meta"  key: a short name; value by name:
+ *   "format"     4  index format version, 1
+ *   "epoch"      8  current gc epoch (gc/ bumps it when a run starts)
+ *   "next-pack"  4  lowest pack number never handed out
+ *   "next-wid"   8  next branch-volume working id (branch.h)
+ *
+ * The other tables ("refs", "work", "tombstones", "retention", "sessions",
+ * "vms") hold records whose formats the modules that own them document.
+ *
+ * Locking: LMDB allows one write transaction at a time across processes;
+ * that lock also guards this process's pack writer, which is only touched
+ * inside a write transaction.  The environment is opened with MDB_NOTLS so
+ * that read transactions are not tied to threads.  It must be opened after
+ * any fork (nbdkit's .after_fork).
+ *
+ * Durability: a write transaction that appended chunks fdatasyncs the pack
+ * before mdb_txn_commit, which itself syncs data then meta page: a record
+ * is durable before the index names it, and a commit is durable on return.
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "store/backend.h"
+#include "store/pack.h"
+#include "store/util.h"
+
+#define DEFAULT_MAP_SIZE (32ULL << 30)
+
+static const char *const object_db_names[CAIRN_OBJECT_TYPES] = {
+  [CAIRN_OBJECT_CHUNK] = "chunks",
+  [CAIRN_OBJECT_NODE] = "nodes",
+  [CAIRN_OBJECT_COMMIT] = "commits",
+};
+
+static const char *const table_db_names[CAIRN_TABLES] = {
+  [CAIRN_TABLE_META] = "meta",
+  [CAIRN_TABLE_REFS] = "refs",
+  [CAIRN_TABLE_WORK] = "work",
+  [CAIRN_TABLE_TOMBSTONES] = "tombstones",
+  [CAIRN_TABLE_RETENTION] = "retention",
+  [CAIRN_TABLE_SESSIONS] = "sessions",
+  [CAIRN_TABLE_VMS] = "vms",
+};
+
+#define CHUNK_ENTRY_SIZE 32
+#define INLINE_HEADER_SIZE 8
+
+struct local_backend {
+  struct cairn_backend base;
+  MDB_env *env;
+  MDB_dbi objects[CAIRN_OBJECT_TYPES];
+  MDB_dbi tables[CAIRN_TABLES];
+  bool readonly;
+  char *packs_dir;
+  uint64_t pack_limit;
+  struct pack_writer writer;    /* guarded by LMDB's write lock */
+  struct pack_readers readers;
+};
+
+struct cairn_btxn {
+  struct local_backend *lb;
+  MDB_txn *txn;
+  bool write;
+  bool appended;                /* chunks appended to a pack */
+  bool have_epoch;
+  uint64_t epoch;
+  void **bufs;                  /* chunk reads, freed at the end */
+  size_t nbufs, capbufs;
+};
+
+static int
+mdb_errno (int rc)
+{
+  switch (rc) {
+  case MDB_SUCCESS: return 0;
+  case MDB_NOTFOUND: return -ENOENT;
+  case MDB_KEYEXIST: return -EEXIST;
+  case MDB_MAP_FULL: return -ENOSPC;
+  case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID:
+    return -EBADMSG;
+  case MDB_READERS_FULL: case MDB_TXN_FULL: return -EAGAIN;
+  case MDB_VERSION_MISMATCH: return -EPROTO;
+  default: return rc > 0 ? -rc : -EIO;
+  }
+}
+
+static struct local_backend *
+local (struct cairn_backend *b)
+{
+  return (struct local_backend *) b;
+}
+
+static void
+txn_free (struct cairn_btxn *t)
+{
+  for (size_t i = 0; i < t->nbufs; i++)
+    free (t->bufs[i]);
+  free (t->bufs);
+  free (t);
+}
+
+static int
+local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
+{
+  struct local_backend *lb = local (b);
+
+  if (write && lb->readonly)
+    return -EROFS;
+  struct cairn_btxn *t = calloc (1, sizeof *t);
+  if (!t)
+    return -ENOMEM;
+  t->lb = lb;
+  t->write = write;
+  int rc = mdb_txn_begin (lb->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+  if (rc) {
+    free (t);
+    return mdb_errno (rc);
+  }
+  *out = t;
+  return 0;
+}
+
+static int
+local_txn_commit (struct cairn_btxn *t)
+{
+  int r = 0;
+
+  if (t->appended)
+    r = pack_writer_sync (&t->lb->writer);
+  if (r < 0)
+    mdb_txn_abort (t->txn);
+  else
+    r = mdb_errno (mdb_txn_commit (t->txn));
+  txn_free (t);
+  return r;
+}
+
+static void
+local_txn_abort (struct cairn_btxn *t)
+{
+  mdb_txn_abort (t->txn);
+  txn_free (t);
+}
+
+static int
+meta_get_u64 (struct cairn_btxn *t, const char *name, uint64_t *v)
+{
+  MDB_val k = { strlen (name), (void *) name }, d;
+  int rc = mdb_get (t->txn, t->lb->tables[CAIRN_TABLE_META], &k, &d);
+  if (rc == MDB_NOTFOUND) {
+    *v = 0;
+    return 0;
+  }
+  if (rc)
+    return mdb_errno (rc);
+  *v = d.mv_size == 4 ? cairn_le32 (d.mv_data)
+    : d.mv_size == 8 ? cairn_le64 (d.mv_data) : 0;
+  return 0;
+}
+
+static int
+meta_put_u32 (struct cairn_btxn *t, const char *name, uint32_t v)
+{
+  uint8_t buf[4];
+  cairn_put_le32 (buf, v);
+  MDB_val k = { strlen (name), (void *) name }, d = { 4, buf };
+  return mdb_errno (mdb_put (t->txn, t->lb->tables[CAIRN_TABLE_META],
+                             &k, &d, 0));
+}
+
+static int
+txn_epoch (struct cairn_btxn *t, uint64_t *epoch)
+{
+  if (!t->have_epoch) {
+    int r = meta_get_u64 (t, "epoch", &t->epoch);
+    if (r < 0)
+      return r;
+    t->have_epoch = true;
+  }
+  *epoch = t->epoch;
+  return 0;
+}
+
+/* Gives this process a pack to append to: the one it has, a pack nobody
+ * holds that has room, or a new one.  Called inside the write txn. */
+static int
+ensure_pack (struct cairn_btxn *t, size_t need)
+{
+  struct local_backend *lb = t->lb;
+  struct pack_writer *w = &lb->writer;
+  uint64_t next;
+  int r;
+
+  if (w->fd >= 0 && w->size + need <= lb->pack_limit)
+    return 0;
+  if (w->fd >= 0)
+    pack_writer_retire (w);
+  r = meta_get_u64 (t, "next-pack", &next);
+  if (r < 0)
+    return r;
+
+  /* Reuse the newest pack with room, if nobody holds it. */
+  DIR *d = opendir (lb->packs_dir);
+  if (d) {
+    struct dirent *e;
+    uint32_t best = 0;
+    bool found = false;
+    while ((e = readdir (d)) != NULL) {
+      uint32_t n;
+      if (pack_parse_name (e->d_name, &n) == 0 && (!found || n > best)) {
+        best = n;
+        found = true;
+      }
+    }
+    closedir (d);
+    if (found && pack_writer_adopt (w, lb->packs_dir, best) == 0) {
+      if (w->size + need <= lb->pack_limit)
+        goto have_pack;
+      pack_writer_retire (w);
+    }
+  }
+
+  /* A number at or above next-pack may exist if a transaction that
+   * created it aborted: skip such files. */
+  for (;; next++) {
+    if (next >= UINT32_MAX)
+      return -ENOSPC;
+    r = pack_writer_create (w, lb->packs_dir, (uint32_t) next);
+    if (r == 0)
+      break;
+    if (r != -EEXIST)
+      return r;
+  }
+
+ have_pack:
+  /* Numbers handed out are never handed out again, even after gc deletes
+   * the pack: next-pack stays above every pack an index entry names. */
+  r = meta_get_u64 (t, "next-pack", &next);
+  if (r == 0 && next <= w->number)
+    r = meta_put_u32 (t, "next-pack", w->number + 1);
+  return r;
+}
+
+static void
+chunk_entry_decode (const MDB_val *d, struct cairn_object_info *info)
+{
+  const uint8_t *p = d->mv_data;
+
+  info->pack = cairn_le32 (p);
+  info->flags = cairn_le32 (p + 4);
+  info->offset = cairn_le64 (p + 8);
+  info->stored_len = cairn_le32 (p + 16);
+  info->raw_len = cairn_le32 (p + 20);
+  info->epoch = cairn_le64 (p + 24);
+}
+
+static void
+chunk_entry_encode (uint8_t *p, const struct cairn_object_info *info)
+{
+  cairn_put_le32 (p, info->pack);
+  cairn_put_le32 (p + 4, info->flags);
+  cairn_put_le64 (p + 8, info->offset);
+  cairn_put_le32 (p + 16, info->stored_len);
+  cairn_put_le32 (p + 20, info->raw_len);
+  cairn_put_le64 (p + 24, info->epoch);
+}
+
+static int
+decode_object (enum cairn_object_type type, const MDB_val *d,
+               struct cairn_object_info *info)
+{
+  memset (info, 0, sizeof *info);
+  if (type == CAIRN_OBJECT_CHUNK) {
+    if (d->mv_size != CHUNK_ENTRY_SIZE)
+      return -EBADMSG;
+    chunk_entry_decode (d, info);
+  }
+  else {
+    if (d->mv_size < INLINE_HEADER_SIZE)
+      return -EBADMSG;
+    info->epoch = cairn_le64 (d->mv_data);
+    info->stored_len = info->raw_len = d->mv_size - INLINE_HEADER_SIZE;
+  }
+  return 0;
+}
+
+static int
+local_object_stat (struct cairn_btxn *t, enum cairn_object_type type,
+                   const struct cairn_id *id, struct cairn_object_info *info)
+{
+  MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes }, d;
+  int rc = mdb_get (t->txn, t->lb->objects[type], &k, &d);
+  if (rc)
+    return mdb_errno (rc);
+  struct cairn_object_info tmp;
+  return decode_object (type, &d, info ? info : &tmp);
+}
+
+/* Re-puts an existing object's entry with the current epoch. */
+static int
+freshen (struct cairn_btxn *t, enum cairn_object_type type, MDB_val *k,
+         MDB_val *d, uint64_t epoch)
+{
+  size_t at = type == CAIRN_OBJECT_CHUNK ? 24 : 0;
+  if (d->mv_size < at + 8)
+    return -EBADMSG;
+  if (cairn_le64 ((uint8_t *) d->mv_data + at) >= epoch)
+    return 0;
+  /* The old value lives in a page the put may free: copy it first. */
+  void *copy = malloc (d->mv_size);
+  if (!copy)
+    return -ENOMEM;
+  memcpy (copy, d->mv_data, d->mv_size);
+  cairn_put_le64 ((uint8_t *) copy + at, epoch);
+  MDB_val nd = { d->mv_size, copy };
+  int rc = mdb_put (t->txn, t->lb->objects[type], k, &nd, 0);
+  free (copy);
+  return mdb_errno (rc);
+}
+
+static int
+local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
+                  const struct cairn_id *id, const void *data, size_t len,
+                  uint32_t raw_len, uint32_t flags)
+{
+  struct local_backend *lb = t->lb;
+  MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes }, d;
+  uint64_t epoch;
+  int r, rc;
+
+  if (!t->write)
+    return -EROFS;
+  r = txn_epoch (t, &epoch);
+  if (r < 0)
+    return r;
+  rc = mdb_get (t->txn, lb->objects[type], &k, &d);
+  if (rc == 0) {
+    r = freshen (t, type, &k, &d, epoch);
+    return r < 0 ? r : 1;
+  }
+  if (rc != MDB_NOTFOUND)
+    return mdb_errno (rc);
+  if (!data)
+    return -ENOENT;
+
+  if (type == CAIRN_OBJECT_CHUNK) {
+    struct cairn_object_info info = {
+      .flags = flags, .stored_len = len, .raw_len = raw_len, .epoch = epoch,
+    };
+    uint8_t entry[CHUNK_ENTRY_SIZE];
+
+    r = ensure_pack (t, PACK_RECORD_HEADER_SIZE + len);
+    if (r < 0)
+      return r;
+    r = pack_writer_append (&lb->writer, id->bytes, flags, data, len,
+                            raw_len, &info.offset);
+    if (r < 0)
+      return r;
+    t->appended = true;
+    info.pack = lb->writer.number;
+    chunk_entry_encode (entry, &info);
+    d.mv_size = sizeof entry;
+    d.mv_data = entry;
+    return mdb_errno (mdb_put (t->txn, lb->objects[type], &k, &d, 0));
+  }
+
+  d.mv_size = INLINE_HEADER_SIZE + len;
+  rc = mdb_put (t->txn, lb->objects[type], &k, &d, MDB_RESERVE);
+  if (rc)
+    return mdb_errno (rc);
+  cairn_put_le64 (d.mv_data, epoch);
+  memcpy ((uint8_t *) d.mv_data + INLINE_HEADER_SIZE, data, len);
+  return 0;
+}
+
+static int
+local_object_get (struct cairn_btxn *t, enum cairn_object_type type,
+                  const struct cairn_id *id, struct cairn_val *out,
+                  struct cairn_object_info *info)
+{
+  struct cairn_object_info tmp;
+  MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes }, d;
+  int r, rc;
+
+  if (!info)
+    info = &tmp;
+  rc = mdb_get (t->txn, t->lb->objects[type], &k, &d);
+  if (rc)
+    return mdb_errno (rc);
+  r = decode_object (type, &d, info);
+  if (r < 0)
+    return r;
+  if (type != CAIRN_OBJECT_CHUNK) {
+    out->data = (uint8_t *) d.mv_data + INLINE_HEADER_SIZE;
+    out->len = info->stored_len;
+    return 0;
+  }
+
+  if (t->nbufs == t->capbufs) {
+    size_t n = t->capbufs ? 2 * t->capbufs : 4;
+    void **bufs = realloc (t->bufs, n * sizeof *bufs);
+    if (!bufs)
+      return -ENOMEM;
+    t->bufs = bufs;
+    t->capbufs = n;
+  }
+  uint8_t *buf = malloc (PACK_RECORD_HEADER_SIZE + info->stored_len);
+  if (!buf)
+    return -ENOMEM;
+  t->bufs[t->nbufs++] = buf;
+  r = pack_read_record (&t->lb->readers, info->pack, info->offset,
+                        id->bytes, info->stored_len, info->raw_len, buf);
+  if (r < 0)
+    return r;
+  out->data = buf + PACK_RECORD_HEADER_SIZE;
+  out->len = info->stored_len;
+  return 0;
+}
+
+static int
+local_object_delete (struct cairn_btxn *t, enum cairn_object_type type,
+                     const struct cairn_id *id)
+{
+  MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes };
+  if (!t->write)
+    return -EROFS;
+  return mdb_errno (mdb_del (t->txn, t->lb->objects[type], &k, NULL));
+}
+
+static int
+local_object_scan (struct cairn_btxn *t, enum cairn_object_type type,
+                   const struct cairn_id *start, cairn_object_scan_fn fn,
+                   void *arg)
+{
+  MDB_cursor *c;
+  MDB_val k, d;
+  int rc, r = 0;
+
+  rc = mdb_cursor_open (t->txn, t->lb->objects[type], &c);
+  if (rc)
+    return mdb_errno (rc);
+  if (start) {
+    k.mv_size = CAIRN_ID_SIZE;
+    k.mv_data = (void *) start->bytes;
+    rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
+  }
+  else
+    rc = mdb_cursor_get (c, &k, &d, MDB_FIRST);
+  while (rc == 0) {
+    struct cairn_id id;
+    struct cairn_object_info info;
+    if (k.mv_size != CAIRN_ID_SIZE) {
+      r = -EBADMSG;
+      break;
+    }
+    memcpy (id.bytes, k.mv_data, CAIRN_ID_SIZE);
+    r = decode_object (type, &d, &info);
+    if (r == 0)
+      r = fn (&id, &info, arg);
+    if (r != 0)
+      break;
+    rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
+  }
+  mdb_cursor_close (c);
+  if (r != 0)
+    return r;
+  return rc == MDB_NOTFOUND ? 0 : mdb_errno (rc);
+}
+
+static int
+local_record_get (struct cairn_btxn *t, enum cairn_table table,
+                  const void *key, size_t klen, struct cairn_val *value)
+{
+  MDB_val k = { klen, (void *) key }, d;
+  int rc = mdb_get (t->txn, t->lb->tables[table], &k, &d);
+  if (rc)
+    return mdb_errno (rc);
+  value->data = d.mv_data;
+  value->len = d.mv_size;
+  return 0;
+}
+
+static int
+local_record_put (struct cairn_btxn *t, enum cairn_table table,
+                  const void *key, size_t klen, const void *value,
+                  size_t vlen)
+{
+  MDB_val k = { klen, (void *) key }, d = { vlen, (void *) value };
+  if (!t->write)
+    return -EROFS;
+  return mdb_errno (mdb_put (t->txn, t->lb->tables[table], &k, &d, 0));
+}
+
+static int
+local_record_delete (struct cairn_btxn *t, enum cairn_table table,
+                     const void *key, size_t klen)
+{
+  MDB_val k = { klen, (void *) key };
+  if (!t->write)
+    return -EROFS;
+  return mdb_errno (mdb_del (t->txn, t->lb->tables[table], &k, NULL));
+}
+
+static int
+local_record_delete_prefix (struct cairn_btxn *t, enum cairn_table table,
+                            const void *prefix, size_t plen)
+{
+  MDB_cursor *c;
+  MDB_val k = { plen, (void *) prefix }, d;
+  int rc;
+
+  if (!t->write)
+    return -EROFS;
+  rc = mdb_cursor_open (t->txn, t->lb->tables[table], &c);
+  if (rc)
+    return mdb_errno (rc);
+  rc = plen ? mdb_cursor_get (c, &k, &d, MDB_SET_RANGE)
+    : mdb_cursor_get (c, &k, &d, MDB_FIRST);
+  while (rc == 0 && k.mv_size >= plen
+         && memcmp (k.mv_data, prefix, plen) == 0) {
+    rc = mdb_cursor_del (c, 0);
+    if (rc == 0)
+      rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
+  }
+  mdb_cursor_close (c);
+  return rc == 0 || rc == MDB_NOTFOUND || rc == EINVAL ? 0 : mdb_errno (rc);
+}
+
+static int
+local_record_cas (struct cairn_btxn *t, enum cairn_table table,
+                  const void *key, size_t klen,
+                  const struct cairn_val *expect,
+                  const struct cairn_val *new_value)
+{
+  struct cairn_val cur = { NULL, 0 };
+  int r = local_record_get (t, table, key, klen, &cur);
+
+  if (r < 0 && r != -ENOENT)
+    return r;
+  if (r == -ENOENT ? expect != NULL
+      : !expect || expect->len != cur.len
+        || memcmp (expect->data, cur.data, cur.len) != 0)
+    return -EEXIST;
+  if (!new_value)
+    return r == -ENOENT ? 0 : local_record_delete (t, table, key, klen);
+  return local_record_put (t, table, key, klen, new_value->data,
+                           new_value->len);
+}
+
+static int
+local_record_scan (struct cairn_btxn *t, enum cairn_table table,
+                   const void *prefix, size_t plen, const void *start,
+                   size_t slen, cairn_record_scan_fn fn, void *arg)
+{
+  MDB_cursor *c;
+  MDB_val k, d;
+  int rc, r = 0;
+
+  rc = mdb_cursor_open (t->txn, t->lb->tables[table], &c);
+  if (rc)
+    return mdb_errno (rc);
+  if (!start) {
+    start = prefix;
+    slen = plen;
+  }
+  if (slen > 0) {
+    k.mv_size = slen;
+    k.mv_data = (void *) start;
+    rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
+  }
+  else
+    rc = mdb_cursor_get (c, &k, &d, MDB_FIRST);
+  while (rc == 0) {
+    if (k.mv_size < plen || memcmp (k.mv_data, prefix, plen) != 0)
+      break;
+    r = fn ((struct cairn_val) { k.mv_data, k.mv_size },
+            (struct cairn_val) { d.mv_data, d.mv_size }, arg);
+    if (r != 0)
+      break;
+    rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
+  }
+  mdb_cursor_close (c);
+  if (r != 0)
+    return r;
+  return rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_errno (rc);
+}
+
+static int
+local_space (struct cairn_backend *b, uint64_t *pack_bytes, uint64_t *packs)
+{
+  struct local_backend *lb = local (b);
+  DIR *d = opendir (lb->packs_dir);
+  struct dirent *e;
+
+  if (!d)
+    return -errno;
+  *pack_bytes = *packs = 0;
+  while ((e = readdir (d)) != NULL) {
+    uint32_t n;
+    struct stat st;
+    if (pack_parse_name (e->d_name, &n) < 0
+        || fstatat (dirfd (d), e->d_name, &st, 0) == -1)
+      continue;
+    *pack_bytes += st.st_size;
+    (*packs)++;
+  }
+  closedir (d);
+  return 0;
+}
+
+static void
+local_close (struct cairn_backend *b)
+{
+  struct local_backend *lb = local (b);
+
+  pack_writer_close (&lb->writer);
+  pack_readers_free (&lb->readers);
+  mdb_env_close (lb->env);
+  free (lb->packs_dir);
+  free (lb);
+}
+
+static const struct cairn_backend_ops local_ops = {
+  .name = "local",
+  .close = local_close,
+  .txn_begin = local_txn_begin,
+  .txn_commit = local_txn_commit,
+  .txn_abort = local_txn_abort,
+  .object_put = local_object_put,
+  .object_get = local_object_get,
+  .object_stat = local_object_stat,
+  .object_delete = local_object_delete,
+  .object_scan = local_object_scan,
+  .record_get = local_record_get,
+  .record_put = local_record_put,
+  .record_delete = local_record_delete,
+  .record_delete_prefix = local_record_delete_prefix,
+  .record_cas = local_record_cas,
+  .record_scan = local_record_scan,
+  .space = local_space,
+};
+
+static int
+open_databases (struct local_backend *lb)
+{
+  MDB_txn *txn;
+  unsigned flags = lb->readonly ? 0 : MDB_CREATE;
+  int rc = mdb_txn_begin (lb->env, NULL, lb->readonly ? MDB_RDONLY : 0, &txn);
+
+  if (rc)
+    return mdb_errno (rc);
+  for (int i = 0; i < CAIRN_OBJECT_TYPES && rc == 0; i++)
+    rc = mdb_dbi_open (txn, object_db_names[i], flags, &lb->objects[i]);
+  for (int i = 0; i < CAIRN_TABLES && rc == 0; i++)
+    rc = mdb_dbi_open (txn, table_db_names[i], flags, &lb->tables[i]);
+  if (rc) {
+    mdb_txn_abort (txn);
+    return mdb_errno (rc);
+  }
+  return mdb_errno (mdb_txn_commit (txn));
+}
+
+int
+cairn_backend_local_open (const char *store_path, bool readonly,
+                          struct cairn_backend **out)
+{
+  char path[4096];
+  struct local_backend *lb = calloc (1, sizeof *lb);
+  uint64_t map_size = DEFAULT_MAP_SIZE;
+  const char *env_map = getenv ("CAIRN_INDEX_MAP_SIZE");
+  int r;
+
+  if (!lb)
+    return -ENOMEM;
+  lb->base.ops = &local_ops;
+  lb->readonly = readonly;
+  lb->pack_limit = PACK_DEFAULT_LIMIT;
+  const char *env_limit = getenv ("CAIRN_PACK_LIMIT");
+  if (env_limit)
+    cairn_parse_size (env_limit, &lb->pack_limit);
+  if (env_map)
+    cairn_parse_size (env_map, &map_size);
+  pack_writer_init (&lb->writer);
+  snprintf (path, sizeof path, "%s/packs", store_path);
+  lb->packs_dir = strdup (path);
+  if (!lb->packs_dir || pack_readers_init (&lb->readers, path) < 0) {
+    free (lb->packs_dir);
+    free (lb);
+    return -ENOMEM;
+  }
+
+  r = mdb_errno (mdb_env_create (&lb->env));
+  if (r < 0)
+    goto err;
+  mdb_env_set_maxdbs (lb->env, CAIRN_OBJECT_TYPES + CAIRN_TABLES + 2);
+  mdb_env_set_maxreaders (lb->env, 1022);
+  mdb_env_set_mapsize (lb->env, map_size);
+  snprintf (path, sizeof path, "%s/index", store_path);
+  r = mdb_errno (mdb_env_open (lb->env, path,
+                               MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
+                               0644));
+  if (r < 0)
+    goto err_env;
+  /* Reader slots of processes that died (kill -9) would otherwise pin old
+   * pages forever. */
+  int dead;
+  mdb_reader_check (lb->env, &dead);
+  r = open_databases (lb);
+  if (r < 0)
+    goto err_env;
+  *out = &lb->base;
+  return 0;
+
+ err_env:
+  mdb_env_close (lb->env);
+ err:
+  pack_readers_free (&lb->readers);
+  free (lb->packs_dir);
+  free (lb);
+  return r;
+}

@@ -1,0 +1,161 @@
+/* backend.h: where libcairn keeps its bytes.
+ *
+ * Everything above this interface (trees, commits, branches, gc) speaks in
+ * immutable objects named by their SHA-256 and in small mutable records
+ * (refs, branch working state, policies).  A backend stores both and gives
+ * them transactions.  The local backend (backend-local.c) is an LMDB index
+ * beside append-only pack files; a distributed one (Ceph RADOS) can replace
+ * it without touching callers, provided it keeps these promises:
+ *
+ *  - object_put is idempotent: putting an id that exists keeps the old
+ *    bytes and only refreshes the object's epoch.
+ *  - A write transaction is atomic: on commit every put, record change and
+ *    compare-and-swap in it becomes visible and durable together, and the
+ *    bytes of every object it names are durable before the names are.
+ *    (A RADOS backend would write objects first and publish refs last.)
+ *  - A read transaction sees one consistent snapshot and never blocks, or
+ *    is blocked by, a writer.
+ *  - Epochs: each object carries the gc epoch current when it was last put.
+ *    gc bumps the epoch when it starts and deletes only objects that are
+ *    unreachable *and* older than that, so an object written or reused
+ *    after gc started is never lost (see gc/).
+ *
+ * Errors: 0 on success or a negative errno.  -ENOENT: no such object or
+ * record.  -EEXIST: a compare-and-swap found a different value.  -EBADMSG:
+ * stored bytes are corrupt.  -ENOSPC: the disk is full (nothing changed).
+ */
+#ifndef CAIRN_BACKEND_H
+#define CAIRN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/util.h"
+
+enum cairn_object_type {
+  CAIRN_OBJECT_CHUNK,           /* volume data, compressed */
+  CAIRN_OBJECT_NODE,            /* block-map tree node */
+  CAIRN_OBJECT_COMMIT,          /* commit text */
+  CAIRN_OBJECT_TYPES
+};
+
+/* Mutable records, each table its own key space. */
+enum cairn_table {
+  CAIRN_TABLE_META,             /* store-wide counters: epoch, next pack, ... */
+  CAIRN_TABLE_REFS,             /* heads/NAME, tags/NAME (ref.h) */
+  CAIRN_TABLE_WORK,             /* branch working state (branch.h) */
+  CAIRN_TABLE_TOMBSTONES,       /* pruned commits (commit id -> time) */
+  CAIRN_TABLE_RETENTION,        /* per-branch retention policies */
+  CAIRN_TABLE_SESSIONS,         /* live writers that pin new objects (gc) */
+  CAIRN_TABLE_VMS,              /* VM records of qemu-glue */
+  CAIRN_TABLES
+};
+
+/* Flags of a stored object. */
+#define CAIRN_OBJECT_ZSTD 1     /* stored bytes are one zstd frame */
+
+struct cairn_object_info {
+  uint32_t stored_len;          /* bytes as stored */
+  uint32_t raw_len;             /* bytes after decompression */
+  uint32_t flags;               /* CAIRN_OBJECT_* */
+  uint64_t epoch;               /* gc epoch of the last put */
+  uint32_t pack;                /* local backend: pack number of a chunk */
+  uint64_t offset;              /* local backend: record offset in it */
+};
+
+/* A borrowed byte string, valid until its transaction ends. */
+struct cairn_val {
+  const void *data;
+  size_t len;
+};
+
+struct cairn_backend;
+struct cairn_btxn;              /* a transaction of one backend */
+
+/* Called for each object or record a scan visits.  Return 0 to go on, a
+ * positive value to stop the scan (returned by the scan), or a negative
+ * errno to abort it. */
+typedef int (*cairn_object_scan_fn) (const struct cairn_id *id,
+                                     const struct cairn_object_info *info,
+                                     void *arg);
+typedef int (*cairn_record_scan_fn) (struct cairn_val key,
+                                     struct cairn_val value, void *arg);
+
+struct cairn_backend_ops {
+  const char *name;
+  void (*close) (struct cairn_backend *b);
+
+  /* Transactions.  At most one write transaction runs at a time across
+   * every process using the store; a thread holds at most one. */
+  int (*txn_begin) (struct cairn_backend *b, bool write,
+                    struct cairn_btxn **txn);
+  int (*txn_commit) (struct cairn_btxn *txn);
+  void (*txn_abort) (struct cairn_btxn *txn);
+
+  /* Immutable objects.  put returns 0 if it stored DATA, 1 if the object
+   * existed (its epoch is refreshed), -ENOENT if DATA is NULL and the
+   * object does not exist (put with no data only refreshes). */
+  int (*object_put) (struct cairn_btxn *txn, enum cairn_object_type type,
+                     const struct cairn_id *id, const void *data,
+                     size_t len, uint32_t raw_len, uint32_t flags);
+  /* The stored bytes, valid until TXN ends. */
+  int (*object_get) (struct cairn_btxn *txn, enum cairn_object_type type,
+                     const struct cairn_id *id, struct cairn_val *data,
+                     struct cairn_object_info *info);
+  int (*object_stat) (struct cairn_btxn *txn, enum cairn_object_type type,
+                      const struct cairn_id *id,
+                      struct cairn_object_info *info);
+  int (*object_delete) (struct cairn_btxn *txn, enum cairn_object_type type,
+                        const struct cairn_id *id);
+  /* Visits objects in id order, from the first id >= START. */
+  int (*object_scan) (struct cairn_btxn *txn, enum cairn_object_type type,
+                      const struct cairn_id *start,
+                      cairn_object_scan_fn fn, void *arg);
+
+  /* Mutable records. */
+  int (*record_get) (struct cairn_btxn *txn, enum cairn_table table,
+                     const void *key, size_t klen, struct cairn_val *value);
+  int (*record_put) (struct cairn_btxn *txn, enum cairn_table table,
+                     const void *key, size_t klen,
+                     const void *value, size_t vlen);
+  int (*record_delete) (struct cairn_btxn *txn, enum cairn_table table,
+                        const void *key, size_t klen);
+  /* Sets KEY to NEW only if it now holds EXPECT (NULL: absent).  NEW NULL
+   * deletes.  -EEXIST if the current value differs. */
+  int (*record_cas) (struct cairn_btxn *txn, enum cairn_table table,
+                     const void *key, size_t klen,
+                     const struct cairn_val *expect,
+                     const struct cairn_val *new_value);
+  /* Deletes every record whose key starts with PREFIX. */
+  int (*record_delete_prefix) (struct cairn_btxn *txn, enum cairn_table table,
+                               const void *prefix, size_t plen);
+  /* Visits records whose key starts with PREFIX, in key order, from the
+   * first key >= START (START NULL: from PREFIX). */
+  int (*record_scan) (struct cairn_btxn *txn, enum cairn_table table,
+                      const void *prefix, size_t plen,
+                      const void *start, size_t slen,
+                      cairn_record_scan_fn fn, void *arg);
+
+  /* Store-wide statistics for du and gc: bytes in packs, number of packs. */
+  int (*space) (struct cairn_backend *b, uint64_t *pack_bytes,
+                uint64_t *packs);
+};
+
+struct cairn_backend {
+  const struct cairn_backend_ops *ops;
+};
+
+/* The local backend over STORE/index (LMDB) and STORE/packs.  READONLY
+ * opens without taking part in writes (no pack is opened). */
+int cairn_backend_local_open (const char *store_path, bool readonly,
+                              struct cairn_backend **b);
+
+/* The local backend's pack maintenance, for gc (backend-local.c). */
+struct cairn_pack_stat {
+  uint32_t pack;
+  uint64_t size;                /* bytes in the file */
+  bool writable;                /* no writer holds it right now */
+};
+
+#endif /* CAIRN_BACKEND_H */

@@ -1,0 +1,2016 @@
+/* branch.c: writable branches: working state over a base commit.
+ *
+ * Design
+ * ------
+ * A branch volume is its base tree plus an overlay of *entries*, one per
+ * chunk that differs from the base.  An entry is either
+ *
+ *   SEALED(id)    the chunk's new content is the stored chunk ID (zero id:
+ *                 all zeros), or
+ *   DIRTY         the chunk is being written: sectors whose bit is set in
+ *                 its bitmap are in a *slot* of the volume's scratch file,
+ *                 the others are those of its *underlay* chunk.
+ *
+ * A write goes straight to the slot (no read-modify-write of the chunk: the
+ * bitmap says which 512-byte sectors are new), so writing costs what a raw
+ * file costs.  Sealing turns a DIRTY entry into SEALED: merge slot and
+ * underlay, hash, compress, append to a pack.  The background sealer does
+ * this for chunks that went quiet, so that a commit is normally only
+ * metadata: O(entries x tree height) node writes and one transaction.
+ *
+ * Scratch files (STORE/branches/NAME/VOLUME.scratch) are arrays of chunk-
+ * sized slots, reused through a free list, so they stay as big as the
+ * unsealed working set, never as big as the volume.
+ *
+ * Durability.  Entries are persisted in the "work" table:
+ *
+ *   "work"  key: wid (8 bytes, big-endian) + chunk index (8, big-endian)
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0     1  type: 1 = sealed, 2 = scratch
+ *          1     3  reserved, 0
+ *          4    32  sealed: chunk id (zero: all zeros); scratch: underlay
+ *         36     4  scratch only: slot number (LE)
+ *         40     B  scratch only: sector bitmap, B = chunk size / 4096;
+ *                   bit i (byte i/8, bit i%8) set if sector i is in the slot
+ *
+ * flush snapshots the entries changed since the last flush, fdatasyncs the
+ * scratch files, then writes their records in one transaction: a flushed
+ * write survives kill -9 and power loss.  Sealing puts a chunk and the
+ * record naming it in one transaction (so gc can never see the chunk
+ * unreferenced).  A slot is reused only when nothing names it any more:
+ * not its entry, not its persisted record, not a commit capturing it, not
+ * a read or write in flight.  One reference count per slot counts all of
+ * these ("holds").
+ *
+ * Commit.  A commit must contain every write acknowledged before it was
+ * asked for, and be a consistent point in time, without stopping writers.
+ * It freezes the overlay under the lock (copying the small SEALED entries,
+ * marking DIRTY ones frozen), then captures each frozen chunk: a writer
+ * that reaches a frozen chunk first moves the entry to a new slot (copying
+ * its sectors) and leaves the old slot to the commit ("detach"); otherwise
+ * the committer reads the slot while writers of that one chunk wait.  The
+ * transaction then puts the chunks, the new tree nodes, the commit and the
+ * branch record, and deletes the work records that the commit absorbed -
+ * those not rewritten by a flush since the freeze (persist_seq witness).
+ * Entries untouched since the freeze leave the overlay; touched ones stay,
+ * with the committed chunk as their underlay.
+ *
+ * Locks, in the order they are taken:
+ *   seal_mutex     one sealing pass or commit at a time
+ *   persist_mutex  one transaction writing this branch's records at a time
+ *   lock           the overlay: entries, slots, volumes, base (short holds)
+ * `lock` is never held across I/O except the short LMDB reads of a tree
+ * lookup; `cond` (with `lock`) wakes writers waiting for a busy entry.
+ *
+ * Not done, on purpose: readers from other processes never see the
+ * working state (a branch names its last commit outside its writer), and a
+ * branch handle always writes: read-only access is a view of a commit.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+
+#define WORK_SEALED 1
+#define WORK_SCRATCH 2
+#define WORK_FIXED 40
+#define NO_SLOT UINT32_MAX
+#define SEALER_PERIOD_MS 50
+#define SEALER_IDLE_NS (200 * 1000000LL)
+#define SEALER_BATCH 64
+
+enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
+
+struct frozen;
+
+struct entry {
+  uint64_t index;
+  struct entry *hnext;
+  enum entry_state state;
+  struct cairn_id id;           /* SEALED: chunk; DIRTY: underlay */
+  uint32_t slot;                /* DIRTY: its slot */
+  uint32_t rec_slot;            /* slot its persisted record names */
+  bool persisted;               /* a record exists for this index */
+  bool dirty_meta;              /* state differs from the record */
+  bool busy;                    /* slot being captured or copied */
+  unsigned writers;             /* writes in flight */
+  uint64_t gen;                 /* bumped by every write */
+  uint64_t persist_seq;         /* bumped by every record write */
+  int64_t last_write;           /* monotonic ns */
+  struct frozen *frozen;        /* a commit has not captured it yet */
+  uint8_t bitmap[];             /* DIRTY: sectors in the slot */
+};
+
+struct cairn_bvol {
+  struct cairn_branch *b;
+  char name[CAIRN_VOLUME_NAME_MAX + 1];
+  uint64_t wid;
+  uint64_t size;
+  uint32_t cs;
+  unsigned levels;
+  struct cairn_id root;         /* base tree */
+  int scratch_fd;
+  bool scratch_unsynced;
+  /* entries by chunk index */
+  struct entry **buckets;
+  size_t nbuckets, count;
+  /* slots */
+  uint32_t *holds;              /* per slot */
+  uint32_t nslots;              /* high-water mark */
+  uint32_t *free_slots;
+  size_t nfree;
+};
+
+struct cairn_branch {
+  struct cairn_store *s;
+  char *name;
+  int lock_fd;
+  struct cairn_branch_info info;   /* record as last persisted */
+  pthread_mutex_t seal_mutex;
+  pthread_mutex_t persist_mutex;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct cairn_bvol **vols;
+  size_t nvols;
+  uint64_t base_gen;            /* bumped when the base changes */
+  size_t bitmap_bytes;          /* per entry: chunk size / 4096 */
+  /* unaligned writes read-modify-write whole sectors one at a time */
+  pthread_mutex_t rmw_mutex;
+  /* background sealer */
+  bool sealer_running, sealer_stop;
+  pthread_t sealer;
+  pthread_cond_t sealer_cond;
+};
+
+static int64_t
+mono_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- entries ---------------------------------------------------- */
+
+static size_t
+hash_index (uint64_t index, size_t n)
+{
+  index *= 0x9e3779b97f4a7c15ULL;
+  return (index >> 20) & (n - 1);
+}
+
+static struct entry *
+entry_find (struct cairn_bvol *v, uint64_t index)
+{
+  if (v->nbuckets == 0)
+    return NULL;
+  for (struct entry *e = v->buckets[hash_index (index, v->nbuckets)]; e;
+       e = e->hnext)
+    if (e->index == index)
+      return e;
+  return NULL;
+}
+
+static int
+entries_grow (struct cairn_bvol *v)
+{
+  size_t n = v->nbuckets ? v->nbuckets * 2 : 256;
+  struct entry **b = calloc (n, sizeof *b);
+
+  if (!b)
+    return -ENOMEM;
+  for (size_t i = 0; i < v->nbuckets; i++) {
+    struct entry *e = v->buckets[i], *next;
+    for (; e; e = next) {
+      next = e->hnext;
+      size_t at = hash_index (e->index, n);
+      e->hnext = b[at];
+      b[at] = e;
+    }
+  }
+  free (v->buckets);
+  v->buckets = b;
+  v->nbuckets = n;
+  return 0;
+}
+
+static struct entry *
+entry_new (struct cairn_bvol *v, uint64_t index)
+{
+  if (v->count + 1 > v->nbuckets && entries_grow (v) < 0)
+    return NULL;
+  struct entry *e = calloc (1, sizeof *e + v->b->bitmap_bytes);
+  if (!e)
+    return NULL;
+  e->index = index;
+  e->slot = e->rec_slot = NO_SLOT;
+  size_t at = hash_index (index, v->nbuckets);
+  e->hnext = v->buckets[at];
+  v->buckets[at] = e;
+  v->count++;
+  return e;
+}
+
+static void
+entry_remove (struct cairn_bvol *v, struct entry *e)
+{
+  struct entry **pp = &v->buckets[hash_index (e->index, v->nbuckets)];
+  while (*pp != e)
+    pp = &(*pp)->hnext;
+  *pp = e->hnext;
+  v->count--;
+  free (e);
+}
+
+/* Calls FN on every entry of V (FN must not remove entries). */
+#define FOR_EACH_ENTRY(v, e)                                            \
+  for (size_t for_i_ = 0; for_i_ < (v)->nbuckets; for_i_++)             \
+    for (struct entry *e = (v)->buckets[for_i_]; e; e = e->hnext)
+
+/* ---- sector bitmaps ---------------------------------------------- */
+
+static unsigned
+sectors_per_chunk (const struct cairn_bvol *v)
+{
+  return v->cs / CAIRN_SECTOR;
+}
+
+static bool
+bit_get (const uint8_t *bm, unsigned i)
+{
+  return bm[i / 8] & (1u << (i % 8));
+}
+
+static void
+bits_set (uint8_t *bm, unsigned from, unsigned to)
+{
+  for (unsigned i = from; i < to; i++)
+    bm[i / 8] |= 1u << (i % 8);
+}
+
+static bool
+bitmap_full (const struct cairn_bvol *v, const uint8_t *bm)
+{
+  unsigned n = sectors_per_chunk (v);
+  for (unsigned i = 0; i < n / 8; i++)
+    if (bm[i] != 0xff)
+      return false;
+  return true;
+}
+
+/* ---- slots -------------------------------------------------------- */
+
+static int
+slot_alloc (struct cairn_bvol *v, uint32_t *slot)
+{
+  if (v->nfree > 0) {
+    *slot = v->free_slots[--v->nfree];
+    v->holds[*slot] = 1;
+    return 0;
+  }
+  if ((v->nslots & (v->nslots - 1)) == 0 || v->nslots < 16) {
+    uint32_t cap = v->nslots < 16 ? 16 : v->nslots * 2;
+    uint32_t *h = realloc (v->holds, cap * sizeof *h);
+    if (!h)
+      return -ENOMEM;
+    v->holds = h;
+    uint32_t *f = realloc (v->free_slots, cap * sizeof *f);
+    if (!f)
+      return -ENOMEM;
+    v->free_slots = f;
+  }
+  *slot = v->nslots++;
+  v->holds[*slot] = 1;
+  return 0;
+}
+
+static void
+slot_hold (struct cairn_bvol *v, uint32_t slot)
+{
+  if (slot != NO_SLOT)
+    v->holds[slot]++;
+}
+
+static void
+slot_unhold (struct cairn_bvol *v, uint32_t slot)
+{
+  if (slot == NO_SLOT)
+    return;
+  if (--v->holds[slot] == 0)
+    v->free_slots[v->nfree++] = slot;
+}
+
+/* The entry's persisted record now names NEW_SLOT (NO_SLOT: none). */
+static void
+entry_set_rec_slot (struct cairn_bvol *v, struct entry *e, uint32_t slot)
+{
+  slot_hold (v, slot);
+  slot_unhold (v, e->rec_slot);
+  e->rec_slot = slot;
+}
+
+static uint64_t
+slot_offset (const struct cairn_bvol *v, uint32_t slot)
+{
+  return (uint64_t) slot * v->cs;
+}
+
+/* ---- records ------------------------------------------------------ */
+
+static void
+work_key (uint64_t wid, uint64_t index, uint8_t key[16])
+{
+  cairn_put_be64 (key, wid);
+  cairn_put_be64 (key + 8, index);
+}
+
+/* Encodes E's current state as its work record; returns its length. */
+static size_t
+work_encode (const struct cairn_bvol *v, const struct entry *e, uint8_t *buf)
+{
+  memset (buf, 0, WORK_FIXED);
+  memcpy (buf + 4, e->id.bytes, CAIRN_ID_SIZE);
+  if (e->state == ENTRY_SEALED) {
+    buf[0] = WORK_SEALED;
+    return 4 + CAIRN_ID_SIZE;
+  }
+  buf[0] = WORK_SCRATCH;
+  cairn_put_le32 (buf + 36, e->slot);
+  memcpy (buf + WORK_FIXED, e->bitmap, v->b->bitmap_bytes);
+  return WORK_FIXED + v->b->bitmap_bytes;
+}
+
+struct load_ctx {
+  struct cairn_bvol *v;
+  int r;
+};
+
+static int
+load_record (struct cairn_val key, struct cairn_val value, void *arg)
+{
+  struct load_ctx *lc = arg;
+  struct cairn_bvol *v = lc->v;
+  const uint8_t *p = value.data;
+  size_t bb = v->b->bitmap_bytes;
+
+  if (key.len != 16 || value.len < 4 + CAIRN_ID_SIZE)
+    goto bad;
+  uint64_t index = cairn_be64 ((const uint8_t *) key.data + 8);
+  struct entry *e = entry_new (v, index);
+  if (!e) {
+    lc->r = -ENOMEM;
+    return -ENOMEM;
+  }
+  memcpy (e->id.bytes, p + 4, CAIRN_ID_SIZE);
+  e->persisted = true;
+  if (p[0] == WORK_SEALED && value.len == 4 + CAIRN_ID_SIZE)
+    e->state = ENTRY_SEALED;
+  else if (p[0] == WORK_SCRATCH && value.len == WORK_FIXED + bb) {
+    uint32_t slot = cairn_le32 (p + 36);
+    if (slot > (1u << 30))
+      goto bad;
+    e->state = ENTRY_DIRTY;
+    memcpy (e->bitmap, p + WORK_FIXED, bb);
+    /* Slots named by records are allocated up to the highest. */
+    while (v->nslots <= slot) {
+      uint32_t s;
+      if (slot_alloc (v, &s) < 0) {
+        lc->r = -ENOMEM;
+        return -ENOMEM;
+      }
+      v->holds[s] = 0;
+    }
+    e->slot = slot;
+    v->holds[slot] += 2;        /* the entry and its record */
+    e->rec_slot = slot;
+  }
+  else
+    goto bad;
+  return 0;
+
+ bad:
+  lc->r = cairn_error (-EBADMSG, "working state of branch '%s' is corrupt",
+                       v->b->name);
+  return lc->r;
+}
+
+/* ---- volumes ------------------------------------------------------ */
+
+static void
+bvol_free (struct cairn_bvol *v)
+{
+  if (!v)
+    return;
+  for (size_t i = 0; i < v->nbuckets; i++) {
+    struct entry *e = v->buckets[i], *next;
+    for (; e; e = next) {
+      next = e->hnext;
+      free (e);
+    }
+  }
+  free (v->buckets);
+  free (v->holds);
+  free (v->free_slots);
+  if (v->scratch_fd >= 0)
+    close (v->scratch_fd);
+  free (v);
+}
+
+static int
+scratch_path (struct cairn_branch *b, const char *vol, char *buf, size_t len,
+              bool mkdir)
+{
+  char file[3 * CAIRN_NAME_MAX + 1], dir[4096];
+
+  branch_file_name (b->name, file, sizeof file);
+  if (snprintf (dir, sizeof dir, "%s/branches/%s", b->s->path, file)
+      >= (int) sizeof dir)
+    return -ENAMETOOLONG;
+  if (mkdir) {
+    int r = cairn_mkdir_p (dir);
+    if (r < 0)
+      return r;
+  }
+  if (snprintf (buf, len, "%s/%s.scratch", dir, vol) >= (int) len)
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+/* Builds volume V from its record and persisted working state. */
+static int
+bvol_load (struct cairn_branch *b, struct cairn_txn *txn,
+           const struct cairn_branch_volume *rec, struct cairn_bvol **out)
+{
+  struct cairn_bvol *v = calloc (1, sizeof *v);
+  char path[4096];
+  uint8_t prefix[8];
+  int r;
+
+  if (!v)
+    return -ENOMEM;
+  v->b = b;
+  v->scratch_fd = -1;
+  strcpy (v->name, rec->name);
+  v->wid = rec->wid;
+  v->size = rec->size;
+  v->cs = rec->chunk_size;
+  v->root = rec->root;
+  v->levels = cairn_tree_levels (v->size, v->cs);
+  if (v->cs != b->s->chunk_size) {
+    r = cairn_error (-EINVAL, "volume '%s' has chunk size %u, the store %u",
+                     v->name, v->cs, b->s->chunk_size);
+    goto err;
+  }
+
+  cairn_put_be64 (prefix, v->wid);
+  struct load_ctx lc = { v, 0 };
+  r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
+                               sizeof prefix, NULL, 0, load_record, &lc);
+  if (lc.r < 0)
+    r = lc.r;
+  if (r < 0)
+    goto err;
+  /* Slots below the high-water mark that no record names are free. */
+  for (uint32_t i = 0; i < v->nslots; i++)
+    if (v->holds[i] == 0)
+      v->free_slots[v->nfree++] = i;
+
+  r = scratch_path (b, v->name, path, sizeof path, true);
+  if (r < 0)
+    goto err;
+  v->scratch_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (v->scratch_fd == -1) {
+    r = cairn_error (-errno, "%s: %m", path);
+    goto err;
+  }
+  /* Bytes past the last named slot are garbage from before a crash. */
+  if (ftruncate (v->scratch_fd, slot_offset (v, v->nslots)) == -1) {
+    r = cairn_error (-errno, "%s: %m", path);
+    goto err;
+  }
+  *out = v;
+  return 0;
+
+ err:
+  bvol_free (v);
+  return r;
+}
+
+static int
+add_bvol (struct cairn_branch *b, struct cairn_bvol *v)
+{
+  struct cairn_bvol **vols = realloc (b->vols, (b->nvols + 1) * sizeof *vols);
+  if (!vols)
+    return -ENOMEM;
+  vols[b->nvols++] = v;
+  b->vols = vols;
+  return 0;
+}
+
+/* ---- open and close ----------------------------------------------- */
+
+static void *sealer_main (void *arg);
+
+int
+cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
+                   struct cairn_branch **out)
+{
+  struct cairn_branch *b;
+  struct cairn_txn *txn;
+  int r;
+
+  if (!(flags & CAIRN_BRANCH_WRITE))
+    return cairn_error (-EINVAL, "branches open for writing only; read a "
+                        "commit through a view");
+  if (s->readonly)
+    return -EROFS;
+  b = calloc (1, sizeof *b);
+  if (!b || !(b->name = strdup (name))) {
+    free (b);
+    return -ENOMEM;
+  }
+  b->s = s;
+  b->lock_fd = -1;
+  b->bitmap_bytes = s->chunk_size / CAIRN_SECTOR / 8;
+  pthread_mutex_init (&b->seal_mutex, NULL);
+  pthread_mutex_init (&b->persist_mutex, NULL);
+  pthread_mutex_init (&b->lock, NULL);
+  pthread_mutex_init (&b->rmw_mutex, NULL);
+  pthread_cond_init (&b->cond, NULL);
+  pthread_cond_init (&b->sealer_cond, NULL);
+
+  /* Check the branch exists before taking (and creating) its lock. */
+  r = cairn_txn_begin (s, false, &txn);
+  if (r < 0)
+    goto err;
+  r = cairn_branch_info_get (txn, name, &b->info);
+  cairn_txn_abort (s, txn);
+  cairn_branch_info_free (&b->info);
+  if (r < 0)
+    goto err;
+
+  r = branch_lock (s, name, &b->lock_fd);
+  if (r < 0)
+    goto err;
+  r = cairn_txn_begin (s, false, &txn);
+  if (r < 0)
+    goto err;
+  r = cairn_branch_info_get (txn, name, &b->info);
+  for (size_t i = 0; r == 0 && i < b->info.nvolumes; i++) {
+    struct cairn_bvol *v;
+    r = bvol_load (b, txn, &b->info.volumes[i], &v);
+    if (r == 0 && (r = add_bvol (b, v)) < 0)
+      bvol_free (v);
+  }
+  cairn_txn_abort (s, txn);
+  if (r < 0)
+    goto err;
+
+  if (flags & CAIRN_BRANCH_SEALER) {
+    r = -pthread_create (&b->sealer, NULL, sealer_main, b);
+    if (r < 0)
+      goto err;
+    b->sealer_running = true;
+  }
+  *out = b;
+  return 0;
+
+ err:
+  cairn_branch_close (b);
+  return r;
+}
+
+void
+cairn_branch_close (struct cairn_branch *b)
+{
+  if (!b)
+    return;
+  if (b->sealer_running) {
+    pthread_mutex_lock (&b->lock);
+    b->sealer_stop = true;
+    pthread_cond_signal (&b->sealer_cond);
+    pthread_mutex_unlock (&b->lock);
+    pthread_join (b->sealer, NULL);
+  }
+  for (size_t i = 0; i < b->nvols; i++)
+    bvol_free (b->vols[i]);
+  free (b->vols);
+  cairn_branch_info_free (&b->info);
+  branch_unlock (b->lock_fd);
+  pthread_mutex_destroy (&b->seal_mutex);
+  pthread_mutex_destroy (&b->persist_mutex);
+  pthread_mutex_destroy (&b->lock);
+  pthread_mutex_destroy (&b->rmw_mutex);
+  pthread_cond_destroy (&b->cond);
+  pthread_cond_destroy (&b->sealer_cond);
+  free (b->name);
+  free (b);
+}
+
+const char *
+cairn_branch_name (const struct cairn_branch *b)
+{
+  return b->name;
+}
+
+void
+cairn_branch_base (struct cairn_branch *b, struct cairn_id *base)
+{
+  pthread_mutex_lock (&b->lock);
+  *base = b->info.base;
+  pthread_mutex_unlock (&b->lock);
+}
+
+struct cairn_bvol *
+cairn_branch_volume (struct cairn_branch *b, const char *name)
+{
+  struct cairn_bvol *found = NULL;
+
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < b->nvols; i++)
+    if (strcmp (b->vols[i]->name, name) == 0)
+      found = b->vols[i];
+  pthread_mutex_unlock (&b->lock);
+  return found;
+}
+
+size_t
+cairn_branch_nvolumes (struct cairn_branch *b)
+{
+  pthread_mutex_lock (&b->lock);
+  size_t n = b->nvols;
+  pthread_mutex_unlock (&b->lock);
+  return n;
+}
+
+struct cairn_bvol *
+cairn_branch_volume_at (struct cairn_branch *b, size_t i)
+{
+  pthread_mutex_lock (&b->lock);
+  struct cairn_bvol *v = i < b->nvols ? b->vols[i] : NULL;
+  pthread_mutex_unlock (&b->lock);
+  return v;
+}
+
+const char *
+cairn_bvol_name (const struct cairn_bvol *v)
+{
+  return v->name;
+}
+
+uint64_t
+cairn_bvol_size (const struct cairn_bvol *v)
+{
+  return v->size;
+}
+
+/* Writes the branch record B->INFO with its volumes as they are now. */
+static int
+put_branch_record (struct cairn_txn *txn, struct cairn_branch *b,
+                   struct cairn_branch_info *info)
+{
+  char key[CAIRN_NAME_MAX + 16];
+  struct cairn_val cur;
+  void *data;
+  size_t len;
+  int r;
+
+  /* The record must be the one this handle last wrote: anything else is a
+   * bug or a store edited behind the lock's back. */
+  branch_ref_key (b->name, key, sizeof key);
+  r = TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                              &cur);
+  if (r < 0)
+    return r == -ENOENT ? cairn_error (CAIRN_ENOREF, "branch '%s' was "
+                                       "deleted", b->name) : r;
+  struct cairn_branch_info now;
+  r = branch_info_decode (cur.data, cur.len, &now);
+  if (r < 0)
+    return r;
+  uint64_t seq = now.seq;
+  cairn_branch_info_free (&now);
+  if (seq != b->info.seq)
+    return cairn_error (-EEXIST, "branch '%s' changed behind its writer",
+                        b->name);
+  info->seq = seq + 1;
+  r = branch_info_encode (info, &data, &len);
+  if (r < 0)
+    return r;
+  r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                              data, len);
+  free (data);
+  return r;
+}
+
+int
+cairn_branch_add_volume (struct cairn_branch *b, const char *name,
+                         uint64_t size)
+{
+  struct cairn_branch_info info;
+  struct cairn_txn *txn;
+  struct cairn_bvol *v;
+  int r;
+
+  if (!cairn_volume_name_valid (name))
+    return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid volume name "
+                        "(use a-z, 0-9, '_' and '-')", name);
+  if (size == 0 || size % CAIRN_SECTOR != 0)
+    return cairn_error (-EINVAL, "size %llu is not a positive multiple of "
+                        "%d bytes", (unsigned long long) size, CAIRN_SECTOR);
+  if (cairn_branch_volume (b, name))
+    return cairn_error (-EEXIST, "branch '%s' already has a volume '%s'",
+                        b->name, name);
+
+  pthread_mutex_lock (&b->persist_mutex);
+  info = b->info;
+  info.volumes = malloc ((info.nvolumes + 1) * sizeof *info.volumes);
+  if (!info.volumes) {
+    pthread_mutex_unlock (&b->persist_mutex);
+    return -ENOMEM;
+  }
+  memcpy (info.volumes, b->info.volumes,
+          info.nvolumes * sizeof *info.volumes);
+  struct cairn_branch_volume *nv = &info.volumes[info.nvolumes++];
+  memset (nv, 0, sizeof *nv);
+  strcpy (nv->name, name);
+  nv->size = size;
+  nv->chunk_size = b->s->chunk_size;
+
+  r = cairn_txn_begin (b->s, true, &txn);
+  if (r == 0) {
+    r = branch_new_wid (txn, &nv->wid);
+    if (r == 0)
+      r = put_branch_record (txn, b, &info);
+    if (r == 0)
+      r = bvol_load (b, txn, nv, &v);
+    if (r == 0)
+      r = cairn_txn_commit (b->s, txn);
+    else
+      cairn_txn_abort (b->s, txn);
+  }
+  if (r == 0) {
+    pthread_mutex_lock (&b->lock);
+    r = add_bvol (b, v);
+    if (r == 0) {
+      cairn_branch_info_free (&b->info);
+      b->info = info;
+      info.volumes = NULL;
+    }
+    pthread_mutex_unlock (&b->lock);
+    if (r < 0)
+      bvol_free (v);
+  }
+  free (info.volumes);
+  pthread_mutex_unlock (&b->persist_mutex);
+  return r;
+}
+
+/* ---- reading ------------------------------------------------------ */
+
+/* The base chunk id at INDEX, from a root copied under the lock. */
+static int
+base_lookup (struct cairn_bvol *v, const struct cairn_id *root,
+             uint64_t index, struct cairn_id *id)
+{
+  struct cairn_txn *txn;
+
+  if (cairn_id_is_zero (root)) {
+    *id = cairn_zero_id;
+    return 0;
+  }
+  int r = cairn_txn_begin (v->b->s, false, &txn);
+  if (r < 0)
+    return r;
+  r = tree_lookup (txn, root, v->levels, index, id);
+  cairn_txn_abort (v->b->s, txn);
+  return r;
+}
+
+/* Reads [WITHIN, WITHIN+LEN) of a DIRTY chunk: sectors from the slot
+ * where the bitmap has them, from the underlay elsewhere. */
+static int
+read_dirty (struct cairn_bvol *v, uint32_t slot, const uint8_t *bm,
+            const struct cairn_id *under, char *buf, size_t len,
+            size_t within)
+{
+  size_t end = within + len;
+
+  while (within < end) {
+    unsigned sec = within / CAIRN_SECTOR;
+    bool in_slot = bit_get (bm, sec);
+    size_t run_end = (sec + 1) * CAIRN_SECTOR;
+    while (run_end < end && bit_get (bm, run_end / CAIRN_SECTOR) == in_slot)
+      run_end += CAIRN_SECTOR;
+    run_end = CAIRN_MIN (run_end, end);
+    size_t n = run_end - within;
+    int r = in_slot
+      ? cairn_pread_all (v->scratch_fd, buf, n, slot_offset (v, slot) + within)
+      : cairn_chunk_read_part (v->b->s, under, buf, n, within);
+    if (r < 0)
+      return r;
+    buf += n;
+    within += n;
+  }
+  return 0;
+}
+
+static int
+read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
+                 size_t len, size_t within)
+{
+  struct cairn_branch *b = v->b;
+  uint8_t bm[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  struct cairn_id id, root;
+  uint32_t slot;
+  int r;
+
+  pthread_mutex_lock (&b->lock);
+  struct entry *e = entry_find (v, index);
+  if (!e) {
+    root = v->root;
+    pthread_mutex_unlock (&b->lock);
+    r = base_lookup (v, &root, index, &id);
+    return r < 0 ? r : cairn_chunk_read_part (b->s, &id, buf, len, within);
+  }
+  if (e->state == ENTRY_SEALED) {
+    id = e->id;
+    pthread_mutex_unlock (&b->lock);
+    return cairn_chunk_read_part (b->s, &id, buf, len, within);
+  }
+  slot = e->slot;
+  slot_hold (v, slot);
+  memcpy (bm, e->bitmap, b->bitmap_bytes);
+  id = e->id;
+  pthread_mutex_unlock (&b->lock);
+
+  r = read_dirty (v, slot, bm, &id, buf, len, within);
+
+  pthread_mutex_lock (&b->lock);
+  slot_unhold (v, slot);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+int
+cairn_bvol_read (struct cairn_bvol *v, void *buf, size_t len, uint64_t off)
+{
+  char *p = buf;
+
+  if (off > v->size || len > v->size - off)
+    return -EINVAL;
+  while (len > 0) {
+    uint64_t index = off / v->cs;
+    size_t within = off % v->cs, n = CAIRN_MIN (len, v->cs - within);
+    int r = read_chunk_part (v, index, p, n, within);
+    if (r < 0)
+      return r;
+    p += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* ---- writing ------------------------------------------------------ */
+
+/* Gives E (DIRTY, frozen, not yet captured) a slot of its own, leaving
+ * the old one to the commit.  Called and returns with the lock held. */
+static int detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy);
+
+/* Makes E writable: a DIRTY entry with a slot of its own.  Lock held. */
+static int
+prepare_dirty (struct cairn_bvol *v, struct entry *e, bool full)
+{
+  if (e->state == ENTRY_SEALED) {
+    int r = slot_alloc (v, &e->slot);
+    if (r < 0)
+      return r;
+    e->state = ENTRY_DIRTY;
+    memset (e->bitmap, 0, v->b->bitmap_bytes);
+    /* e->id, the sealed content, becomes the underlay. */
+    return 0;
+  }
+  if (e->frozen)
+    return detach_frozen (v, e, !full);
+  return 0;
+}
+
+/* Finds or makes the entry for INDEX, ready to take a write.  Lock held
+ * on entry and return (dropped meanwhile for a base lookup). */
+static int
+entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
+                 struct entry **out)
+{
+  struct cairn_branch *b = v->b;
+
+  for (;;) {
+    struct entry *e = entry_find (v, index);
+    if (e && e->busy) {
+      pthread_cond_wait (&b->cond, &b->lock);
+      continue;
+    }
+    if (e) {
+      int r = prepare_dirty (v, e, full);
+      if (r < 0)
+        return r;
+      if (e->busy || entry_find (v, index) != e)
+        continue;               /* the lock was dropped: look again */
+      *out = e;
+      return 0;
+    }
+    struct cairn_id under = cairn_zero_id, root = v->root;
+    uint64_t base_gen = b->base_gen;
+    if (!full && !cairn_id_is_zero (&root)) {
+      pthread_mutex_unlock (&b->lock);
+      int r = base_lookup (v, &root, index, &under);
+      pthread_mutex_lock (&b->lock);
+      if (r < 0)
+        return r;
+      if (base_gen != b->base_gen || entry_find (v, index))
+        continue;               /* a commit or a writer came between */
+    }
+    e = entry_new (v, index);
+    if (!e)
+      return -ENOMEM;
+    e->state = ENTRY_DIRTY;
+    e->id = under;
+    int r = slot_alloc (v, &e->slot);
+    if (r < 0) {
+      entry_remove (v, e);
+      return r;
+    }
+    *out = e;
+    return 0;
+  }
+}
+
+/* Writes sector-aligned [WITHIN, WITHIN+LEN) of chunk INDEX. */
+static int
+write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
+               size_t len, size_t within)
+{
+  struct cairn_branch *b = v->b;
+  bool full = within == 0 && len == v->cs;
+  struct entry *e;
+  int r;
+
+  pthread_mutex_lock (&b->lock);
+  r = entry_for_write (v, index, full, &e);
+  if (r < 0) {
+    pthread_mutex_unlock (&b->lock);
+    return r;
+  }
+  uint32_t slot = e->slot;
+  e->writers++;
+  e->gen++;
+  slot_hold (v, slot);
+  pthread_mutex_unlock (&b->lock);
+
+  r = cairn_pwrite_all (v->scratch_fd, buf, len, slot_offset (v, slot) + within);
+
+  pthread_mutex_lock (&b->lock);
+  slot_unhold (v, slot);
+  if (r == 0) {
+    bits_set (e->bitmap, within / CAIRN_SECTOR, (within + len) / CAIRN_SECTOR);
+    if (full || bitmap_full (v, e->bitmap))
+      e->id = cairn_zero_id;    /* nothing of the underlay shows */
+    e->dirty_meta = true;
+    e->last_write = mono_ns ();
+    v->scratch_unsynced = true;
+  }
+  if (--e->writers == 0)
+    pthread_cond_broadcast (&b->cond);
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+/* Read-modify-write of the sector around a write that does not cover it. */
+static int
+write_partial_sector (struct cairn_bvol *v, const char *buf, size_t len,
+                      uint64_t off)
+{
+  char sector[CAIRN_SECTOR];
+  uint64_t start = off - off % CAIRN_SECTOR;
+  size_t n = CAIRN_MIN ((uint64_t) CAIRN_SECTOR, v->size - start);
+  int r = cairn_bvol_read (v, sector, n, start);
+
+  if (r < 0)
+    return r;
+  memcpy (sector + (off - start), buf, len);
+  /* The volume size is a multiple of a sector for created volumes; an
+   * imported odd-sized tail is padded with what was there. */
+  if (n < CAIRN_SECTOR)
+    memset (sector + n, 0, CAIRN_SECTOR - n);
+  return write_sectors (v, start / v->cs, sector, CAIRN_SECTOR,
+                        start % v->cs);
+}
+
+int
+cairn_bvol_write (struct cairn_bvol *v, const void *buf, size_t len,
+                  uint64_t off)
+{
+  struct cairn_branch *b = v->b;
+  const char *p = buf;
+  int r = 0;
+
+  if (off > v->size || len > v->size - off)
+    return -EINVAL;
+  /* Unaligned head and tail: one sector each, read-modify-write. */
+  if (len > 0 && (off % CAIRN_SECTOR || len < CAIRN_SECTOR)) {
+    size_t n = CAIRN_MIN (len, CAIRN_SECTOR - off % CAIRN_SECTOR);
+    pthread_mutex_lock (&b->rmw_mutex);
+    r = write_partial_sector (v, p, n, off);
+    pthread_mutex_unlock (&b->rmw_mutex);
+    p += n;
+    off += n;
+    len -= n;
+  }
+  size_t aligned = len - len % CAIRN_SECTOR;
+  while (r == 0 && aligned > 0) {
+    uint64_t index = off / v->cs;
+    size_t within = off % v->cs, n = CAIRN_MIN (aligned, v->cs - within);
+    r = write_sectors (v, index, p, n, within);
+    p += n;
+    off += n;
+    len -= n;
+    aligned -= n;
+  }
+  if (r == 0 && len > 0) {
+    pthread_mutex_lock (&b->rmw_mutex);
+    r = write_partial_sector (v, p, len, off);
+    pthread_mutex_unlock (&b->rmw_mutex);
+  }
+  return r;
+}
+
+/* Makes chunk INDEX all zeros: SEALED(zero), releasing any slot. */
+static int
+zero_chunk (struct cairn_bvol *v, uint64_t index, bool base_nonzero)
+{
+  struct cairn_branch *b = v->b;
+  struct entry *e;
+
+  for (;;) {
+    e = entry_find (v, index);
+    if (!e || !e->busy)
+      break;
+    pthread_cond_wait (&b->cond, &b->lock);
+  }
+  if (!e) {
+    if (!base_nonzero)
+      return 0;                 /* already a hole */
+    e = entry_new (v, index);
+    if (!e)
+      return -ENOMEM;
+  }
+  else if (e->state == ENTRY_DIRTY) {
+    while (e->writers > 0)
+      pthread_cond_wait (&b->cond, &b->lock);
+    if (e->frozen) {
+      int r = detach_frozen (v, e, false);
+      if (r < 0)
+        return r;
+    }
+    slot_unhold (v, e->slot);
+    e->slot = NO_SLOT;
+  }
+  e->state = ENTRY_SEALED;
+  e->id = cairn_zero_id;
+  e->gen++;
+  e->dirty_meta = true;
+  return 0;
+}
+
+struct zero_ctx {
+  struct cairn_bvol *v;
+  int r;
+};
+
+static int
+zero_base_chunk (uint64_t index, const struct cairn_id *id, void *arg)
+{
+  struct zero_ctx *z = arg;
+  z->r = zero_chunk (z->v, index, true);
+  return z->r;
+}
+
+int
+cairn_bvol_zero (struct cairn_bvol *v, size_t len, uint64_t off)
+{
+  struct cairn_branch *b = v->b;
+  int r = 0;
+
+  if (off > v->size || len > v->size - off)
+    return -EINVAL;
+  /* Partial chunks at either end are written with zeros. */
+  uint64_t first = (off + v->cs - 1) / v->cs;
+  uint64_t end_full = (off + len) / v->cs;
+  if (first >= end_full || (off + len) == v->size)
+    end_full = CAIRN_MAX (first, (off + len) == v->size
+                          ? (v->size + v->cs - 1) / v->cs : end_full);
+  uint64_t head_end = CAIRN_MIN (off + len, first * v->cs);
+  uint64_t tail_start = CAIRN_MAX (head_end, end_full * v->cs);
+  static const char zeros[CAIRN_MAX_CHUNK_SIZE];
+
+  if (head_end > off)
+    r = cairn_bvol_write (v, zeros, head_end - off, off);
+  if (r == 0 && off + len > tail_start)
+    r = cairn_bvol_write (v, zeros, off + len - tail_start, tail_start);
+  if (r < 0 || end_full <= first)
+    return r;
+
+  /* Whole chunks: every entry in range, and every base chunk with data,
+   * becomes SEALED(zero); cost grows with the data there, not the range. */
+  pthread_mutex_lock (&b->lock);
+  struct cairn_id root = v->root;
+  uint64_t *indexes = NULL;
+  size_t n = 0, cap = 0;
+  FOR_EACH_ENTRY (v, e) {
+    if (e->index < first || e->index >= end_full)
+      continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 64;
+      uint64_t *p = realloc (indexes, cap * sizeof *p);
+      if (!p) {
+        free (indexes);
+        pthread_mutex_unlock (&b->lock);
+        return -ENOMEM;
+      }
+      indexes = p;
+    }
+    indexes[n++] = e->index;
+  }
+  for (size_t i = 0; r == 0 && i < n; i++)
+    r = zero_chunk (v, indexes[i], false);
+  free (indexes);
+  if (r == 0 && !cairn_id_is_zero (&root)) {
+    struct cairn_txn *txn;
+    r = cairn_txn_begin (b->s, false, &txn);
+    if (r == 0) {
+      struct zero_ctx z = { v, 0 };
+      r = cairn_tree_walk (txn, &root, v->levels, first, end_full - 1,
+                           zero_base_chunk, &z);
+      cairn_txn_abort (b->s, txn);
+    }
+  }
+  pthread_mutex_unlock (&b->lock);
+  return r;
+}
+
+/* ---- extents ------------------------------------------------------ */
+
+struct ext_entry {
+  uint64_t index;
+  bool hole;
+};
+
+static int
+ext_entry_cmp (const void *a, const void *b)
+{
+  uint64_t x = ((const struct ext_entry *) a)->index;
+  uint64_t y = ((const struct ext_entry *) b)->index;
+  return x < y ? -1 : x > y;
+}
+
+struct ext_merge {
+  struct cairn_bvol *v;
+  uint64_t start, end;          /* bytes */
+  uint64_t pos;                 /* emitted up to */
+  struct ext_entry *ov;         /* overlay entries in range, sorted */
+  size_t nov, at;
+  uint64_t run_off, run_len;
+  bool run_hole;
+  cairn_extent_fn fn;
+  void *arg;
+};
+
+static int
+ext_emit (struct ext_merge *m, uint64_t off, uint64_t len, bool hole)
+{
+  if (len == 0)
+    return 0;
+  if (m->run_len && m->run_hole == hole && m->run_off + m->run_len == off) {
+    m->run_len += len;
+    return 0;
+  }
+  if (m->run_len) {
+    int r = m->fn (m->run_off, m->run_len, m->run_hole, m->arg);
+    if (r)
+      return r;
+  }
+  m->run_off = off;
+  m->run_len = len;
+  m->run_hole = hole;
+  return 0;
+}
+
+/* Emits chunk INDEX as HOLE or data, after the gap before it. */
+static int
+ext_chunk (struct ext_merge *m, uint64_t index, bool hole)
+{
+  uint64_t lo = CAIRN_MAX (index * m->v->cs, m->start);
+  uint64_t hi = CAIRN_MIN ((index + 1) * m->v->cs, m->end);
+  int r = ext_emit (m, m->pos, lo - m->pos, true);
+  if (r == 0)
+    r = ext_emit (m, lo, hi - lo, hole);
+  m->pos = hi;
+  return r;
+}
+
+/* Overlay entries before INDEX go first; an entry at INDEX overrides the
+ * base chunk there. */
+static int
+ext_base (uint64_t index, const struct cairn_id *id, void *arg)
+{
+  struct ext_merge *m = arg;
+  int r = 0;
+
+  while (r == 0 && m->at < m->nov && m->ov[m->at].index < index) {
+    r = ext_chunk (m, m->ov[m->at].index, m->ov[m->at].hole);
+    m->at++;
+  }
+  if (r)
+    return r;
+  if (m->at < m->nov && m->ov[m->at].index == index) {
+    r = ext_chunk (m, index, m->ov[m->at].hole);
+    m->at++;
+    return r;
+  }
+  return ext_chunk (m, index, false);
+}
+
+int
+cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
+                    cairn_extent_fn fn, void *arg)
+{
+  struct cairn_branch *b = v->b;
+  struct ext_merge m = { .v = v, .start = off, .end = off + len, .pos = off,
+                         .fn = fn, .arg = arg };
+  size_t cap = 0;
+  int r = 0;
+
+  if (off > v->size || len > v->size - off)
+    return -EINVAL;
+  if (len == 0)
+    return 0;
+  uint64_t first = off / v->cs, last = (off + len - 1) / v->cs;
+
+  pthread_mutex_lock (&b->lock);
+  struct cairn_id root = v->root;
+  if (last - first < 64) {
+    for (uint64_t i = first; i <= last; i++) {
+      struct entry *e = entry_find (v, i);
+      if (!e)
+        continue;
+      if (m.nov == cap) {
+        cap = cap ? 2 * cap : 64;
+        struct ext_entry *p = realloc (m.ov, cap * sizeof *p);
+        if (!p) {
+          r = -ENOMEM;
+          break;
+        }
+        m.ov = p;
+      }
+      m.ov[m.nov].index = i;
+      m.ov[m.nov++].hole = e->state == ENTRY_SEALED
+        && cairn_id_is_zero (&e->id);
+    }
+  }
+  else {
+    FOR_EACH_ENTRY (v, e) {
+      if (e->index < first || e->index > last)
+        continue;
+      if (m.nov == cap) {
+        cap = cap ? 2 * cap : 64;
+        struct ext_entry *p = realloc (m.ov, cap * sizeof *p);
+        if (!p) {
+          r = -ENOMEM;
+          break;
+        }
+        m.ov = p;
+      }
+      m.ov[m.nov].index = e->index;
+      m.ov[m.nov++].hole = e->state == ENTRY_SEALED
+        && cairn_id_is_zero (&e->id);
+    }
+  }
+  pthread_mutex_unlock (&b->lock);
+  if (r < 0)
+    goto out;
+  qsort (m.ov, m.nov, sizeof *m.ov, ext_entry_cmp);
+
+  if (!cairn_id_is_zero (&root)) {
+    struct cairn_txn *txn;
+    r = cairn_txn_begin (b->s, false, &txn);
+    if (r < 0)
+      goto out;
+    r = cairn_tree_walk (txn, &root, v->levels, first, last, ext_base, &m);
+    cairn_txn_abort (b->s, txn);
+  }
+  while (r == 0 && m.at < m.nov) {
+    r = ext_chunk (&m, m.ov[m.at].index, m.ov[m.at].hole);
+    m.at++;
+  }
+  if (r == 0)
+    r = ext_emit (&m, m.pos, m.end - m.pos, true);
+  if (r == 0 && m.run_len)
+    r = fn (m.run_off, m.run_len, m.run_hole, arg);
+ out:
+  free (m.ov);
+  return r < 0 ? r : 0;
+}
+
+/* ---- flush -------------------------------------------------------- */
+
+struct persist_item {
+  struct cairn_bvol *v;
+  struct entry *e;
+  uint32_t slot;                /* slot the record names */
+  uint8_t rec[WORK_FIXED + CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  size_t len;
+};
+
+int
+cairn_branch_flush (struct cairn_branch *b)
+{
+  struct persist_item *items = NULL;
+  size_t n = 0, cap = 0;
+  int r = 0;
+
+  pthread_mutex_lock (&b->persist_mutex);
+
+  /* 1. Snapshot the records to write.  Data written after this is not
+   *    promised by this flush, so its bits must not be persisted before
+   *    its bytes are synced. */
+  pthread_mutex_lock (&b->lock);
+  bool *sync = calloc (b->nvols ? b->nvols : 1, sizeof *sync);
+  if (!sync)
+    r = -ENOMEM;
+  for (size_t i = 0; r == 0 && i < b->nvols; i++) {
+    struct cairn_bvol *v = b->vols[i];
+    sync[i] = v->scratch_unsynced;
+    v->scratch_unsynced = false;
+    FOR_EACH_ENTRY (v, e) {
+      if (!e->dirty_meta)
+        continue;
+      if (n == cap) {
+        cap = cap ? 2 * cap : 64;
+        struct persist_item *p = realloc (items, cap * sizeof *p);
+        if (!p) {
+          r = -ENOMEM;
+          break;
+        }
+        items = p;
+      }
+      struct persist_item *it = &items[n++];
+      it->v = v;
+      it->e = e;
+      it->len = work_encode (v, e, it->rec);
+      it->slot = e->state == ENTRY_DIRTY ? e->slot : NO_SLOT;
+      slot_hold (v, it->slot);  /* kept until the record is written */
+      e->dirty_meta = false;
+    }
+  }
+  pthread_mutex_unlock (&b->lock);
+
+  /* 2. The bytes, then the records that name them. */
+  for (size_t i = 0; r == 0 && i < b->nvols; i++)
+    if (sync[i] && fdatasync (b->vols[i]->scratch_fd) == -1)
+      r = cairn_error (-errno, "flush of branch '%s': %m", b->name);
+
+  struct cairn_txn *txn = NULL;
+  if (r == 0 && n > 0) {
+    r = cairn_txn_begin (b->s, true, &txn);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+      uint8_t key[16];
+      work_key (items[i].v->wid, items[i].e->index, key);
+      r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
+                                  items[i].rec, items[i].len);
+    }
+    if (r == 0)
+      r = cairn_txn_commit (b->s, txn);
+    else if (txn)
+      cairn_txn_abort (b->s, txn);
+  }
+
+  /* 3. Account for what was written, or put it back to be retried. */
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < n; i++) {
+    struct persist_item *it = &items[i];
+    if (r == 0) {
+      it->e->persisted = true;
+      it->e->persist_seq++;
+      entry_set_rec_slot (it->v, it->e, it->slot);
+    }
+    else
+      it->e->dirty_meta = true;
+    slot_unhold (it->v, it->slot);
+  }
+  if (r < 0)
+    for (size_t i = 0; i < b->nvols; i++)
+      if (sync && sync[i])
+        b->vols[i]->scratch_unsynced = true;
+  pthread_mutex_unlock (&b->lock);
+
+  pthread_mutex_unlock (&b->persist_mutex);
+  free (items);
+  free (sync);
+  return r;
+}
+
+/* ---- sealing ------------------------------------------------------ */
+
+/* One chunk being sealed: what it was when captured, what it became. */
+struct seal_job {
+  struct cairn_bvol *v;
+  struct entry *e;              /* NULL once the entry is gone */
+  uint64_t index;
+  uint64_t gen;
+  uint32_t slot;                /* held while the job reads it */
+  uint8_t bitmap[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  struct cairn_id under;
+  void *raw;                    /* the merged chunk, kept if known */
+  struct cairn_sealed sealed;
+  struct frozen *frozen;        /* commit capture */
+};
+
+/* Reads and seals the chunk JOB describes (slot already held). */
+static int
+seal_job_run (struct seal_job *job)
+{
+  struct cairn_bvol *v = job->v;
+  int r;
+
+  job->raw = malloc (v->cs);
+  if (!job->raw)
+    return -ENOMEM;
+  r = read_dirty (v, job->slot, job->bitmap, &job->under, job->raw, v->cs, 0);
+  if (r == 0)
+    r = cairn_chunk_seal (v->b->s, job->raw, &job->sealed);
+  if (r == 0 && !job->sealed.known) {
+    free (job->raw);            /* the compressed copy is enough */
+    job->raw = NULL;
+  }
+  return r;
+}
+
+static void
+seal_job_free (struct seal_job *job)
+{
+  free (job->raw);
+  cairn_sealed_free (&job->sealed);
+}
+
+/* One pass of the sealer: seals up to MAX quiet DIRTY chunks, idle for
+ * IDLE_NS or more, and persists them.  Returns how many it sealed. */
+static int
+seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
+{
+  struct seal_job *jobs = NULL;
+  size_t n = 0;
+  int64_t now = mono_ns ();
+  int r = 0;
+
+  jobs = calloc (max, sizeof *jobs);
+  if (!jobs)
+    return -ENOMEM;
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < b->nvols && n < max; i++) {
+    struct cairn_bvol *v = b->vols[i];
+    FOR_EACH_ENTRY (v, e) {
+      if (n == max)
+        break;
+      if (e->state != ENTRY_DIRTY || e->frozen || e->busy || e->writers
+          || now - e->last_write < idle_ns)
+        continue;
+      struct seal_job *job = &jobs[n++];
+      job->v = v;
+      job->e = e;
+      job->index = e->index;
+      job->gen = e->gen;
+      job->slot = e->slot;
+      slot_hold (v, e->slot);
+      memcpy (job->bitmap, e->bitmap, b->bitmap_bytes);
+      job->under = e->id;
+    }
+  }
+  pthread_mutex_unlock (&b->lock);
+  if (n == 0) {
+    free (jobs);
+    return 0;
+  }
+
+  for (size_t i = 0; r == 0 && i < n; i++)
+    r = seal_job_run (&jobs[i]);
+
+  pthread_mutex_lock (&b->persist_mutex);
+  struct cairn_txn *txn = NULL;
+  if (r == 0)
+    r = cairn_txn_begin (b->s, true, &txn);
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct seal_job *job = &jobs[i];
+    uint8_t key[16], rec[4 + CAIRN_ID_SIZE] = { WORK_SEALED };
+    r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
+    memcpy (rec + 4, job->sealed.id.bytes, CAIRN_ID_SIZE);
+    work_key (job->v->wid, job->index, key);
+    if (r == 0)
+      r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
+                                  rec, sizeof rec);
+  }
+  if (r == 0)
+    r = cairn_txn_commit (b->s, txn);
+  else if (txn)
+    cairn_txn_abort (b->s, txn);
+
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < n; i++) {
+    struct seal_job *job = &jobs[i];
+    struct entry *e = job->e;
+    if (r == 0) {
+      /* The record says SEALED now, whatever happened meanwhile. */
+      e->persisted = true;
+      e->persist_seq++;
+      entry_set_rec_slot (job->v, e, NO_SLOT);
+      if (e->gen == job->gen && e->state == ENTRY_DIRTY && !e->frozen) {
+        slot_unhold (job->v, e->slot);
+        e->slot = NO_SLOT;
+        e->state = ENTRY_SEALED;
+        e->id = job->sealed.id;
+        e->dirty_meta = false;
+      }
+      else
+        e->dirty_meta = true;   /* newer writes still to persist */
+    }
+    slot_unhold (job->v, job->slot);
+  }
+  pthread_mutex_unlock (&b->lock);
+  pthread_mutex_unlock (&b->persist_mutex);
+
+  for (size_t i = 0; i < n; i++)
+    seal_job_free (&jobs[i]);
+  free (jobs);
+  return r < 0 ? r : (int) n;
+}
+
+int
+cairn_branch_seal (struct cairn_branch *b)
+{
+  int r;
+
+  pthread_mutex_lock (&b->seal_mutex);
+  do
+    r = seal_pass (b, 0, SEALER_BATCH);
+  while (r > 0);
+  pthread_mutex_unlock (&b->seal_mutex);
+  return r;
+}
+
+static void *
+sealer_main (void *arg)
+{
+  struct cairn_branch *b = arg;
+
+  pthread_mutex_lock (&b->lock);
+  while (!b->sealer_stop) {
+    struct timespec deadline;
+    clock_gettime (CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += SEALER_PERIOD_MS * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait (&b->sealer_cond, &b->lock, &deadline);
+    if (b->sealer_stop)
+      break;
+    pthread_mutex_unlock (&b->lock);
+    pthread_mutex_lock (&b->seal_mutex);
+    int r;
+    do
+      r = seal_pass (b, SEALER_IDLE_NS, SEALER_BATCH);
+    while (r == (int) SEALER_BATCH && !b->sealer_stop);
+    pthread_mutex_unlock (&b->seal_mutex);
+    pthread_mutex_lock (&b->lock);
+  }
+  pthread_mutex_unlock (&b->lock);
+  return NULL;
+}
+
+/* ---- commit ------------------------------------------------------- */
+
+/* A DIRTY entry as the commit froze it. */
+struct frozen {
+  struct seal_job job;
+  bool detached;                /* the slot is the commit's alone */
+};
+
+/* Everything a commit froze of one entry. */
+struct snap {
+  struct cairn_bvol *v;
+  struct entry *e;
+  uint64_t index;
+  uint64_t gen;
+  uint64_t persist_seq;
+  bool persisted;
+  struct cairn_id id;           /* the content committed */
+  struct frozen *frozen;        /* NULL: it was SEALED */
+};
+
+static int
+detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
+{
+  struct cairn_branch *b = v->b;
+  struct frozen *fr = e->frozen;
+  uint32_t old = e->slot, fresh;
+  int r;
+
+  while (e->writers > 0)
+    pthread_cond_wait (&b->cond, &b->lock);
+  if (e->frozen != fr || !fr)
+    return 0;                   /* captured meanwhile */
+  r = slot_alloc (v, &fresh);
+  if (r < 0)
+    return r;
+  /* The commit already holds OLD (fr->job.slot); the entry lets go. */
+  fr->detached = true;
+  e->frozen = NULL;
+  e->slot = fresh;
+  slot_unhold (v, old);
+  if (!copy)
+    return 0;
+  e->busy = true;
+  pthread_mutex_unlock (&b->lock);
+  char *buf = malloc (v->cs);
+  if (!buf)
+    r = -ENOMEM;
+  else {
+    r = cairn_pread_all (v->scratch_fd, buf, v->cs, slot_offset (v, old));
+    if (r == 0)
+      r = cairn_pwrite_all (v->scratch_fd, buf, v->cs, slot_offset (v, fresh));
+    free (buf);
+  }
+  pthread_mutex_lock (&b->lock);
+  e->busy = false;
+  pthread_cond_broadcast (&b->cond);
+  return r;
+}
+
+/* Reads frozen chunk FR while no writer can touch its slot. */
+static int
+capture_frozen (struct cairn_branch *b, struct frozen *fr)
+{
+  struct seal_job *job = &fr->job;
+  struct entry *e = job->e;
+  bool blocked = false;
+
+  pthread_mutex_lock (&b->lock);
+  if (!fr->detached) {
+    while (e->writers > 0 || e->busy)
+      pthread_cond_wait (&b->cond, &b->lock);
+    if (!fr->detached) {
+      e->busy = true;
+      blocked = true;
+    }
+  }
+  pthread_mutex_unlock (&b->lock);
+
+  int r = seal_job_run (job);
+
+  if (blocked) {
+    pthread_mutex_lock (&b->lock);
+    e->busy = false;
+    e->frozen = NULL;
+    pthread_cond_broadcast (&b->cond);
+    pthread_mutex_unlock (&b->lock);
+  }
+  return r;
+}
+
+static int
+snap_cmp (const void *a, const void *b)
+{
+  const struct snap *x = a, *y = b;
+  if (x->v != y->v)
+    return x->v < y->v ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static const struct cairn_volume *
+find_set_volume (const struct cairn_commit_options *o, const char *name)
+{
+  for (size_t i = 0; o && i < o->nset_volumes; i++)
+    if (strcmp (o->set_volumes[i].name, name) == 0)
+      return &o->set_volumes[i];
+  return NULL;
+}
+
+/* Builds the commit and new branch record in TXN.  NEW_INFO gets the
+ * record; ROOTS the new root of each volume in b->vols order. */
+static int
+commit_txn (struct cairn_branch *b, struct cairn_txn *txn,
+            struct snap *snaps, size_t n, struct cairn_bvol **vols,
+            size_t nvols, const struct cairn_commit_options *o,
+            struct cairn_branch_info *new_info, struct cairn_id *roots,
+            struct cairn_id *id)
+{
+  struct cairn_commit c = { 0 };
+  struct tree_change *changes = NULL;
+  int r = 0;
+
+  /* Chunks first, so that the nodes name stored chunks. */
+  for (size_t i = 0; r == 0 && i < n; i++)
+    if (snaps[i].frozen) {
+      struct seal_job *job = &snaps[i].frozen->job;
+      r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
+    }
+
+  changes = malloc ((n ? n : 1) * sizeof *changes);
+  size_t nvol_out = nvols + (o ? o->nset_volumes : 0);
+  c.volumes = calloc (nvol_out ? nvol_out : 1, sizeof *c.volumes);
+  new_info->volumes = calloc (nvol_out ? nvol_out : 1,
+                              sizeof *new_info->volumes);
+  if (!changes || !c.volumes || !new_info->volumes)
+    r = -ENOMEM;
+
+  size_t at = 0;
+  for (size_t k = 0; r == 0 && k < nvols; k++) {
+    struct cairn_bvol *v = vols[k];
+    size_t m = 0;
+    for (; at < n && snaps[at].v == v; at++) {
+      changes[m].index = snaps[at].index;
+      changes[m].id = snaps[at].id;
+      m++;
+    }
+    const struct cairn_volume *set = find_set_volume (o, v->name);
+    struct cairn_volume *cv = &c.volumes[c.nvolumes++];
+    strcpy (cv->name, v->name);
+    cv->chunk_size = v->cs;
+    if (set) {
+      cv->size = set->size;
+      cv->root = set->root;
+    }
+    else {
+      cv->size = v->size;
+      r = tree_update (txn, &v->root, v->levels, changes, m, &cv->root);
+    }
+    roots[k] = cv->root;
+    struct cairn_branch_volume *bv = &new_info->volumes[new_info->nvolumes++];
+    strcpy (bv->name, v->name);
+    bv->wid = v->wid;
+    bv->size = cv->size;
+    bv->chunk_size = v->cs;
+    bv->root = cv->root;
+  }
+  /* Volumes set by the caller that the branch did not have yet. */
+  for (size_t i = 0; r == 0 && o && i < o->nset_volumes; i++) {
+    const struct cairn_volume *set = &o->set_volumes[i];
+    bool have = false;
+    for (size_t k = 0; k < nvols; k++)
+      have |= strcmp (vols[k]->name, set->name) == 0;
+    if (have)
+      continue;
+    if (!cairn_volume_name_valid (set->name) || set->size == 0
+        || set->chunk_size != b->s->chunk_size) {
+      r = cairn_error (-EINVAL, "volume '%s' cannot be committed: bad name "
+                       "or size", set->name);
+      break;
+    }
+    c.volumes[c.nvolumes++] = *set;
+    struct cairn_branch_volume *bv = &new_info->volumes[new_info->nvolumes++];
+    strcpy (bv->name, set->name);
+    bv->size = set->size;
+    bv->chunk_size = set->chunk_size;
+    bv->root = set->root;
+    r = branch_new_wid (txn, &bv->wid);
+  }
+
+  /* The commit. */
+  size_t nextra = o ? o->nextra_parents : 0;
+  c.parents = malloc ((nextra + 1) * sizeof *c.parents);
+  if (r == 0 && !c.parents)
+    r = -ENOMEM;
+  if (r == 0) {
+    if (!cairn_id_is_zero (&b->info.base))
+      c.parents[c.nparents++] = b->info.base;
+    for (size_t i = 0; i < nextra; i++)
+      c.parents[c.nparents++] = o->extra_parents[i];
+    c.time = o && o->time ? o->time : cairn_time_now ();
+    c.vm = o ? (char *) o->vm : NULL;
+    c.message = o && o->message ? (char *) o->message : "";
+    for (size_t i = 0; o && o->labels && o->labels[i]; i++)
+      c.nlabels++;
+    c.labels = o ? (char **) o->labels : NULL;
+    r = commit_store (txn, &c, id);
+    if (r == -EINVAL)
+      r = cairn_error (r, "a label must be KEY=VALUE (KEY of letters, "
+                       "digits, '_', '.', '-'), and the vm line one line");
+  }
+
+  /* The branch record, and the work records the commit absorbed. */
+  if (r == 0) {
+    new_info->base = *id;
+    new_info->created = b->info.created;
+    r = put_branch_record (txn, b, new_info);
+  }
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct snap *sn = &snaps[i];
+    if (!sn->persisted || sn->e->persist_seq != sn->persist_seq)
+      continue;
+    uint8_t key[16];
+    work_key (sn->v->wid, sn->index, key);
+    r = TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_WORK, key,
+                                   sizeof key);
+    if (r == -ENOENT)
+      r = 0;
+  }
+  free (changes);
+  free (c.volumes);
+  free (c.parents);
+  return r;
+}
+
+int
+cairn_branch_commit (struct cairn_branch *b,
+                     const struct cairn_commit_options *o,
+                     struct cairn_id *id)
+{
+  struct snap *snaps = NULL;
+  struct frozen *frozen = NULL;
+  struct cairn_bvol **vols = NULL;
+  struct cairn_id *roots = NULL;
+  struct cairn_branch_info new_info = { 0 };
+  size_t n = 0, nfrozen = 0, nvols;
+  int r = 0;
+
+  pthread_mutex_lock (&b->seal_mutex);
+
+  /* 1. Freeze. */
+  pthread_mutex_lock (&b->lock);
+  nvols = b->nvols;
+  size_t total = 0, ndirty = 0;
+  for (size_t i = 0; i < nvols; i++) {
+    total += b->vols[i]->count;
+    FOR_EACH_ENTRY (b->vols[i], e)
+      ndirty += e->state == ENTRY_DIRTY;
+  }
+  snaps = calloc (total ? total : 1, sizeof *snaps);
+  frozen = calloc (ndirty ? ndirty : 1, sizeof *frozen);
+  vols = malloc ((nvols ? nvols : 1) * sizeof *vols);
+  roots = calloc (nvols ? nvols : 1, sizeof *roots);
+  if (!snaps || !frozen || !vols || !roots) {
+    pthread_mutex_unlock (&b->lock);
+    r = -ENOMEM;
+    goto out;
+  }
+  memcpy (vols, b->vols, nvols * sizeof *vols);
+  for (size_t i = 0; i < nvols; i++) {
+    struct cairn_bvol *v = b->vols[i];
+    bool reset = find_set_volume (o, v->name) != NULL;
+    FOR_EACH_ENTRY (v, e) {
+      struct snap *sn = &snaps[n++];
+      sn->v = v;
+      sn->e = e;
+      sn->index = e->index;
+      sn->gen = e->gen;
+      sn->persist_seq = e->persist_seq;
+      sn->persisted = e->persisted;
+      sn->id = e->id;
+      if (e->state == ENTRY_DIRTY && !reset) {
+        struct frozen *fr = &frozen[nfrozen++];
+        fr->job.v = v;
+        fr->job.e = e;
+        fr->job.index = e->index;
+        fr->job.gen = e->gen;
+        fr->job.slot = e->slot;
+        slot_hold (v, e->slot);
+        memcpy (fr->job.bitmap, e->bitmap, b->bitmap_bytes);
+        fr->job.under = e->id;
+        e->frozen = fr;
+        sn->frozen = fr;
+      }
+    }
+  }
+  pthread_mutex_unlock (&b->lock);
+
+  /* 2. Capture and seal the frozen chunks. */
+  for (size_t i = 0; i < nfrozen; i++) {
+    int rr = capture_frozen (b, &frozen[i]);
+    if (rr < 0 && r == 0)
+      r = rr;
+  }
+  for (size_t i = 0; r == 0 && i < n; i++)
+    if (snaps[i].frozen)
+      snaps[i].id = snaps[i].frozen->job.sealed.id;
+  qsort (snaps, n, sizeof *snaps, snap_cmp);
+
+  /* 3. One transaction. */
+  pthread_mutex_lock (&b->persist_mutex);
+  if (r == 0) {
+    struct cairn_txn *txn;
+    r = cairn_txn_begin (b->s, true, &txn);
+    if (r == 0) {
+      r = commit_txn (b, txn, snaps, n, vols, nvols, o, &new_info, roots, id);
+      if (r == 0)
+        r = cairn_txn_commit (b->s, txn);
+      else
+        cairn_txn_abort (b->s, txn);
+    }
+  }
+
+  /* 4. Fold what the commit absorbed into the base. */
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < n; i++) {
+    struct snap *sn = &snaps[i];
+    struct entry *e = sn->e;
+    if (e->frozen == sn->frozen && sn->frozen)
+      e->frozen = NULL;         /* failed before capture */
+    if (r < 0)
+      continue;
+    bool absorbed = sn->persisted && e->persist_seq == sn->persist_seq;
+    if (absorbed) {
+      e->persisted = false;
+      entry_set_rec_slot (sn->v, e, NO_SLOT);
+    }
+    if (e->gen == sn->gen && !e->busy && e->writers == 0) {
+      if (e->state == ENTRY_DIRTY)
+        slot_unhold (sn->v, e->slot);
+      slot_unhold (sn->v, e->rec_slot);
+      entry_remove (sn->v, e);
+      continue;
+    }
+    /* Written after the freeze: its underlay is now what was committed. */
+    if (e->state == ENTRY_DIRTY)
+      e->id = sn->id;
+    if (absorbed)
+      e->dirty_meta = true;
+  }
+  if (r == 0) {
+    for (size_t k = 0; k < nvols; k++) {
+      vols[k]->root = roots[k];
+      vols[k]->size = new_info.volumes[k].size;
+      vols[k]->levels = cairn_tree_levels (vols[k]->size, vols[k]->cs);
+    }
+    for (size_t k = nvols; k < new_info.nvolumes; k++) {
+      struct cairn_bvol *v = calloc (1, sizeof *v);
+      if (!v)
+        continue;
+      v->b = b;
+      v->scratch_fd = -1;
+      strcpy (v->name, new_info.volumes[k].name);
+      v->wid = new_info.volumes[k].wid;
+      v->size = new_info.volumes[k].size;
+      v->cs = new_info.volumes[k].chunk_size;
+      v->root = new_info.volumes[k].root;
+      v->levels = cairn_tree_levels (v->size, v->cs);
+      char path[4096];
+      if (scratch_path (b, v->name, path, sizeof path, true) == 0)
+        v->scratch_fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                              0644);
+      if (v->scratch_fd < 0 || add_bvol (b, v) < 0)
+        bvol_free (v);
+    }
+    new_info.seq = b->info.seq + 1;
+    cairn_branch_info_free (&b->info);
+    b->info = new_info;
+    new_info.volumes = NULL;
+    b->base_gen++;
+  }
+  for (size_t i = 0; i < nfrozen; i++)
+    slot_unhold (frozen[i].job.v, frozen[i].job.slot);
+  pthread_mutex_unlock (&b->lock);
+  pthread_mutex_unlock (&b->persist_mutex);
+
+ out:
+  for (size_t i = 0; i < nfrozen; i++)
+    seal_job_free (&frozen[i].job);
+  free (new_info.volumes);
+  free (snaps);
+  free (frozen);
+  free (vols);
+  free (roots);
+  pthread_mutex_unlock (&b->seal_mutex);
+  return r;
+}
+
+void
+cairn_branch_stats (struct cairn_branch *b, struct cairn_branch_stats *st)
+{
+  memset (st, 0, sizeof *st);
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < b->nvols; i++) {
+    struct cairn_bvol *v = b->vols[i];
+    st->entries += v->count;
+    st->scratch_slots += v->nslots;
+    FOR_EACH_ENTRY (v, e)
+      st->unsealed += e->state == ENTRY_DIRTY;
+  }
+  pthread_mutex_unlock (&b->lock);
+}

@@ -1,0 +1,413 @@
+/* commit.c: commit objects.
+ *
+ * A commit is text, so that `cairn cat` shows what it is and a person can
+ * read it; its id is the SHA-256 of exactly these bytes:
+ *
+ *   cairn-commit 1
+ *   parent <64 hex>                          zero or more, first = base
+ *   time 2026-11-21T10:00:00.123456789Z      always 9 fraction digits
+ *   volume <name> size=<bytes> chunk=<bytes> root=<64 hex>   sorted by name
+ *   vm <text>                                optional, one line
+ *   label <key>=<value>                      zero or more, in given order
+ *   (empty line)
+ *   <message>                                ends with a newline if any
+ *
+ * Parsing is strict: lines in this order, nothing unknown, every number in
+ * range, so a damaged or forged commit is refused (-EBADMSG) rather than
+ * half understood.  A pruned commit keeps its text (history stays
+ * walkable) and gets a record in the "tombstones" table:
+ *
+ *   "tombstones"  key: commit id (32 bytes)
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0     8  time it was pruned, ns since the epoch (LE)
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+
+#define COMMIT_HEADER "cairn-commit 1\n"
+
+void
+cairn_commit_free (struct cairn_commit *c)
+{
+  if (!c)
+    return;
+  free (c->parents);
+  free (c->volumes);
+  free (c->vm);
+  for (size_t i = 0; i < c->nlabels; i++)
+    free (c->labels[i]);
+  free (c->labels);
+  free (c->message);
+  free (c);
+}
+
+static bool
+label_valid (const char *l)
+{
+  const char *eq = strchr (l, '=');
+
+  if (!eq || eq == l)
+    return false;
+  for (const char *p = l; p < eq; p++)
+    if (!isalnum ((unsigned char) *p) && !strchr ("_.-", *p))
+      return false;
+  return strchr (l, '\n') == NULL;
+}
+
+static int
+volume_cmp (const void *a, const void *b)
+{
+  return strcmp (((const struct cairn_volume *) a)->name,
+                 ((const struct cairn_volume *) b)->name);
+}
+
+int
+cairn_commit_format (const struct cairn_commit *c, char **text, size_t *len)
+{
+  char *buf = NULL, hex[CAIRN_HEX_SIZE + 1], when[CAIRN_TIME_SIZE];
+  size_t size = 0;
+  FILE *f = open_memstream (&buf, &size);
+  struct cairn_volume *vols = NULL;
+
+  if (!f)
+    return -ENOMEM;
+  if (c->vm && strchr (c->vm, '\n'))
+    goto invalid;
+  fputs (COMMIT_HEADER, f);
+  for (size_t i = 0; i < c->nparents; i++) {
+    cairn_id_to_hex (&c->parents[i], hex);
+    fprintf (f, "parent %s\n", hex);
+  }
+  cairn_time_format (c->time, when);
+  fprintf (f, "time %s\n", when);
+  vols = malloc ((c->nvolumes + 1) * sizeof *vols);
+  if (!vols)
+    goto nomem;
+  memcpy (vols, c->volumes, c->nvolumes * sizeof *vols);
+  qsort (vols, c->nvolumes, sizeof *vols, volume_cmp);
+  for (size_t i = 0; i < c->nvolumes; i++) {
+    if (!cairn_volume_name_valid (vols[i].name)
+        || (i > 0 && strcmp (vols[i - 1].name, vols[i].name) == 0))
+      goto invalid;
+    cairn_id_to_hex (&vols[i].root, hex);
+    fprintf (f, "volume %s size=%" PRIu64 " chunk=%" PRIu32 " root=%s\n",
+             vols[i].name, vols[i].size, vols[i].chunk_size, hex);
+  }
+  if (c->vm)
+    fprintf (f, "vm %s\n", c->vm);
+  for (size_t i = 0; i < c->nlabels; i++) {
+    if (!label_valid (c->labels[i]))
+      goto invalid;
+    fprintf (f, "label %s\n", c->labels[i]);
+  }
+  fputs ("\n", f);
+  if (c->message && *c->message) {
+    fputs (c->message, f);
+    if (c->message[strlen (c->message) - 1] != '\n')
+      fputs ("\n", f);
+  }
+  free (vols);
+  if (fclose (f) != 0) {
+    free (buf);
+    return -ENOMEM;
+  }
+  *text = buf;
+  *len = size;
+  return 0;
+
+ invalid:
+  fclose (f);
+  free (buf);
+  free (vols);
+  return -EINVAL;
+ nomem:
+  fclose (f);
+  free (buf);
+  return -ENOMEM;
+}
+
+/* A strict decimal number, all of S. */
+static bool
+parse_u64 (const char *s, uint64_t *v)
+{
+  char *end;
+
+  if (!isdigit ((unsigned char) *s) || (s[0] == '0' && s[1]))
+    return false;
+  errno = 0;
+  *v = strtoull (s, &end, 10);
+  return errno == 0 && *end == '\0';
+}
+
+static int
+parse_volume (char *line, struct cairn_volume *v)
+{
+  char *save, *name = strtok_r (line, " ", &save);
+  char *size = strtok_r (NULL, " ", &save);
+  char *chunk = strtok_r (NULL, " ", &save);
+  char *root = strtok_r (NULL, " ", &save);
+  uint64_t n;
+
+  if (!name || !size || !chunk || !root || strtok_r (NULL, " ", &save)
+      || strlen (name) > CAIRN_VOLUME_NAME_MAX
+      || !cairn_volume_name_valid (name)
+      || strncmp (size, "size=", 5) != 0 || !parse_u64 (size + 5, &v->size)
+      || strncmp (chunk, "chunk=", 6) != 0 || !parse_u64 (chunk + 6, &n)
+      || n < CAIRN_MIN_CHUNK_SIZE || n > CAIRN_MAX_CHUNK_SIZE
+      || (n & (n - 1)) != 0 || v->size == 0
+      || strncmp (root, "root=", 5) != 0
+      || cairn_id_from_hex (root + 5, &v->root) < 0)
+    return -EBADMSG;
+  strcpy (v->name, name);
+  v->chunk_size = n;
+  return 0;
+}
+
+static int
+push (void **array, size_t *n, size_t size, const void *item)
+{
+  void *p = realloc (*array, (*n + 1) * size);
+  if (!p)
+    return -ENOMEM;
+  memcpy ((char *) p + *n * size, item, size);
+  *array = p;
+  (*n)++;
+  return 0;
+}
+
+int
+cairn_commit_parse (const char *text, size_t len, struct cairn_commit **out)
+{
+  struct cairn_commit *c = calloc (1, sizeof *c);
+  char *copy = malloc (len + 1);
+  int r = -EBADMSG;
+  enum { PARENTS, TIME, VOLUMES, VM, LABELS } stage = PARENTS;
+
+  if (!c || !copy) {
+    r = -ENOMEM;
+    goto out;
+  }
+  memcpy (copy, text, len);
+  copy[len] = '\0';
+  if (strlen (copy) != len || strncmp (copy, COMMIT_HEADER,
+                                       strlen (COMMIT_HEADER)) != 0)
+    goto out;
+  cairn_sha256 (text, len, &c->id);
+
+  char *p = copy + strlen (COMMIT_HEADER);
+  for (;;) {
+    char *nl = strchr (p, '\n');
+    if (!nl)
+      goto out;
+    *nl = '\0';
+    char *line = p;
+    p = nl + 1;
+    if (*line == '\0')
+      break;
+    if (strncmp (line, "parent ", 7) == 0 && stage == PARENTS) {
+      struct cairn_id id;
+      if (cairn_id_from_hex (line + 7, &id) < 0)
+        goto out;
+      if ((r = push ((void **) &c->parents, &c->nparents, sizeof id, &id)))
+        goto out;
+      r = -EBADMSG;
+    }
+    else if (strncmp (line, "time ", 5) == 0 && stage <= TIME) {
+      if (cairn_time_parse (line + 5, &c->time) < 0)
+        goto out;
+      stage = VOLUMES;
+    }
+    else if (strncmp (line, "volume ", 7) == 0 && stage == VOLUMES) {
+      struct cairn_volume v;
+      if (parse_volume (line + 7, &v) < 0
+          || (c->nvolumes > 0
+              && strcmp (c->volumes[c->nvolumes - 1].name, v.name) >= 0))
+        goto out;
+      if ((r = push ((void **) &c->volumes, &c->nvolumes, sizeof v, &v)))
+        goto out;
+      r = -EBADMSG;
+    }
+    else if (strncmp (line, "vm ", 3) == 0 && stage == VOLUMES) {
+      if (!(c->vm = strdup (line + 3))) {
+        r = -ENOMEM;
+        goto out;
+      }
+      stage = LABELS;
+    }
+    else if (strncmp (line, "label ", 6) == 0
+             && (stage == VOLUMES || stage == LABELS)) {
+      char *l = line + 6;
+      if (!label_valid (l))
+        goto out;
+      char *dup = strdup (l);
+      if (!dup || push ((void **) &c->labels, &c->nlabels, sizeof dup,
+                        &dup)) {
+        free (dup);
+        r = -ENOMEM;
+        goto out;
+      }
+      stage = LABELS;
+    }
+    else
+      goto out;
+  }
+  if (stage < VOLUMES)
+    goto out;                   /* no time line */
+  size_t mlen = strlen (p);
+  if (mlen > 0 && p[mlen - 1] != '\n')
+    goto out;
+  if (mlen > 0)
+    p[mlen - 1] = '\0';
+  if (!(c->message = strdup (p))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  *out = c;
+  c = NULL;
+  r = 0;
+
+ out:
+  free (copy);
+  cairn_commit_free (c);
+  return r;
+}
+
+int
+cairn_commit_read (struct cairn_txn *txn, const struct cairn_id *id,
+                   struct cairn_commit **c)
+{
+  char hex[CAIRN_HEX_SIZE + 1];
+  struct cairn_val v;
+  int r = TOPS (txn)->object_get (txn->bt, CAIRN_OBJECT_COMMIT, id, &v, NULL);
+
+  cairn_id_to_hex (id, hex);
+  if (r == -ENOENT)
+    return cairn_error (CAIRN_ENOREF, "no commit %s", hex);
+  if (r < 0)
+    return r;
+  r = cairn_commit_parse (v.data, v.len, c);
+  if (r == 0 && !cairn_id_equal (&(*c)->id, id)) {
+    cairn_commit_free (*c);
+    r = -EBADMSG;
+  }
+  if (r == -EBADMSG)
+    return cairn_error (r, "commit %s is corrupt", hex);
+  return r;
+}
+
+int
+commit_store (struct cairn_txn *txn, const struct cairn_commit *c,
+              struct cairn_id *id)
+{
+  char *text;
+  size_t len;
+  int r = cairn_commit_format (c, &text, &len);
+
+  if (r < 0)
+    return r;
+  cairn_sha256 (text, len, id);
+  r = TOPS (txn)->object_put (txn->bt, CAIRN_OBJECT_COMMIT, id, text, len,
+                              len, 0);
+  free (text);
+  return r < 0 ? r : 0;
+}
+
+const struct cairn_volume *
+cairn_commit_volume (const struct cairn_commit *c, const char *name)
+{
+  for (size_t i = 0; i < c->nvolumes; i++)
+    if (strcmp (c->volumes[i].name, name) == 0)
+      return &c->volumes[i];
+  return NULL;
+}
+
+const char *
+cairn_commit_label (const struct cairn_commit *c, const char *key)
+{
+  size_t n = strlen (key);
+
+  for (size_t i = 0; i < c->nlabels; i++)
+    if (strncmp (c->labels[i], key, n) == 0 && c->labels[i][n] == '=')
+      return c->labels[i] + n + 1;
+  return NULL;
+}
+
+bool
+cairn_commit_pruned (struct cairn_txn *txn, const struct cairn_id *id)
+{
+  struct cairn_val v;
+  return TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_TOMBSTONES, id->bytes,
+                                 CAIRN_ID_SIZE, &v) == 0;
+}
+
+int
+cairn_commit_prune (struct cairn_txn *txn, const struct cairn_id *id)
+{
+  uint8_t when[8];
+
+  cairn_put_le64 (when, (uint64_t) cairn_time_now ());
+  return TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_TOMBSTONES, id->bytes,
+                                 CAIRN_ID_SIZE, when, sizeof when);
+}
+
+struct prefix_search {
+  const char *prefix;
+  size_t n;
+  int found;
+  struct cairn_id id;
+};
+
+static int
+prefix_visit (const struct cairn_id *id, const struct cairn_object_info *info,
+              void *arg)
+{
+  struct prefix_search *ps = arg;
+  char hex[CAIRN_HEX_SIZE + 1];
+
+  cairn_id_to_hex (id, hex);
+  if (strncmp (hex, ps->prefix, ps->n) != 0)
+    return 1;                   /* past the prefix: ids are sorted */
+  if (ps->found++ == 0)
+    ps->id = *id;
+  return ps->found > 1 ? 1 : 0;
+}
+
+int
+cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
+                          struct cairn_id *id)
+{
+  char lower[CAIRN_HEX_SIZE + 1];
+  struct cairn_id start = cairn_zero_id;
+  size_t n = strlen (prefix);
+
+  if (!cairn_is_hex_prefix (prefix))
+    return cairn_error (CAIRN_ENOREF, "'%s' is not a commit id", prefix);
+  for (size_t i = 0; i <= n; i++)
+    lower[i] = tolower ((unsigned char) prefix[i]);
+  for (size_t i = 0; i < n; i++) {
+    unsigned v = isdigit ((unsigned char) lower[i]) ? lower[i] - '0'
+      : lower[i] - 'a' + 10;
+    start.bytes[i / 2] |= i % 2 ? v : v << 4;
+  }
+  struct prefix_search ps = { .prefix = lower, .n = n };
+  int r = TOPS (txn)->object_scan (txn->bt, CAIRN_OBJECT_COMMIT, &start,
+                                   prefix_visit, &ps);
+  if (r < 0)
+    return r;
+  if (ps.found == 0)
+    return cairn_error (CAIRN_ENOREF, "no commit starts with %s", lower);
+  if (ps.found > 1)
+    return cairn_error (CAIRN_EAMBIGUOUS,
+                        "%s is ambiguous: several commits start with it; "
+                        "type more digits", lower);
+  *id = ps.id;
+  return 0;
+}

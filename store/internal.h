@@ -1,0 +1,90 @@
+/* internal.h: what libcairn's modules share and adapters do not see. */
+#ifndef CAIRN_INTERNAL_H
+#define CAIRN_INTERNAL_H
+
+#include <pthread.h>
+
+#include "store/store.h"
+
+struct chunk_cache;
+
+struct cairn_store {
+  char *path;
+  struct cairn_backend *backend;
+  uint32_t chunk_size;
+  int compress_level;           /* -1: none */
+  bool readonly;
+  struct chunk_cache *cache;
+};
+
+/* A store transaction: the backend's, and the store it belongs to. */
+struct cairn_txn {
+  struct cairn_store *s;
+  struct cairn_btxn *bt;
+  bool write;
+};
+
+/* Backend shorthands. */
+#define BE(s) ((s)->backend)
+#define BOPS(s) ((s)->backend->ops)
+#define TOPS(txn) ((txn)->s->backend->ops)
+
+/* cache.c: decompressed, verified chunks by id, LRU, sharded. */
+struct chunk_cache *chunk_cache_new (uint64_t capacity, uint32_t chunk_size);
+void chunk_cache_free (struct chunk_cache *c);
+void chunk_cache_set_capacity (struct chunk_cache *c, uint64_t capacity);
+/* Copies LEN bytes at OFF of chunk ID into BUF if cached. */
+bool chunk_cache_get (struct chunk_cache *c, const struct cairn_id *id,
+                      void *buf, size_t off, size_t len);
+/* Inserts chunk ID; takes ownership of DATA (malloc'd, chunk size). */
+void chunk_cache_insert (struct chunk_cache *c, const struct cairn_id *id,
+                         void *data);
+
+/* tree.c */
+#define TREE_FANOUT_BITS 8
+#define TREE_FANOUT (1 << TREE_FANOUT_BITS)
+#define TREE_MAX_LEVELS 8
+/* The chunk id at INDEX of tree ROOT. */
+int tree_lookup (struct cairn_txn *txn, const struct cairn_id *root,
+                 unsigned levels, uint64_t index, struct cairn_id *id);
+struct tree_change {
+  uint64_t index;
+  struct cairn_id id;
+};
+/* Applies CHANGES (sorted by index, unique) to ROOT; writes O(changes x
+ * height) new nodes and shares every other node with ROOT. */
+int tree_update (struct cairn_txn *txn, const struct cairn_id *root,
+                 unsigned levels, const struct tree_change *changes,
+                 size_t n, struct cairn_id *new_root);
+
+/* commit.c: a commit object from parts, stored in TXN. */
+int commit_store (struct cairn_txn *txn, const struct cairn_commit *c,
+                  struct cairn_id *id);
+
+/* ref.c: branch records. */
+int branch_info_decode (const void *data, size_t len,
+                        struct cairn_branch_info *info);
+int branch_info_encode (const struct cairn_branch_info *info, void **data,
+                        size_t *len);
+void branch_ref_key (const char *name, char *key, size_t len);
+/* A fresh working id for a branch volume (bumps meta next-wid). */
+int branch_new_wid (struct cairn_txn *txn, uint64_t *wid);
+/* Escapes a branch name for use as one file name ('/' -> "%2F"). */
+void branch_file_name (const char *name, char *buf, size_t len);
+/* Takes the writer lock of branch NAME: CAIRN_EHELD (naming the holder's
+ * pid) if another process has it. */
+int branch_lock (struct cairn_store *s, const char *name, int *fd);
+void branch_unlock (int fd);
+/* Deletes the working-state records of a branch volume. */
+int work_delete_all (struct cairn_txn *txn, uint64_t wid);
+
+/* Reads any store-wide META u64 counter (0 if absent). */
+int meta_get_u64 (struct cairn_txn *txn, const char *name, uint64_t *v);
+int meta_put_u64 (struct cairn_txn *txn, const char *name, uint64_t v);
+
+/* chunk.c: puts sealed chunk C; if it was known but gc deleted it since,
+ * compresses RAW again and puts that. */
+int chunk_put_or_reseal (struct cairn_txn *txn, const void *raw,
+                         struct cairn_sealed *c);
+
+#endif /* CAIRN_INTERNAL_H */

@@ -1,0 +1,122 @@
+/* test-util: ids, time, sizes and durations of store/util.c. */
+#include <config.h>
+
+#include <errno.h>
+
+#include "store/util.h"
+#include "tap.h"
+
+static void
+test_hex (void)
+{
+  struct cairn_id id, back;
+  char hex[CAIRN_HEX_SIZE + 1];
+
+  cairn_sha256 ("abc", 3, &id);
+  cairn_id_to_hex (&id, hex);
+  is_str (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+          "sha256 of abc, printed as lowercase hex");
+  ok (cairn_id_from_hex (hex, &back) == 0 && cairn_id_equal (&id, &back),
+      "hex round trip");
+  ok (cairn_id_from_hex ("abc", &back) == -EINVAL, "short hex refused");
+  hex[10] = 'g';
+  ok (cairn_id_from_hex (hex, &back) == -EINVAL, "non-hex digit refused");
+  ok (cairn_is_hex_prefix ("ab12"), "4 hex digits are a prefix");
+  ok (!cairn_is_hex_prefix ("ab1"), "3 digits are too short");
+  ok (!cairn_is_hex_prefix ("main"), "a name is not a prefix");
+  ok (cairn_id_is_zero (&cairn_zero_id), "zero id is zero");
+  ok (!cairn_id_is_zero (&id), "a hash is not zero");
+}
+
+static void
+test_zero (void)
+{
+  static char buf[65536];
+
+  ok (cairn_is_zero (buf, sizeof buf), "zero buffer");
+  buf[65535] = 1;
+  ok (!cairn_is_zero (buf, sizeof buf), "last byte set");
+  buf[65535] = 0;
+  buf[3] = 1;
+  ok (!cairn_is_zero (buf, sizeof buf), "early byte set");
+  ok (!cairn_is_zero (buf, 7), "short buffer with a byte set");
+  buf[3] = 0;
+}
+
+static void
+test_time (void)
+{
+  char buf[CAIRN_TIME_SIZE];
+  int64_t ns;
+
+  ok (cairn_time_parse ("2026-11-21T10:00:00.123456789Z", &ns) == 0,
+      "parse full time");
+  cairn_time_format (ns, buf);
+  is_str (buf, "2026-11-21T10:00:00.123456789Z", "format round trip");
+  ok (cairn_time_parse ("2026-11-21T11:30:00+01:30", &ns) == 0,
+      "parse an offset");
+  cairn_time_format (ns, buf);
+  is_str (buf, "2026-11-21T10:00:00.000000000Z", "offset applied");
+  ok (cairn_time_parse ("2026-11-21", &ns) == 0, "a date alone");
+  cairn_time_format_seconds (ns, buf);
+  is_str (buf, "2026-11-21T00:00:00Z", "date means midnight UTC");
+  ok (cairn_time_parse ("2026-02-30T00:00:00Z", &ns) == -EINVAL,
+      "30 February refused");
+  ok (cairn_time_parse ("2026-11-21T25:00:00Z", &ns) == -EINVAL,
+      "hour 25 refused");
+  ok (cairn_time_parse ("yesterday", &ns) == -EINVAL, "words refused");
+  ok (cairn_time_parse ("2026-11-21T10:00:00Zjunk", &ns) == -EINVAL,
+      "trailing junk refused");
+  ok (cairn_time_parse ("1969-12-31T23:59:59.5Z", &ns) == 0 && ns == -500000000,
+      "before the epoch");
+  cairn_time_format (ns, buf);
+  is_str (buf, "1969-12-31T23:59:59.500000000Z", "negative time formats");
+}
+
+static void
+test_size (void)
+{
+  uint64_t v;
+
+  ok (cairn_parse_size ("8G", &v) == 0 && v == 8ULL << 30, "8G");
+  ok (cairn_parse_size ("512", &v) == 0 && v == 512, "plain bytes");
+  ok (cairn_parse_size ("64KiB", &v) == 0 && v == 65536, "64KiB");
+  ok (cairn_parse_size ("1T", &v) == 0 && v == 1ULL << 40, "1T");
+  ok (cairn_parse_size ("abc", &v) == -EINVAL, "words refused");
+  ok (cairn_parse_size ("-5", &v) == -EINVAL, "negative refused");
+  ok (cairn_parse_size ("5X", &v) == -EINVAL, "unknown suffix refused");
+  ok (cairn_parse_size ("99999999999999999999", &v) == -ERANGE,
+      "overflow refused");
+  ok (cairn_parse_size ("16E", &v) == -ERANGE, "16 EiB overflows");
+}
+
+static void
+test_duration (void)
+{
+  int64_t ns;
+
+  ok (cairn_parse_duration ("90m", &ns) == 0 && ns == 5400LL * 1000000000,
+      "90m");
+  ok (cairn_parse_duration ("36h", &ns) == 0 && ns == 36LL * 3600000000000,
+      "36h");
+  ok (cairn_parse_duration ("2w", &ns) == 0
+      && ns == 14LL * 86400 * 1000000000, "2w");
+  ok (cairn_parse_duration ("1h30m", &ns) == 0
+      && ns == 5400LL * 1000000000, "1h30m");
+  ok (cairn_parse_duration ("5x", &ns) == -EINVAL, "unknown unit");
+  ok (cairn_parse_duration ("", &ns) == -EINVAL, "empty");
+  ok (cairn_parse_duration ("0s", &ns) == -EINVAL, "zero");
+  ok (cairn_parse_duration ("292y292y", &ns) == -ERANGE,
+      "sum overflow refused");
+}
+
+int
+main (void)
+{
+  test_hex ();
+  test_zero ();
+  test_time ();
+  test_size ();
+  test_duration ();
+  return done_testing ();
+}
