@@ -1,1 +1,9 @@
-# Tests of retention.
+# Tests of retention: the pure selection logic, one program per behaviour.
+RETENTION_TEST_LIBS = $(top_builddir)/retention/libcairn-retention.la \
+	$(top_builddir)/store/libcairn.la
+
+check_PROGRAMS += unit/test-retention-policy
+TESTS += unit/test-retention-policy
+
+unit_test_retention_policy_SOURCES = unit/test-retention-policy.c
+unit_test_retention_policy_LDADD = $(RETENTION_TEST_LIBS)
