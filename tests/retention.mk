@@ -2,8 +2,14 @@
 RETENTION_TEST_LIBS = $(top_builddir)/retention/libcairn-retention.la \
 	$(top_builddir)/store/libcairn.la
 
-check_PROGRAMS += unit/test-retention-policy
-TESTS += unit/test-retention-policy
+check_PROGRAMS += \
+	unit/test-retention-policy \
+	unit/test-retention-select
+TESTS += \
+	unit/test-retention-policy \
+	unit/test-retention-select
 
 unit_test_retention_policy_SOURCES = unit/test-retention-policy.c
 unit_test_retention_policy_LDADD = $(RETENTION_TEST_LIBS)
+unit_test_retention_select_SOURCES = unit/test-retention-select.c
+unit_test_retention_select_LDADD = $(RETENTION_TEST_LIBS)
