@@ -113,6 +113,14 @@ test_shared_commit_is_protected (void)
   for (size_t i = 0; order && i < 5; i++)
     order = u->decisions[i].id.bytes[0] == newest_first[i];
   ok (order, "union is newest first: d1 m4 m3 m2 m1");
+  cairn_retention_result_free (u);
+
+  /* The branch that keeps m2 comes first now: no vote may undo a keep. */
+  const struct cairn_retention_result *reversed[] = { dev_r, main_r };
+  const char *reversed_names[] = { "dev", "main" };
+  cairn_retention_union (reversed, reversed_names, 2, &u);
+  check (u, M2, "dev: last 2", "m2 is kept whichever branch comes first");
+  check (u, M1, NULL, "m1 is still pruned");
 
   cairn_retention_result_free (u);
   cairn_retention_result_free (main_r);
