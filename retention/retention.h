@@ -61,8 +61,8 @@ struct cairn_retention_policy {
  * "keep-yearly" or "keep-within".  For the counts VALUE is a decimal
  * number ("24"), "0" to turn the rule off, or "unlimited" (also "-1").
  * For keep-within VALUE is one or more terms of a number and a unit,
- * s m h d w y (minute, hour, day, 7 days, 365 days: "90m", "36h", "7d",
- * "2w", "1y", "1d12h"), or "0" to turn the rule off.  A bare number is
+ * s m h d w y (second, minute, hour, day, 7 days, 365 days: "90m", "36h",
+ * "7d", "2w", "1y", "1d12h"), or "0" to turn the rule off.  A bare number is
  * refused because its unit would be a guess.
  *
  * On error POLICY is unchanged.
@@ -199,7 +199,9 @@ struct cairn_retention_result {
  *  - a commit with always-keep reasons is kept whatever the rules say;
  *  - the empty policy keeps every commit.
  *
- * A commit is kept if any rule keeps it.  Selection sees one branch only:
+ * A commit is kept if any rule keeps it.  Selecting again from the kept
+ * commits keeps them all, so pruning twice prunes nothing more.
+ * Selection sees one branch only:
  * a commit shared with other branches must be pruned only if no branch
  * keeps it, which cairn_retention_union() decides.
  *
@@ -226,9 +228,9 @@ int cairn_retention_select (const struct cairn_retention_policy *policy,
  * for every branch, those without a policy included (their empty policy
  * keeps everything), or their history is unprotected.
  *
- * On success *UNION holds one decision per distinct commit, newest first
+ * On success *UNION_RESULT holds one decision per distinct commit, newest first
  * (equal times in order of first appearance), freed by the caller with
- * cairn_retention_result_free().  On error *UNION is untouched.
+ * cairn_retention_result_free().  On error *UNION_RESULT is untouched.
  * @return 0 on success, or
  *   -EINVAL  one commit id appears with two different times;
  *   -ENOMEM  out of memory.

@@ -428,6 +428,18 @@ test_long_chain (void)
    * Jan 1 00:00, is pruned: every rule has used its counts.
    * 24 + 6 + 2 + 11 = 43. */
   is_int (result ? result->n_keep : 0, 43, "keeps 43 commits");
+
+  /* Pruning again prunes nothing more: select from the kept commits. */
+  struct cairn_retention_result *again = NULL;
+  size_t n_kept = 0;
+  for (size_t i = 0; result && i < result->n_decisions; i++)
+    if (result->decisions[i].keep)
+      items[n_kept++] = (struct cairn_retention_item) {
+        .id = result->decisions[i].id, .time = result->decisions[i].time };
+  is_int (cairn_retention_select (&policy, items, n_kept, &again), 0,
+          "select again from the kept commits");
+  is_int (again ? again->n_keep : 0, 43, "keeps all 43 of them");
+  cairn_retention_result_free (again);
   cairn_retention_result_free (result);
 }
 
