@@ -1,15 +1,23 @@
-/* pin.c: pins, which keep gc off objects a writer has stored but not yet
- * named from any commit or working state (an import half done, a VM's
- * memory being stored before its commit).
+/* pin.c: pins and leases, the two ways a live process tells gc to keep
+ * something no ref names.
  *
- * A pin is a record in the "sessions" table plus a lock file that its
- * process holds with flock for as long as the pin lives:
+ * A pin keeps gc off objects a writer has stored but not yet named from
+ * any commit or working state (an import half done, a VM's memory stored
+ * before its commit).  A lease keeps a commit's data alive while a reader
+ * uses it, even if retention prunes the commit meanwhile (a file open in
+ * cairnfs).  Each is a record in the "sessions" table plus a lock file its
+ * process holds with flock for as long as it lives:
  *
  *   "sessions"  key: "pin/<pid>/<n>" (text)
  *     OFFSET  SIZE  DESCRIPTION
  *          0     8  gc epoch when the pin began (LE)
  *
- *   STORE/run/pin-<pid>-<n>.lock   held with flock(LOCK_EX) by the owner
+ *   "sessions"  key: "lease/<pid>/<n>" (text)
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0    32  the leased commit's id
+ *
+ *   STORE/run/pin-<pid>-<n>.lock     held with flock(LOCK_EX) by the owner
+ *   STORE/run/lease-<pid>-<n>.lock   likewise
  *
  * Every object the pinned writer puts carries an epoch at least the pin's,
  * and gc sweeps only objects older than the oldest live pin.  A pin whose
@@ -29,82 +37,155 @@
 
 #include "store/internal.h"
 
-struct cairn_pin {
+/* STORE/run/KIND-TAG.lock for the session key "KIND/TAG". */
+static bool
+session_lock_path (struct cairn_store *s, const char *key, size_t klen,
+                   char *path, size_t len)
+{
+  const char *slash = memchr (key, '/', klen);
+  if (!slash || klen >= 64)
+    return false;
+  snprintf (path, len, "%s/run/%.*s-%.*s.lock", s->path,
+            (int) (slash - key), key, (int) (klen - (slash - key) - 1),
+            slash + 1);
+  return true;
+}
+
+/* A pin or a lease: a sessions record and the lock file proving life. */
+struct session {
   struct cairn_store *s;
   char key[64];
   char path[4096];
   int fd;
 };
 
-static atomic_uint pin_counter;
+struct cairn_pin {
+  struct session session;
+};
 
-int
-cairn_pin_begin (struct cairn_store *s, struct cairn_pin **out)
+struct cairn_lease {
+  struct session session;
+};
+
+static atomic_uint session_counter;
+
+/* Creates session KIND ("pin" or "lease") with record VALUE, or, for a pin,
+ * the current epoch if VALUE is NULL. */
+static int
+session_begin (struct cairn_store *s, const char *kind, const void *value,
+               size_t vlen, struct session *ss)
 {
-  struct cairn_pin *pin = calloc (1, sizeof *pin);
-  unsigned n = atomic_fetch_add (&pin_counter, 1);
+  unsigned n = atomic_fetch_add (&session_counter, 1);
   struct cairn_txn *txn;
-  uint64_t epoch;
-  uint8_t v[8];
+  uint8_t epoch_le[8];
   int r;
 
-  if (!pin)
-    return -ENOMEM;
-  pin->s = s;
-  snprintf (pin->key, sizeof pin->key, "pin/%d/%u", (int) getpid (), n);
-  snprintf (pin->path, sizeof pin->path, "%s/run/pin-%d-%u.lock", s->path,
-            (int) getpid (), n);
-  pin->fd = open (pin->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (pin->fd == -1 || flock (pin->fd, LOCK_EX | LOCK_NB) == -1) {
+  ss->s = s;
+  /* The start time keeps a reused pid from ever meeting its old key. */
+  snprintf (ss->key, sizeof ss->key, "%s/%d-%u-%llx", kind, (int) getpid (),
+            n, (unsigned long long) cairn_time_now ());
+  session_lock_path (s, ss->key, strlen (ss->key), ss->path,
+                     sizeof ss->path);
+  ss->fd = open (ss->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (ss->fd == -1 || flock (ss->fd, LOCK_EX | LOCK_NB) == -1) {
     r = -errno;
     goto err;
   }
   r = cairn_txn_begin (s, true, &txn);
   if (r < 0)
     goto err;
-  r = meta_get_u64 (txn, "epoch", &epoch);
-  cairn_put_le64 (v, epoch);
+  if (!value) {
+    uint64_t epoch;
+    r = meta_get_u64 (txn, "epoch", &epoch);
+    cairn_put_le64 (epoch_le, epoch);
+    value = epoch_le;
+    vlen = sizeof epoch_le;
+  }
   if (r == 0)
-    r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_SESSIONS, pin->key,
-                                strlen (pin->key), v, sizeof v);
+    r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_SESSIONS, ss->key,
+                                strlen (ss->key), value, vlen);
   if (r < 0) {
     cairn_txn_abort (s, txn);
     goto err;
   }
   r = cairn_txn_commit (s, txn);
-  if (r < 0)
-    goto err;
-  *out = pin;
-  return 0;
+  if (r == 0)
+    return 0;
 
  err:
-  if (pin->fd >= 0) {
-    unlink (pin->path);
-    close (pin->fd);
+  if (ss->fd >= 0) {
+    unlink (ss->path);
+    close (ss->fd);
   }
-  free (pin);
   return r;
+}
+
+static void
+session_end (struct session *ss)
+{
+  struct cairn_txn *txn;
+
+  if (cairn_txn_begin (ss->s, true, &txn) == 0) {
+    if (TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_SESSIONS, ss->key,
+                                   strlen (ss->key)) == 0)
+      cairn_txn_commit (ss->s, txn);
+    else
+      cairn_txn_abort (ss->s, txn);
+  }
+  /* A record left behind (a failed delete) is harmless: without the lock
+   * held, gc treats it as dead. */
+  unlink (ss->path);
+  close (ss->fd);
+}
+
+int
+cairn_pin_begin (struct cairn_store *s, struct cairn_pin **out)
+{
+  struct cairn_pin *pin = calloc (1, sizeof *pin);
+  if (!pin)
+    return -ENOMEM;
+  int r = session_begin (s, "pin", NULL, 0, &pin->session);
+  if (r < 0) {
+    free (pin);
+    return r;
+  }
+  *out = pin;
+  return 0;
 }
 
 void
 cairn_pin_end (struct cairn_pin *pin)
 {
-  struct cairn_txn *txn;
-
   if (!pin)
     return;
-  if (cairn_txn_begin (pin->s, true, &txn) == 0) {
-    if (TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_SESSIONS, pin->key,
-                                   strlen (pin->key)) == 0)
-      cairn_txn_commit (pin->s, txn);
-    else
-      cairn_txn_abort (pin->s, txn);
-  }
-  /* A record left behind (a failed delete) is harmless: without the lock
-   * held, gc treats it as dead. */
-  unlink (pin->path);
-  close (pin->fd);
+  session_end (&pin->session);
   free (pin);
+}
+
+int
+cairn_lease_begin (struct cairn_store *s, const struct cairn_id *commit,
+                   struct cairn_lease **out)
+{
+  struct cairn_lease *lease = calloc (1, sizeof *lease);
+  if (!lease)
+    return -ENOMEM;
+  int r = session_begin (s, "lease", commit->bytes, CAIRN_ID_SIZE,
+                         &lease->session);
+  if (r < 0) {
+    free (lease);
+    return r;
+  }
+  *out = lease;
+  return 0;
+}
+
+void
+cairn_lease_end (struct cairn_lease *lease)
+{
+  if (!lease)
+    return;
+  session_end (&lease->session);
+  free (lease);
 }
 
 struct oldest_ctx {
@@ -112,21 +193,14 @@ struct oldest_ctx {
   uint64_t oldest;
 };
 
-/* True if the pin's process still holds its lock file. */
+/* True if the session's process still holds its lock file. */
 static bool
-pin_alive (struct cairn_store *s, const char *key, size_t klen)
+session_alive (struct cairn_store *s, const char *key, size_t klen)
 {
-  char k[64], path[4096];
-  int pid;
-  unsigned n;
+  char path[4096];
 
-  if (klen >= sizeof k)
+  if (!session_lock_path (s, key, klen, path, sizeof path))
     return false;
-  memcpy (k, key, klen);
-  k[klen] = '\0';
-  if (sscanf (k, "pin/%d/%u", &pid, &n) != 2)
-    return false;
-  snprintf (path, sizeof path, "%s/run/pin-%d-%u.lock", s->path, pid, n);
   int fd = open (path, O_RDWR | O_CLOEXEC);
   if (fd == -1)
     return false;
@@ -140,7 +214,7 @@ oldest_visit (struct cairn_val key, struct cairn_val value, void *arg)
 {
   struct oldest_ctx *o = arg;
 
-  if (value.len == 8 && pin_alive (o->s, key.data, key.len)) {
+  if (value.len == 8 && session_alive (o->s, key.data, key.len)) {
     uint64_t e = cairn_le64 (value.data);
     if (e < o->oldest)
       o->oldest = e;
@@ -162,4 +236,92 @@ cairn_pins_oldest_epoch (struct cairn_store *s, uint64_t *epoch)
   cairn_txn_abort (s, txn);
   *epoch = o.oldest;
   return r < 0 ? r : 0;
+}
+
+struct leases_ctx {
+  struct cairn_store *s;
+  int (*fn) (const struct cairn_id *commit, void *arg);
+  void *arg;
+};
+
+static int
+lease_visit (struct cairn_val key, struct cairn_val value, void *arg)
+{
+  struct leases_ctx *l = arg;
+  struct cairn_id id;
+
+  if (value.len != CAIRN_ID_SIZE || !session_alive (l->s, key.data, key.len))
+    return 0;
+  memcpy (id.bytes, value.data, CAIRN_ID_SIZE);
+  return l->fn (&id, l->arg);
+}
+
+int
+cairn_leases_list (struct cairn_store *s,
+                   int (*fn) (const struct cairn_id *commit, void *arg),
+                   void *arg)
+{
+  struct leases_ctx l = { s, fn, arg };
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (s, false, &txn);
+
+  if (r < 0)
+    return r;
+  r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_SESSIONS, "lease/", 6,
+                               NULL, 0, lease_visit, &l);
+  cairn_txn_abort (s, txn);
+  return r < 0 ? r : 0;
+}
+
+struct dead_ctx {
+  struct cairn_store *s;
+  char (*keys)[64];
+  size_t n, cap;
+};
+
+static int
+dead_visit (struct cairn_val key, struct cairn_val value, void *arg)
+{
+  struct dead_ctx *d = arg;
+
+  if (key.len >= 64 || session_alive (d->s, key.data, key.len))
+    return 0;
+  if (d->n == d->cap) {
+    d->cap = d->cap ? 2 * d->cap : 16;
+    char (*k)[64] = realloc (d->keys, d->cap * sizeof *k);
+    if (!k)
+      return -ENOMEM;
+    d->keys = k;
+  }
+  memcpy (d->keys[d->n], key.data, key.len);
+  d->keys[d->n][key.len] = '\0';
+  d->n++;
+  return 0;
+}
+
+int
+cairn_sessions_cleanup (struct cairn_store *s)
+{
+  struct dead_ctx d = { s, NULL, 0, 0 };
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (s, true, &txn);
+
+  if (r < 0)
+    return r;
+  r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_SESSIONS, "", 0, NULL, 0,
+                               dead_visit, &d);
+  for (size_t i = 0; r >= 0 && i < d.n; i++) {
+    char path[4096];
+    r = TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_SESSIONS, d.keys[i],
+                                   strlen (d.keys[i]));
+    if (session_lock_path (s, d.keys[i], strlen (d.keys[i]), path,
+                           sizeof path))
+      unlink (path);
+  }
+  free (d.keys);
+  if (r < 0) {
+    cairn_txn_abort (s, txn);
+    return r;
+  }
+  return cairn_txn_commit (s, txn);
 }

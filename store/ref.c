@@ -716,3 +716,61 @@ cairn_resolve (struct cairn_txn *txn, const char *spec, struct cairn_ref *ref)
   return cairn_error (CAIRN_ENOREF, "unknown ref '%s': no branch, tag or "
                       "commit by that name", spec);
 }
+
+int
+cairn_branch_create_with_commit (struct cairn_store *s, const char *name,
+                                 const struct cairn_volume *volumes,
+                                 size_t nvolumes,
+                                 const struct cairn_commit_options *o,
+                                 struct cairn_id *id)
+{
+  struct cairn_commit c = { 0 };
+  struct cairn_branch_info info = { .created = cairn_time_now () };
+  struct cairn_txn *txn;
+  int r;
+
+  if ((r = check_ref_name (name)) < 0)
+    return r;
+  c.nvolumes = nvolumes;
+  c.volumes = (struct cairn_volume *) volumes;
+  c.time = o && o->time ? o->time : cairn_time_now ();
+  c.message = o && o->message ? (char *) o->message : "";
+  c.vm = o ? (char *) o->vm : NULL;
+  for (size_t i = 0; o && o->labels && o->labels[i]; i++)
+    c.nlabels++;
+  c.labels = o ? (char **) o->labels : NULL;
+  c.nparents = o ? o->nextra_parents : 0;
+  c.parents = o ? (struct cairn_id *) o->extra_parents : NULL;
+  info.nvolumes = nvolumes;
+  info.volumes = calloc (nvolumes ? nvolumes : 1, sizeof *info.volumes);
+  if (!info.volumes)
+    return -ENOMEM;
+
+  r = cairn_txn_begin (s, true, &txn);
+  if (r < 0)
+    goto out;
+  r = name_free (txn, name);
+  if (r == 0) {
+    r = commit_store (txn, &c, id);
+    if (r == -EINVAL)
+      r = cairn_error (r, "a label must be KEY=VALUE");
+  }
+  for (size_t i = 0; r == 0 && i < nvolumes; i++) {
+    struct cairn_branch_volume *v = &info.volumes[i];
+    strcpy (v->name, volumes[i].name);
+    v->size = volumes[i].size;
+    v->chunk_size = volumes[i].chunk_size;
+    v->root = volumes[i].root;
+    r = branch_new_wid (txn, &v->wid);
+  }
+  info.base = *id;
+  if (r == 0)
+    r = put_branch (txn, name, &info);
+  if (r < 0)
+    cairn_txn_abort (s, txn);
+  else
+    r = cairn_txn_commit (s, txn);
+ out:
+  free (info.volumes);
+  return r;
+}

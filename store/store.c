@@ -295,3 +295,10 @@ cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn)
   BOPS (s)->txn_abort (txn->bt);
   free (txn);
 }
+
+int
+cairn_object_get (struct cairn_txn *txn, enum cairn_object_type type,
+                  const struct cairn_id *id, struct cairn_val *data)
+{
+  return TOPS (txn)->object_get (txn->bt, type, id, data, NULL);
+}

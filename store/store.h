@@ -79,6 +79,11 @@ int cairn_txn_begin (struct cairn_store *s, bool write,
 int cairn_txn_commit (struct cairn_store *s, struct cairn_txn *txn);
 void cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn);
 
+/* The stored bytes of object ID (a chunk's are compressed), valid until
+ * TXN ends.  -ENOENT if there is none. */
+int cairn_object_get (struct cairn_txn *txn, enum cairn_object_type type,
+                      const struct cairn_id *id, struct cairn_val *data);
+
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 
@@ -400,6 +405,10 @@ int cairn_tree_builder_finish (struct cairn_tree_builder *tb,
                                struct cairn_txn *txn, struct cairn_id *root);
 void cairn_tree_builder_free (struct cairn_tree_builder *tb);
 
+/* Reads tree node ID: its level and its 256 children (zero: hole). */
+int cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
+                          unsigned *level, struct cairn_id *children);
+
 /* Nodes the builder has written (for tests of structural sharing). */
 uint64_t cairn_tree_nodes_written (void);
 
@@ -414,6 +423,118 @@ int cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
                    size_t *n);
 
 /* ------------------------------------------------------------------ */
+/* Import: a whole volume from any byte source                          */
+
+struct cairn_import_source {
+  uint64_t size;
+  /* Reads LEN bytes at OFF: 0 or a negative errno.  Called from several
+   * threads at once. */
+  int (*read) (void *arg, void *buf, size_t len, uint64_t off);
+  /* Optional: calls FN for the holes and data of [OFF, OFF+LEN), so holes
+   * are not read.  Thread-safe like read. */
+  int (*extents) (void *arg, uint64_t off, uint64_t len,
+                  cairn_extent_fn fn, void *fnarg);
+  void *arg;
+};
+
+struct cairn_import_stats {
+  uint64_t chunks;              /* chunks in the volume */
+  uint64_t holes;               /* of those, all zeros */
+  uint64_t new_chunks;          /* stored now (not deduplicated) */
+  uint64_t stored_bytes;        /* bytes added to packs */
+};
+
+typedef void (*cairn_progress_fn) (void *arg, uint64_t done, uint64_t total);
+
+/* Stores SRC as volume VOLUME of branch BRANCH and commits it: a new
+ * branch is created with that one volume, atomically with its first
+ * commit; an existing branch gets the volume replaced (other volumes and
+ * working state are committed with it), through its serving process if it
+ * is live.  Hashing and compression run on every core; memory stays
+ * bounded whatever the size.  Chunks the store has are not stored again,
+ * so re-importing a changed image costs only its changed chunks. */
+int cairn_import (struct cairn_store *s, const char *branch,
+                  const char *volume, const struct cairn_import_source *src,
+                  const struct cairn_commit_options *o,
+                  cairn_progress_fn progress, void *parg,
+                  struct cairn_id *commit, struct cairn_import_stats *st);
+
+/* Builds a volume's tree from SRC without committing it (the caller
+ * commits it, e.g. as a VM's memory).  BASE, if not NULL, is a previous
+ * version of the same volume: with CHANGED set, only the chunks whose
+ * index CHANGED marks are read and the rest are taken from BASE. */
+int cairn_volume_store (struct cairn_store *s,
+                        const struct cairn_import_source *src,
+                        const struct cairn_volume *base,
+                        const uint8_t *changed,
+                        cairn_progress_fn progress, void *parg,
+                        struct cairn_volume *out,
+                        struct cairn_import_stats *st);
+
+/* Creates branch NAME whose first commit holds VOLUMES, in one
+ * transaction: either both exist afterwards or neither. */
+int cairn_branch_create_with_commit (struct cairn_store *s, const char *name,
+                                     const struct cairn_volume *volumes,
+                                     size_t nvolumes,
+                                     const struct cairn_commit_options *o,
+                                     struct cairn_id *commit);
+
+/* ------------------------------------------------------------------ */
+/* Control sockets: talking to the process that holds a live branch     */
+
+struct json_object;
+
+/* Sends one request (a JSON object with "op") to the writer of BRANCH
+ * through STORE/run/BRANCH.sock and waits up to TIMEOUT_MS for its reply.
+ * -ENOENT if nobody serves the branch.  A reply {"ok": false, "error":
+ * MSG, "code": N} becomes code N with MSG as the last error. */
+int cairn_control_request (struct cairn_store *s, const char *branch,
+                           struct json_object *request,
+                           struct json_object **reply, int timeout_ms);
+
+/* Commits live branch BRANCH through its writer: the request carries
+ * every field of O. */
+int cairn_control_commit (struct cairn_store *s, const char *branch,
+                          const struct cairn_commit_options *o,
+                          struct cairn_id *id);
+
+/* Serves the control socket of open branch B in a thread: "commit",
+ * "flush" and "ping" requests.  EXTRA, if not NULL, handles other ops
+ * (return -ENOTSUP to refuse one). */
+struct cairn_control;
+typedef int (*cairn_control_fn) (void *arg, struct json_object *request,
+                                 struct json_object *reply);
+int cairn_control_start (struct cairn_store *s, struct cairn_branch *b,
+                         cairn_control_fn extra, void *arg,
+                         struct cairn_control **ctl);
+void cairn_control_stop (struct cairn_control *ctl);
+
+/* Commits branch NAME wherever it lives: through its writer if it is
+ * served, else by opening it here. */
+int cairn_commit_branch (struct cairn_store *s, const char *name,
+                         const struct cairn_commit_options *o,
+                         struct cairn_id *id);
+
+/* ------------------------------------------------------------------ */
+/* Space                                                               */
+
+struct cairn_du_entry {
+  struct cairn_id id;
+  int64_t time;
+  bool pruned;                  /* a tombstone: references nothing */
+  uint64_t referenced;          /* stored bytes of every chunk it names */
+  uint64_t unique;              /* stored bytes named by no other commit:
+                                   what deleting it alone would free */
+  uint64_t shared;              /* referenced - unique */
+};
+
+/* Space accounting of the N commits IDS against every live commit of the
+ * store.  Costs O(distinct tree nodes and chunks), however many commits
+ * share them.  OUT holds N entries. */
+int cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
+              struct cairn_du_entry *out);
+
+/* ------------------------------------------------------------------ */
 /* Pins: protect objects a long operation writes before a commit names
  * them (import, VM memory) from a concurrent gc. */
 
@@ -424,5 +545,20 @@ void cairn_pin_end (struct cairn_pin *pin);
 /* The gc epoch below which a live pin protects nothing: gc/ sweeps only
  * objects older than min(its own epoch, this).  UINT64_MAX if no pin. */
 int cairn_pins_oldest_epoch (struct cairn_store *s, uint64_t *epoch);
+
+/* Leases: a reader (cairnfs with a file open) keeps commit ID's data
+ * alive even if retention prunes it meanwhile; gc treats every live
+ * lease's commit as a root.  A lease dies with its process. */
+struct cairn_lease;
+int cairn_lease_begin (struct cairn_store *s, const struct cairn_id *commit,
+                       struct cairn_lease **lease);
+void cairn_lease_end (struct cairn_lease *lease);
+/* Calls FN for the commit of every live lease (for gc). */
+int cairn_leases_list (struct cairn_store *s,
+                       int (*fn) (const struct cairn_id *commit, void *arg),
+                       void *arg);
+
+/* Removes records of pins and leases whose processes are gone. */
+int cairn_sessions_cleanup (struct cairn_store *s);
 
 #endif /* CAIRN_STORE_H */

@@ -187,6 +187,25 @@ node_store (struct cairn_txn *txn, const struct node *n, struct cairn_id *id)
   return r < 0 ? r : 0;
 }
 
+int
+cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
+                      unsigned *level, struct cairn_id *children)
+{
+  struct cairn_val v;
+  int r = TOPS (txn)->object_get (txn->bt, CAIRN_OBJECT_NODE, id, &v, NULL);
+  if (r < 0)
+    return r;
+  if (v.len < NODE_HEADER)
+    return node_corrupt (id, "bad header");
+  *level = ((const uint8_t *) v.data)[4];
+  r = node_check (id, &v, *level);
+  if (r < 0)
+    return r;
+  for (unsigned i = 0; i < TREE_FANOUT; i++)
+    node_child (&v, i, &children[i]);
+  return 0;
+}
+
 static unsigned
 slot_at (uint64_t index, unsigned level)
 {
