@@ -55,9 +55,8 @@ cairn_ref_name_valid (const char *name)
   for (size_t i = 0; i < n; i++)
     if (!isalnum ((unsigned char) name[i]) && !strchr ("._/-", name[i]))
       return false;
-  /* A name made of hex digits would shadow commit ids. */
-  if (cairn_is_hex_prefix (name))
-    return false;
+  /* Names made of hex digits ("cafe", "b100") are allowed: resolution
+   * tries branches and tags before id prefixes, as git does. */
   return strncmp (name, "heads/", 6) != 0 && strncmp (name, "tags/", 5) != 0;
 }
 

@@ -88,8 +88,8 @@ int cairn_object_get (struct cairn_txn *txn, enum cairn_object_type type,
 /* Names                                                               */
 
 /* Branch and tag names: 1..128 of [A-Za-z0-9._/-], not starting with '-',
- * '.' or '/', no "..", "//", trailing '/' or ".lock"; and not 4..64 hex
- * digits (those name commits). */
+ * '.' or '/', no "..", "//", trailing '/' or ".lock".  A name that looks
+ * like an id prefix is allowed; the name wins when resolving. */
 bool cairn_ref_name_valid (const char *name);
 /* Volume names: 1..32 of [a-z0-9_-]. */
 bool cairn_volume_name_valid (const char *name);

@@ -72,7 +72,7 @@ main (void)
   ok (!cairn_ref_name_valid ("-x"), "leading dash refused");
   ok (!cairn_ref_name_valid ("a..b"), ".. refused");
   ok (!cairn_ref_name_valid ("a:b"), "colon refused (export separator)");
-  ok (!cairn_ref_name_valid ("dead"), "hex-looking names refused");
+  ok (cairn_ref_name_valid ("cafe"), "hex-looking names are names");
   ok (!cairn_ref_name_valid ("a b"), "space refused");
   ok (!cairn_ref_name_valid ("x.lock"), ".lock refused");
   ok (!cairn_ref_name_valid (""), "empty refused");
@@ -136,6 +136,19 @@ main (void)
       "a tag may not shadow a branch");
   ok (cairn_branch_create_from (s, "v1", &c1) == -EEXIST,
       "a branch may not shadow a tag");
+  /* A branch named like a prefix of c1 wins over the prefix. */
+  char hexc1[CAIRN_HEX_SIZE + 1], shadow[8];
+  cairn_id_to_hex (&c1, hexc1);
+  snprintf (shadow, sizeof shadow, "%.5s", hexc1);
+  if (cairn_ref_name_valid (shadow)) {
+    ok (cairn_branch_create_from (s, shadow, &c2) == 0
+        && resolve (shadow, &ref) == 0 && ref.kind == CAIRN_REF_BRANCH
+        && cairn_id_equal (&ref.commit, &c2),
+        "a branch named like an id prefix resolves to the branch");
+    cairn_branch_delete (s, shadow);
+  }
+  else
+    ok (1, "(the prefix starts with a digit: nothing to shadow)");
   ok (resolve ("v1", &ref) == 0 && ref.kind == CAIRN_REF_TAG
       && cairn_id_equal (&ref.commit, &c1), "v1 resolves to c1");
   ok (resolve ("tags/v1", &ref) == 0, "tags/v1");
