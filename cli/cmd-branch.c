@@ -294,7 +294,7 @@ branch_list (struct cli *cli, bool json)
     cairn_branch_info_free (&info);
   }
   if (json) {
-    puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PRETTY
+    puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
                                           | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put (arr);
   }

@@ -121,7 +121,7 @@ commit_json (struct cairn_txn *txn, const struct cairn_commit *c,
 static void
 print_json (struct json_object *j)
 {
-  puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PRETTY
+  puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
                                         | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 

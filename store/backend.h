@@ -151,6 +151,11 @@ struct cairn_backend {
 int cairn_backend_local_open (const char *store_path, bool readonly,
                               struct cairn_backend **b);
 
+/* Turns every fsync off (NOSYNC), so that a benchmark can measure the
+ * metadata cost of an operation apart from the disk's flush latency.
+ * Never for real use: a crash may then lose or corrupt the store. */
+void cairn_backend_local_set_nosync (struct cairn_backend *b, bool nosync);
+
 /* The local backend's pack maintenance, for gc (backend-local.c). */
 struct cairn_pack_stat {
   uint32_t pack;

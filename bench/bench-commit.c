@@ -1,0 +1,217 @@
+/* bench-commit: commit and branch latency of libcairn, in-process.
+ *
+ * For an 8 GiB and a 1 TiB sparse volume: write 1 MiB at a random place,
+ * then commit; repeat N times (default 1000) and report p50 and p99 of the
+ * commit alone:
+ *
+ *   durable       the 1 MiB was sealed first (what the background sealer
+ *                 does while a VM runs), the commit is metadata plus the
+ *                 fsyncs that make it durable when it returns;
+ *   metadata      the same with every fsync off (the cost apart from the
+ *                 disk's flush latency);
+ *   with seal     the commit also hashes and compresses the 1 MiB itself
+ *                 (no background sealer caught up).
+ *
+ * Then branch creation from a commit, N times.  The peer measured in the
+ * same run is the durability floor of this disk: write 1 MiB to a raw file
+ * and fdatasync it.
+ *
+ * Usage: bench-commit DIR [N]
+ */
+#include <config.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+static int64_t
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+cmp_i64 (const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+struct stats {
+  double p50, p99;
+};
+
+static struct stats
+percentiles (int64_t *ns, int n)
+{
+  qsort (ns, n, sizeof *ns, cmp_i64);
+  return (struct stats) { ns[n / 2] / 1000.0, ns[(n * 99) / 100] / 1000.0 };
+}
+
+static void
+fill_random (char *buf, size_t len, unsigned *seed)
+{
+  for (size_t i = 0; i < len; i += 4) {
+    *seed = *seed * 1103515245 + 12345;
+    memcpy (buf + i, seed, 4);
+  }
+}
+
+enum mode { DURABLE, METADATA, WITH_SEAL };
+
+static struct stats
+run_commits (struct cairn_store *s, const char *branch, uint64_t size,
+             enum mode mode, int n, struct stats *branch_stats)
+{
+  struct cairn_branch *b;
+  struct cairn_id id;
+  int64_t *ns = malloc (n * sizeof *ns);
+  char *buf = malloc (1 << 20);
+  unsigned seed = 42 + mode;
+
+  if (cairn_branch_open (s, branch, CAIRN_BRANCH_WRITE, &b) < 0) {
+    fprintf (stderr, "open: %s\n", cairn_last_error ());
+    exit (1);
+  }
+  struct cairn_bvol *v = cairn_branch_volume (b, "disk");
+  cairn_backend_local_set_nosync (cairn_store_backend (s), mode == METADATA);
+  for (int i = 0; i < n; i++) {
+    uint64_t off = ((uint64_t) rand () * 7919 % (size >> 20)) << 20;
+    fill_random (buf, 1 << 20, &seed);
+    if (cairn_bvol_write (v, buf, 1 << 20, off) < 0) {
+      fprintf (stderr, "write: %s\n", cairn_last_error ());
+      exit (1);
+    }
+    if (mode != WITH_SEAL && cairn_branch_seal (b) < 0) {
+      fprintf (stderr, "seal: %s\n", cairn_last_error ());
+      exit (1);
+    }
+    int64_t t0 = now_ns ();
+    if (cairn_branch_commit (b, NULL, &id) < 0) {
+      fprintf (stderr, "commit: %s\n", cairn_last_error ());
+      exit (1);
+    }
+    ns[i] = now_ns () - t0;
+  }
+  cairn_backend_local_set_nosync (cairn_store_backend (s), false);
+  cairn_branch_close (b);
+  struct stats st = percentiles (ns, n);
+
+  if (branch_stats) {
+    char name[64];
+    for (int i = 0; i < n; i++) {
+      snprintf (name, sizeof name, "%s-fork-%d", branch, i);
+      int64_t t0 = now_ns ();
+      if (cairn_branch_create_from (s, name, &id) < 0) {
+        fprintf (stderr, "branch: %s\n", cairn_last_error ());
+        exit (1);
+      }
+      ns[i] = now_ns () - t0;
+    }
+    *branch_stats = percentiles (ns, n);
+  }
+  free (ns);
+  free (buf);
+  return st;
+}
+
+static struct stats
+fsync_floor (const char *dir, int n)
+{
+  char path[4096];
+  int64_t *ns = malloc (n * sizeof *ns);
+  char *buf = malloc (1 << 20);
+  unsigned seed = 7;
+
+  snprintf (path, sizeof path, "%s/floor.raw", dir);
+  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  for (int i = 0; i < n; i++) {
+    fill_random (buf, 1 << 20, &seed);
+    if (pwrite (fd, buf, 1 << 20, (uint64_t) (i % 64) << 20) < 0)
+      exit (1);
+    int64_t t0 = now_ns ();
+    fdatasync (fd);
+    ns[i] = now_ns () - t0;
+  }
+  close (fd);
+  unlink (path);
+  free (buf);
+  struct stats st = percentiles (ns, n);
+  free (ns);
+  return st;
+}
+
+int
+main (int argc, char **argv)
+{
+  char path[4096];
+  struct cairn_store *s;
+  int n = argc > 2 ? atoi (argv[2]) : 1000;
+  static const struct { const char *name; uint64_t size; } vols[] = {
+    { "8 GiB", 8ULL << 30 }, { "1 TiB", 1ULL << 40 },
+  };
+  static const char *const mode_names[] = {
+    "durable (sealed in background)", "metadata only (no fsync)",
+    "durable, sealing the 1 MiB too",
+  };
+  struct stats commit[2][3], branch[2];
+
+  if (argc < 2) {
+    fprintf (stderr, "usage: bench-commit DIR [N]\n");
+    return 2;
+  }
+  snprintf (path, sizeof path, "%s/store", argv[1]);
+  if (cairn_store_init (path, NULL) < 0) {
+    fprintf (stderr, "store: %s\n", cairn_last_error ());
+    return 1;
+  }
+  if (cairn_store_open (path, 0, &s) < 0) {
+    fprintf (stderr, "store: %s\n", cairn_last_error ());
+    return 1;
+  }
+  srand (1);
+  for (int v = 0; v < 2; v++)
+    for (int m = 0; m < 3; m++) {
+      char name[32];
+      snprintf (name, sizeof name, "v%d-m%d", v, m);
+      cairn_branch_create_empty (s, name, "disk", vols[v].size);
+      commit[v][m] = run_commits (s, name, vols[v].size, m, n,
+                                  m == DURABLE ? &branch[v] : NULL);
+    }
+  struct stats floor = fsync_floor (argv[1], n);
+  cairn_store_close (s);
+
+  printf ("Commit of 1 MiB written since the last commit, %d commits each, "
+          "64 KiB chunks, zstd:1\n\n", n);
+  printf ("%-7s %-32s %9s %9s   %s\n", "volume", "commit", "p50 us",
+          "p99 us", "vs goal 258/330 us");
+  for (int m = 0; m < 3; m++)
+    for (int v = 0; v < 2; v++)
+      printf ("%-7s %-32s %9.0f %9.0f   %.2fx / %.2fx\n", vols[v].name,
+              mode_names[m], commit[v][m].p50, commit[v][m].p99,
+              commit[v][m].p50 / 258, commit[v][m].p99 / 330);
+  printf ("\n1 TiB / 8 GiB (goal <= 1.5): durable p50 %.2fx p99 %.2fx, "
+          "metadata p50 %.2fx p99 %.2fx\n",
+          commit[1][0].p50 / commit[0][0].p50,
+          commit[1][0].p99 / commit[0][0].p99,
+          commit[1][1].p50 / commit[0][1].p50,
+          commit[1][1].p99 / commit[0][1].p99);
+  printf ("\n%-7s %-32s %9s %9s   %s\n", "volume", "branch creation",
+          "p50 us", "p99 us", "vs goal p50 100 us");
+  for (int v = 0; v < 2; v++)
+    printf ("%-7s %-32s %9.0f %9.0f   %.2fx\n", vols[v].name,
+            "from a commit", branch[v].p50, branch[v].p99,
+            branch[v].p50 / 100);
+  printf ("\npeer, same run: write 1 MiB to a raw file + fdatasync: "
+          "p50 %.0f us, p99 %.0f us\n", floor.p50, floor.p99);
+  printf ("durable commit p50 / fsync floor p50: 8 GiB %.2fx, 1 TiB %.2fx\n",
+          commit[0][0].p50 / floor.p50, commit[1][0].p50 / floor.p50);
+  return 0;
+}

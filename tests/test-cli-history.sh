@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# log, show, cat and tag: what they print, in text and JSON, and how refs,
+# id prefixes and ~N resolve.
+. ./functions.sh
+
+"$CAIRN" init 2>/dev/null
+"$CAIRN" create main 4M 2>/dev/null
+c1=$("$CAIRN" commit main -m "first commit" --label owner=ci --label ticket=42 \
+     --time 2025-11-21T10:00:00Z)
+c2=$("$CAIRN" commit main -m "second" --time 2025-11-21T11:00:00.5Z)
+c3=$("$CAIRN" commit main -m "third")
+ok "commit prints full 64-hex ids" bash -c "[[ '$c1$c2$c3' =~ ^[0-9a-f]{192}$ ]]"
+ok "an unchanged branch still gets a new commit each time" \
+  bash -c "[ '$c1' != '$c2' ] && [ '$c2' != '$c3' ]"
+
+"$CAIRN" log main --json > "$TMP/log.json"
+check () { python3 - "$TMP/log.json" "$@"; }
+ok "log --json is newest first with all fields" check "$c3" "$c2" "$c1" <<'PY'
+import json, sys
+log = json.load(open(sys.argv[1]))
+want = sys.argv[2:]
+assert [c["id"] for c in log] == want, [c["id"] for c in log]
+for c in log:
+    for k in ("id", "time", "parents", "message", "labels", "pruned"):
+        assert k in c, k
+    assert c["pruned"] is False
+assert log[2]["time"] == "2025-11-21T10:00:00.000000000Z", log[2]["time"]
+assert log[1]["time"] == "2025-11-21T11:00:00.500000000Z"
+assert log[2]["labels"] == {"owner": "ci", "ticket": "42"}, log[2]["labels"]
+assert log[2]["message"] == "first commit"
+assert log[1]["parents"] == [want[2]] and log[2]["parents"] == []
+PY
+
+"$CAIRN" branch dev "${c2:0:10}" 2>/dev/null
+d1=$("$CAIRN" commit dev -m "on dev")
+"$CAIRN" tag v1 "$c1"
+"$CAIRN" log --graph > "$TMP/graph"
+ok "log --graph draws both branches" grep -q '^\* | \|^| \* ' "$TMP/graph"
+ok "log --graph decorates refs" grep -q "(tag: v1)" "$TMP/graph"
+lines=$(grep -c '[0-9a-f]\{12\}' "$TMP/graph")
+ok "log --all shows each commit once ($lines)" [ "$lines" -eq 4 ]
+
+run_cairn show "main~2"
+ok "main~2 is the first commit" grep -q "commit $c1" <<< "$out"
+ok "show prints the volume" grep -q "Volume: disk" <<< "$out"
+run_cairn show v1 --json
+ok "show --json of a tag" grep -q "\"id\": \"$c1\"" <<< "$out"
+run_cairn cat "${c1:0:6}"
+ok "cat of a prefix prints the commit text" [ "$(head -1 <<< "$out")" = "cairn-commit 1" ]
+ok "cat prints what the id hashes" \
+  [ "$("$CAIRN" cat "$c1" | sha256sum | cut -d' ' -f1)" = "$c1" ]
+run_cairn tag
+ok "tag lists v1" grep -q "^v1 .*$c1" <<< "$out"
+run_cairn branch --json
+ok "branch --json lists main and dev" \
+  bash -c "grep -q '\"name\": \"main\"' <<< '$out' && grep -q '\"name\": \"dev\"' <<< '$out'"
+run_cairn branch
+ok "branch lists them in text" [ "$(grep -c '' <<< "$out")" -eq 2 ]
+done_testing
