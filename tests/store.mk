@@ -8,7 +8,8 @@ store_unit_tests = \
 	unit/test-refs \
 	unit/test-branch \
 	unit/test-branch-model \
-	unit/test-branch-concurrent
+	unit/test-branch-concurrent \
+	unit/test-sessions
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -26,3 +27,6 @@ unit_test_branch_model_SOURCES = unit/test-branch-model.c
 unit_test_branch_model_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_concurrent_SOURCES = unit/test-branch-concurrent.c
 unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_sessions_SOURCES = unit/test-sessions.c
+unit_test_sessions_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
+unit_test_sessions_LDADD = $(STORE_TEST_LDADD) $(JSONC_LIBS)
