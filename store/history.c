@@ -90,7 +90,8 @@ cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
       queue[qlen++] = c->parents[i];
     cairn_commit_free (c);
   }
-  qsort (out, nout, sizeof *out, newest_first);
+  if (nout > 1)
+    qsort (out, nout, sizeof *out, newest_first);
   *ids = malloc ((nout ? nout : 1) * sizeof **ids);
   if (!*ids) {
     r = -ENOMEM;

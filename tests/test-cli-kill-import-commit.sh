@@ -10,6 +10,8 @@
 "$CAIRN" init 2>/dev/null
 head -c $((48 << 20)) /dev/urandom > "$TMP/base.img"
 declare -A image_of
+id=$("$CAIRN" import main "$TMP/base.img" 2>/dev/null)
+image_of[$id]="$TMP/base.img"
 kills=0 opened=0 bad=0 completed=0 tries=0
 for i in $(seq 1 60); do
   [ "$kills" -ge 20 ] && break
