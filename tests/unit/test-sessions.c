@@ -152,8 +152,10 @@ main (void)
       "with the server's message: %s", cairn_last_error ());
   json_object_put (req);
   cairn_control_stop (ctl);
-  ok (cairn_control_request (s, "main", json_tokener_parse ("{}"), NULL, 1000)
-      == -ENOENT, "no server after stop");
+  req = json_tokener_parse ("{\"op\":\"ping\"}");
+  ok (cairn_control_request (s, "main", req, NULL, 1000) == -ENOENT,
+      "no server after stop");
+  json_object_put (req);
   cairn_branch_close (b);
 
   /* Incremental volume store: only the marked chunks are read. */
