@@ -24,6 +24,11 @@ struct cairn_txn {
   bool write;
 };
 
+/* cairn_txn_begin, also for writing on a read-only store: only for the
+ * session records of pins and leases (pin.c). */
+int txn_begin_session (struct cairn_store *s, bool write,
+                       struct cairn_txn **txn);
+
 /* Backend shorthands. */
 #define BE(s) ((s)->backend)
 #define BOPS(s) ((s)->backend->ops)

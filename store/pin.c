@@ -91,7 +91,7 @@ session_begin (struct cairn_store *s, const char *kind, const void *value,
     r = -errno;
     goto err;
   }
-  r = cairn_txn_begin (s, true, &txn);
+  r = txn_begin_session (s, true, &txn);
   if (r < 0)
     goto err;
   if (!value) {
@@ -125,7 +125,7 @@ session_end (struct session *ss)
 {
   struct cairn_txn *txn;
 
-  if (cairn_txn_begin (ss->s, true, &txn) == 0) {
+  if (txn_begin_session (ss->s, true, &txn) == 0) {
     if (TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_SESSIONS, ss->key,
                                    strlen (ss->key)) == 0)
       cairn_txn_commit (ss->s, txn);

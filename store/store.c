@@ -204,7 +204,11 @@ cairn_store_open (const char *path, unsigned flags, struct cairn_store **out)
     r = -ENOMEM;
     goto err;
   }
-  r = cairn_backend_local_open (path, s->readonly, &s->backend);
+  /* A read-only store that takes leases writes their records, and only
+   * those: the backend is writable, the store refuses the rest. */
+  r = cairn_backend_local_open (path,
+                                s->readonly && !(flags & CAIRN_OPEN_LEASES),
+                                &s->backend);
   if (r < 0) {
     cairn_error (r, "%s/index: %s", path, cairn_strerror (r));
     goto err;
@@ -262,6 +266,14 @@ cairn_store_set_cache_size (struct cairn_store *s, uint64_t bytes)
 
 int
 cairn_txn_begin (struct cairn_store *s, bool write, struct cairn_txn **out)
+{
+  if (write && s->readonly)
+    return -EROFS;
+  return txn_begin_session (s, write, out);
+}
+
+int
+txn_begin_session (struct cairn_store *s, bool write, struct cairn_txn **out)
 {
   struct cairn_txn *txn = malloc (sizeof *txn);
   if (!txn)

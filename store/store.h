@@ -54,6 +54,12 @@ int cairn_store_init (const char *path,
                       const struct cairn_store_options *opts);
 
 #define CAIRN_OPEN_READONLY 1   /* never writes (cairnfs, read-only NBD) */
+/* With CAIRN_OPEN_READONLY: a reader that still records its leases (see
+ * cairn_lease_begin), so the index is opened for writing; every other
+ * write transaction still fails with -EROFS.  On a store the process may not write (read-only media,
+ * another user's store), open fails with -EACCES or -EROFS: open again
+ * without this flag, and without leases. */
+#define CAIRN_OPEN_LEASES 2
 
 /* Opens the store at PATH.  CAIRN_ENOTSTORE if it is not one. */
 int cairn_store_open (const char *path, unsigned flags,
@@ -548,7 +554,9 @@ int cairn_pins_oldest_epoch (struct cairn_store *s, uint64_t *epoch);
 
 /* Leases: a reader (cairnfs with a file open) keeps commit ID's data
  * alive even if retention prunes it meanwhile; gc treats every live
- * lease's commit as a root.  A lease dies with its process. */
+ * lease's commit as a root.  A lease dies with its process.  Beginning one
+ * writes a record: -EROFS on a store opened CAIRN_OPEN_READONLY without
+ * CAIRN_OPEN_LEASES. */
 struct cairn_lease;
 int cairn_lease_begin (struct cairn_store *s, const struct cairn_id *commit,
                        struct cairn_lease **lease);
