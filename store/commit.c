@@ -358,6 +358,29 @@ cairn_commit_prune (struct cairn_txn *txn, const struct cairn_id *id)
                                  CAIRN_ID_SIZE, when, sizeof when);
 }
 
+struct commit_scan {
+  cairn_commit_scan_fn fn;
+  void *arg;
+};
+
+static int
+commit_scan_visit (const struct cairn_id *id,
+                   const struct cairn_object_info *info, void *arg)
+{
+  struct commit_scan *cs = arg;
+  return cs->fn (id, cs->arg);
+}
+
+int
+cairn_commit_scan (struct cairn_txn *txn, const struct cairn_id *start,
+                   cairn_commit_scan_fn fn, void *arg)
+{
+  struct commit_scan cs = { fn, arg };
+
+  return TOPS (txn)->object_scan (txn->bt, CAIRN_OBJECT_COMMIT, start,
+                                  commit_scan_visit, &cs);
+}
+
 struct prefix_search {
   const char *prefix;
   size_t n;

@@ -149,6 +149,14 @@ bool cairn_commit_pruned (struct cairn_txn *txn, const struct cairn_id *id);
 /* Marks commit ID pruned (a tombstone) in a write transaction. */
 int cairn_commit_prune (struct cairn_txn *txn, const struct cairn_id *id);
 
+/* Calls FN for every commit id (pruned ones too) in id order, from the
+ * first id >= START (NULL: from the first), without reading the commits:
+ * a listing of any number of commits can be paged.  FN returns 0 to go on,
+ * a positive value to stop (returned by the scan) or a negative errno. */
+typedef int (*cairn_commit_scan_fn) (const struct cairn_id *id, void *arg);
+int cairn_commit_scan (struct cairn_txn *txn, const struct cairn_id *start,
+                       cairn_commit_scan_fn fn, void *arg);
+
 /* Finds the commit whose id starts with the hex digits PREFIX (at least
  * CAIRN_MIN_PREFIX).  CAIRN_ENOREF if none, CAIRN_EAMBIGUOUS if several. */
 int cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
