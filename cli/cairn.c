@@ -28,6 +28,8 @@ static const struct command commands[] = {
   { "cat", "cat ID", cmd_cat },
   { "diff", "diff REF REF [--volume NAME] [--json]", cmd_diff },
   { "du", "du [REF] [--json]", cmd_du },
+  { "mount", "mount MOUNTPOINT [-f] [-o OPTIONS] [--cache SIZE]",
+    cmd_mount },
 };
 
 static void
