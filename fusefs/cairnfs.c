@@ -409,7 +409,11 @@ main (int argc, char *argv[])
   /* Lock files of leases are found by the store's path: make it
    * absolute before the daemon leaves the working directory. */
   if (!realpath (conf.store, store)) {
-    fuse_log (FUSE_LOG_ERR, "%s: %s\n", conf.store, strerror (errno));
+    if (errno == ENOENT)
+      fuse_log (FUSE_LOG_ERR, "%s is not a cairn store (run 'cairn init' "
+                "to make one)\n", conf.store);
+    else
+      fuse_log (FUSE_LOG_ERR, "%s: %s\n", conf.store, strerror (errno));
     goto out;
   }
   if (add_mount_options (&args, store) != 0)

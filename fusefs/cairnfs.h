@@ -107,8 +107,8 @@ size_t inode_count (struct inode_table *t);
 /* ------------------------------------------------------------------ */
 /* layout.c: names                                                     */
 
-/* Longest file name, as in Linux (NAME_MAX): an escaped ref name can be
- * longer (3 bytes per '/'), and such a ref is not shown. */
+/* Longest file name, as in Linux (NAME_MAX).  The longest escaped ref
+ * name, 128 bytes of which 63 are '/', takes 254. */
 #define LAYOUT_NAME_MAX 255
 
 /* The file name of volume VOLUME in commits/<id>/: "vmstate.bin" for the
@@ -117,8 +117,7 @@ void layout_volume_file (const char *volume, char *buf, size_t len);
 /* Back: the volume a file name stands for, or false. */
 bool layout_volume_of_file (const char *file, char *volume, size_t len);
 /* A branch or tag name as one file name: '/' becomes "%2F", as in
- * STORE/branches/.  False if BUF is too short or the name would be longer
- * than LAYOUT_NAME_MAX. */
+ * STORE/branches/.  False if it does not fit in BUF or NAME_MAX. */
 bool layout_ref_file (const char *ref, char *buf, size_t len);
 /* Back: the ref name a file name stands for, or false. */
 bool layout_ref_of_file (const char *file, char *ref, size_t len);

@@ -611,8 +611,7 @@ list_ref (const struct cairn_ref *ref, void *arg)
   struct node_key key = { .kind = rl->kind };
   char file[LAYOUT_NAME_MAX + 1];
 
-  /* A branch with no commit yet has nothing to point at; a name too long
-   * to be a file name cannot be shown. */
+  /* A branch with no commit yet has nothing to point at. */
   if (cairn_id_is_zero (&ref->commit)
       || !layout_ref_file (ref->name, file, sizeof file))
     return 0;
