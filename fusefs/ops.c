@@ -1101,43 +1101,44 @@ volume_read (struct cairnfs *fs, struct open_file *f, char *buf, size_t len,
   return r;
 }
 
-/* *DATA gets the bytes to send, in *BUF if they had to be read. */
+/* *BUF gets the N bytes to send.  They are always a copy: the kernel may
+ * take the reply, let the reader close the file and release it (freeing a
+ * commit's text) while this thread is still returning from the send. */
 static int
 do_read (struct cairnfs *fs, struct open_file *f, size_t size, off_t off,
-         const char **data, size_t *n, char **buf)
+         char **buf, size_t *n)
 {
   uint64_t end = f->node.size;
 
   *n = off < 0 || (uint64_t) off >= end ? 0
     : CAIRN_MIN (size, end - (uint64_t) off);
-  if (*n == 0 || f->text) {
-    *data = f->text ? f->text + (*n ? off : 0) : "";
+  if (*n == 0)
     return 0;
-  }
   *buf = malloc (*n);
   if (!*buf)
     return ENOMEM;
+  if (f->text) {
+    memcpy (*buf, f->text + off, *n);
+    return 0;
+  }
   read_stream_note (&f->stream, fs->readahead, &f->view.vol, off, *n,
                     fs->readahead_window);
-  int r = volume_read (fs, f, *buf, *n, off);
-  *data = *buf;
-  return cairnfs_errno (r);
+  return cairnfs_errno (volume_read (fs, f, *buf, *n, off));
 }
 
 static void
 cairnfs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
-  const char *data;
   char *buf = NULL;
   size_t n;
   int err = do_read (fs_of (req), (struct open_file *) (uintptr_t) fi->fh,
-                     size, off, &data, &n, &buf);
+                     size, off, &buf, &n);
 
   if (err)
     fuse_reply_err (req, err);
   else
-    fuse_reply_buf (req, data, n);
+    fuse_reply_buf (req, buf, n);
   free (buf);
 }
 

@@ -5,7 +5,7 @@
 # cache.
 source ./functions.sh
 source "$abs_top_srcdir/tests/fusefs-functions.sh"
-plan 8
+plan 9
 
 # 2 MiB of random bytes: 32 chunks of 64K, all different.
 head -c 2097152 /dev/urandom > "$TMP/random.img"
@@ -53,4 +53,7 @@ fails "reading the whole file fails" read_all "$disk"
 ok "the log names the chunk" grep -q "chunk $chunk is corrupt" "$CAIRNFS_LOG"
 ok "and the commit" grep -q "read error in commit $id volume disk" \
    "$CAIRNFS_LOG"
+fusermount3 -u "$MNT"
+wait "$cairnfs_pid"
+ok "cairnfs still exits cleanly ($?)" test $? = 0
 done_testing
