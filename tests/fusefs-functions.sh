@@ -47,12 +47,3 @@ start_cairnfs () {
   on_exit "kill $cairnfs_pid 2>/dev/null; wait $cairnfs_pid 2>/dev/null"
   wait_mounted
 }
-
-# make_ext4 IMAGE SIZE: an ext4 image holding hello.txt ("cairn was
-# here") and random.bin (1 MiB of random bytes, also kept in $TMP).
-make_ext4 () {
-  mkdir -p "$TMP/ext4-files"
-  echo "cairn was here" > "$TMP/ext4-files/hello.txt"
-  head -c 1048576 /dev/urandom > "$TMP/ext4-files/random.bin"
-  mke2fs -q -F -t ext4 -d "$TMP/ext4-files" "$1" "$2"
-}

@@ -7,7 +7,7 @@ source "$abs_top_srcdir/tests/fusefs-functions.sh"
 requires mke2fs
 plan 7
 
-make_ext4 "$TMP/ext4.img" 24M
+make_ext4 "$TMP/ext4.img" 24
 "$CAIRN" init 2>/dev/null
 id=$("$CAIRN" import vm "$TMP/ext4.img" -m "an ext4 disk" 2>/dev/null)
 "$CAIRN" export "$id" "$TMP/export.img" 2>/dev/null

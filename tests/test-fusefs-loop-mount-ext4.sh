@@ -7,7 +7,7 @@ requires mke2fs
 requires losetup
 plan 3
 
-make_ext4 "$TMP/ext4.img" 24M
+make_ext4 "$TMP/ext4.img" 24
 "$CAIRN" init 2>/dev/null
 id=$("$CAIRN" import vm "$TMP/ext4.img" 2>/dev/null)
 mount_store
@@ -16,8 +16,8 @@ mkdir "$TMP/ext4"
 ok "commits/<id>/disk.img loop-mounts read-only" \
    mount -o loop,ro,noload "$MNT/commits/$id/disk.img" "$TMP/ext4"
 on_exit "umount '$TMP/ext4' 2>/dev/null"
-ok "hello.txt reads back" \
-   test "$(cat "$TMP/ext4/hello.txt")" = "cairn was here"
-ok "random.bin reads back" \
-   cmp "$TMP/ext4/random.bin" "$TMP/ext4-files/random.bin"
+ok "etc/motd reads back" \
+   test "$(cat "$TMP/ext4/etc/motd")" = "cairn was here"
+ok "data/random.bin reads back" \
+   cmp "$TMP/ext4/data/random.bin" "$TMP/ext4-root.$$/data/random.bin"
 done_testing

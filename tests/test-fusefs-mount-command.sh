@@ -4,12 +4,16 @@
 # are one clear line and a non-zero status.
 source ./functions.sh
 source "$abs_top_srcdir/tests/fusefs-functions.sh"
-plan 12
+plan 14
 
+run_cairn mount --help
+ok "cairn mount --help exits 0 and prints its usage" \
+   bash -c "[ $rc -eq 0 ] && grep -q 'usage: cairn mount' <<< \"$out\""
+ok "cairn --help lists it" sh -c "'$CAIRN' --help | grep -q 'cairn mount'"
 run_cairn mount "$MNT"
 ok "without a store: status 1 ($rc)" test "$rc" = 1
-ok "and one line saying so ($err)" \
-   test "$(grep -c 'is not a cairn store' <<< "$err")" = 1
+says_not_a_store () { one_line "$err" && grep -q "is not a cairn store" <<< "$err"; }
+ok "and one line saying so ($err)" says_not_a_store
 
 head -c 1048576 /dev/urandom > "$TMP/disk.img"
 "$CAIRN" init 2>/dev/null
