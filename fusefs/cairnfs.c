@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +383,11 @@ main (int argc, char *argv[])
   uint64_t cache;
   int report = -1, status = 2;
 
+  /* One malloc arena for every thread: the chunk cache's buffers are
+   * allocated by whichever thread fetched them and freed by whichever
+   * evicts them, which across per-thread arenas leaves the freed memory
+   * stranded (RSS 135 MiB instead of 78 for a 64 MiB cache, after fio). */
+  mallopt (M_ARENA_MAX, 1);
   fuse_set_log_func (log_line);
   if (fuse_opt_parse (&args, &conf, config_opts, config_opt) == -1
       || fuse_parse_cmdline (&args, &opts) != 0)
