@@ -150,8 +150,9 @@ readahead_queue (struct readahead *ra, const struct cairn_volume *v,
     j->first = i;
     j->last = CAIRN_MIN (last, i + JOB_CHUNKS - 1);
     ra->count++;
+    /* One worker per job: waking them all costs switches for nothing. */
+    pthread_cond_signal (&ra->work);
   }
-  pthread_cond_broadcast (&ra->work);
   pthread_mutex_unlock (&ra->lock);
 }
 
@@ -187,9 +188,12 @@ read_stream_note (struct read_stream *rs, struct readahead *ra,
   rs->next = CAIRN_MAX (rs->next, end);
   from = CAIRN_MAX (rs->ahead, rs->next);
   to = CAIRN_MIN (rs->next + window, v->size);
-  if (to > from)
+  /* In batches of a quarter window, not a few chunks per read: fewer
+   * wake-ups, and the workers get a run of jobs each time. */
+  bool queue = to > from && (to - from >= window / 4 || to == v->size);
+  if (queue)
     rs->ahead = to;
   pthread_mutex_unlock (&rs->lock);
-  if (to > from)
+  if (queue)
     readahead_queue (ra, v, from / v->chunk_size, (to - 1) / v->chunk_size);
 }
