@@ -99,6 +99,9 @@ fuse_ino_t inode_number (struct inode_table *t, const struct node_key *key);
  * (malloc'd array in *OUT).  Returns how many, or -ENOMEM. */
 ssize_t inode_collect (struct inode_table *t, enum node_kind kind,
                        struct node **out);
+/* A copy of the node of KEY if the kernel knows it, without counting. */
+bool inode_find (struct inode_table *t, const struct node_key *key,
+                 struct node *out);
 /* Marks node INO as declared gone. */
 void inode_mark_gone (struct inode_table *t, fuse_ino_t ino);
 /* Nodes in the table (tests). */
@@ -220,7 +223,6 @@ struct cairnfs {
   pthread_mutex_t handles_lock; /* guards handles */
   struct handle *handles;       /* open files and directories (ops.c) */
   double timeout;               /* seconds: names that change (refs) */
-  double commit_timeout;        /* seconds: content-addressed names */
   uint64_t readahead_window;    /* bytes; 0: no readahead */
 };
 

@@ -322,6 +322,22 @@ inode_number (struct inode_table *t, const struct node_key *key)
   return ino;
 }
 
+bool
+inode_find (struct inode_table *t, const struct node_key *key,
+            struct node *out)
+{
+  if (node_is_fixed (key->kind))
+    return false;
+
+  uint64_t h = t->hash (key);
+  pthread_mutex_lock (&t->lock);
+  struct inode *i = find_by_key (t, key, h);
+  if (i)
+    *out = i->node;
+  pthread_mutex_unlock (&t->lock);
+  return i != NULL;
+}
+
 ssize_t
 inode_collect (struct inode_table *t, enum node_kind kind, struct node **out)
 {

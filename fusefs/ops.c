@@ -177,10 +177,13 @@ volume_blocks (struct cairn_txn *txn, const struct cairn_volume *v,
   return 0;
 }
 
+/* A volume's blocks take a walk of its tree: a node the kernel knows
+ * already has them. */
 static int
-volume_node (struct cairn_txn *txn, struct node *n)
+volume_node (struct cairnfs *fs, struct cairn_txn *txn, struct node *n)
 {
   struct cairn_commit *c;
+  struct node known;
   int r = cairn_commit_read (txn, &n->key.commit, &c);
 
   if (r < 0)
@@ -191,7 +194,10 @@ volume_node (struct cairn_txn *txn, struct node *n)
   else {
     n->time = c->time;
     n->size = v->size;
-    r = volume_blocks (txn, v, &n->blocks);
+    if (inode_find (fs->inodes, &n->key, &known))
+      n->blocks = known.blocks;
+    else
+      r = volume_blocks (txn, v, &n->blocks);
   }
   cairn_commit_free (c);
   return r;
@@ -213,7 +219,8 @@ commit_text_node (struct cairn_txn *txn, struct node *n)
 /* Makes the node of KEY with its attributes as the store has them now:
  * CAIRN_ENOREF or CAIRN_ENOVOLUME if it does not exist. */
 static int
-node_fill (struct cairn_txn *txn, const struct node_key *key, struct node *n)
+node_fill (struct cairnfs *fs, struct cairn_txn *txn,
+           const struct node_key *key, struct node *n)
 {
   struct cairn_id target;
   int r;
@@ -230,7 +237,7 @@ node_fill (struct cairn_txn *txn, const struct node_key *key, struct node *n)
   case NODE_COMMIT_TEXT:
     return commit_text_node (txn, n);
   case NODE_VOLUME:
-    return volume_node (txn, n);
+    return volume_node (fs, txn, n);
   case NODE_BRANCH_LINK: case NODE_TAG_LINK: case NODE_TIMELINE_DIR:
     r = ref_commit (txn, key->kind, key->name, &target);
     if (r == 0)
@@ -412,7 +419,7 @@ do_lookup (struct cairnfs *fs, fuse_ino_t parent_ino, const char *name,
     return cairnfs_errno (r);
   r = name_key (fs, txn, &parent, name, &key);
   if (r == 0)
-    r = node_fill (txn, &key, &tmpl);
+    r = node_fill (fs, txn, &key, &tmpl);
   cairn_txn_abort (fs->store, txn);
   if (r == 0)
     r = inode_ref (fs->inodes, &tmpl, &n);
@@ -467,7 +474,7 @@ do_getattr (struct cairnfs *fs, fuse_ino_t ino, struct stat *st,
     fuse_ino_t keep = n.ino;
     r = cairn_txn_begin (fs->store, false, &txn);
     if (r == 0) {
-      r = node_fill (txn, &n.key, &n);
+      r = node_fill (fs, txn, &n.key, &n);
       cairn_txn_abort (fs->store, txn);
     }
     if (r < 0)
@@ -752,12 +759,13 @@ struct dir_reply {
   size_t ncounted;
 };
 
-/* Adds NAME (KEY NULL: "." or ".." of DIR) whose next offset is NEXT.
- * Returns 1 if it does not fit (nothing added or counted), 0 if added or
- * skipped (gone meanwhile), or an error. */
+/* Adds NAME whose next offset is NEXT: the node of KEY, or with KEY NULL
+ * a "." or ".." that is directory DOT.  Returns 1 if it does not fit
+ * (nothing added or counted), 0 if added or skipped (gone meanwhile), or
+ * an error. */
 static int
 reply_add (struct dir_reply *d, const char *name, const struct node_key *key,
-           const struct node *dir, off_t next)
+           fuse_ino_t dot, off_t next)
 {
   size_t room = d->size - d->len, need;
   struct fuse_entry_param e;
@@ -769,7 +777,7 @@ reply_add (struct dir_reply *d, const char *name, const struct node_key *key,
     need = fuse_add_direntry (d->req, NULL, 0, name, NULL, 0);
     if (need > room)
       return 1;
-    st.st_ino = key ? inode_number (d->fs->inodes, key) : dir->ino;
+    st.st_ino = key ? inode_number (d->fs->inodes, key) : dot;
     st.st_mode = node_mode (key ? key->kind : NODE_ROOT);
     fuse_add_direntry (d->req, d->buf + d->len, room, name, &st, next);
     d->len += need;
@@ -782,11 +790,11 @@ reply_add (struct dir_reply *d, const char *name, const struct node_key *key,
   if (!key) {
     /* No lookup is counted for "." and "..": ino 0 says so. */
     memset (&e, 0, sizeof e);
-    e.attr.st_ino = dir->ino;
+    e.attr.st_ino = dot;
     e.attr.st_mode = S_IFDIR;
   }
   else {
-    r = node_fill (d->txn, key, &tmpl);
+    r = node_fill (d->fs, d->txn, key, &tmpl);
     if (r == CAIRN_ENOREF || r == CAIRN_ENOVOLUME)
       return 0;
     if (r == 0)
@@ -801,41 +809,46 @@ reply_add (struct dir_reply *d, const char *name, const struct node_key *key,
   return 0;
 }
 
+/* The directory that holds DIR. */
+static fuse_ino_t
+parent_ino (const struct node *dir)
+{
+  switch (dir->key.kind) {
+  case NODE_COMMIT_DIR: return node_fixed_ino (NODE_COMMITS);
+  case NODE_TIMELINE_DIR: return node_fixed_ino (NODE_BY_TIME);
+  default: return FUSE_ROOT_ID;
+  }
+}
+
 static int
 reply_dots (struct dir_reply *d, const struct node *dir, off_t off)
 {
   int r = 0;
 
   if (off < 1)
-    r = reply_add (d, ".", NULL, dir, 1);
+    r = reply_add (d, ".", NULL, dir->ino, 1);
   if (r == 0 && off < 2)
-    r = reply_add (d, "..", NULL, dir, 2);
+    r = reply_add (d, "..", NULL, parent_ino (dir), 2);
   return r;
 }
-
-struct commits_page {
-  struct dir_reply *d;
-  const struct node *dir;
-};
 
 static int
 page_commit (const struct cairn_id *id, void *arg)
 {
-  struct commits_page *p = arg;
+  struct dir_reply *d = arg;
   struct node_key key = { .kind = NODE_COMMIT_DIR, .commit = *id };
   char hex[CAIRN_HEX_SIZE + 1];
   off_t next = (off_t) (cairn_be64 (id->bytes) >> COOKIE_SHIFT)
     + COOKIE_FIRST_COMMIT + 1;
 
   cairn_id_to_hex (id, hex);
-  return reply_add (p->d, hex, &key, p->dir, next);
+  return reply_add (d, hex, &key, 0, next);
 }
 
 /* commits/: the dots, then commits from the one OFF points at. */
 static int
 readdir_commits (struct dir_reply *d, const struct node *dir, off_t off)
 {
-  struct commits_page page = { d, dir };
   struct cairn_id start = cairn_zero_id;
   int r = reply_dots (d, dir, off);
 
@@ -844,7 +857,7 @@ readdir_commits (struct dir_reply *d, const struct node *dir, off_t off)
   if (off > COOKIE_FIRST_COMMIT)
     cairn_put_be64 (start.bytes,
                     (uint64_t) (off - COOKIE_FIRST_COMMIT) << COOKIE_SHIFT);
-  r = cairn_commit_scan (d->txn, &start, page_commit, &page);
+  r = cairn_commit_scan (d->txn, &start, page_commit, d);
   return r < 0 ? r : 0;
 }
 
@@ -868,7 +881,7 @@ readdir_listed (struct dir_reply *d, const struct open_dir *od, off_t off)
       key = od->entries[i].key;
       name = od->entries[i].name;
     }
-    r = reply_add (d, name, &key, &od->dir, i + 3);
+    r = reply_add (d, name, &key, 0, i + 3);
   }
   return r < 0 ? r : 0;
 }
@@ -937,6 +950,7 @@ cairnfs_readdirplus (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 struct open_file {
   struct handle h;              /* first: a handle is its open_file */
   struct node node;
+  bool leased;                  /* holds a lease on its commit */
   char *text;                   /* a commit's text */
   struct cairn_view view;       /* a volume */
   struct read_stream stream;
@@ -946,10 +960,10 @@ static void
 open_file_free (struct cairnfs *fs, struct open_file *f)
 {
   handle_remove (fs, &f->h);
-  if (f->node.key.kind == NODE_VOLUME) {
+  if (f->node.key.kind == NODE_VOLUME)
     read_stream_destroy (&f->stream);
+  if (f->leased)
     lease_release (fs->leases, &f->node.key.commit);
-  }
   free (f->text);
   free (f);
 }
@@ -978,15 +992,25 @@ open_commit_text (struct cairnfs *fs, struct open_file *f)
 }
 
 /* The lease comes first: once it is recorded, a gc run keeps the commit,
- * so the check that it is still there holds for as long as it is open. */
+ * so the check that it is still there holds for as long as it is open.
+ * A lease that cannot be recorded (a full disk) does not stop a reader:
+ * it reads unprotected, and a chunk gc reclaims meanwhile fails its read
+ * with EIO. */
 static int
 open_volume (struct cairnfs *fs, struct open_file *f)
 {
+  char hex[CAIRN_HEX_SIZE + 1];
   struct cairn_txn *txn;
   int r = lease_hold (fs->leases, &f->node.key.commit);
 
-  if (r < 0)
-    return r;
+  f->leased = r == 0;
+  if (r < 0) {
+    const char *why = cairn_last_error ();
+    cairn_id_to_hex (&f->node.key.commit, hex);
+    fuse_log (FUSE_LOG_WARNING, "commit %s: no lease (%s): its files are "
+              "read without protection from gc\n", hex,
+              *why ? why : cairn_strerror (r));
+  }
   r = cairn_txn_begin (fs->store, false, &txn);
   if (r == 0) {
     r = cairn_view_open (fs->store, txn, &f->node.key.commit, f->node.key.name,
@@ -994,7 +1018,8 @@ open_volume (struct cairnfs *fs, struct open_file *f)
     cairn_txn_abort (fs->store, txn);
   }
   if (r < 0) {
-    lease_release (fs->leases, &f->node.key.commit);
+    if (f->leased)
+      lease_release (fs->leases, &f->node.key.commit);
     return r == -ENOENT ? CAIRN_ENOVOLUME : r;
   }
   read_stream_init (&f->stream);

@@ -1,8 +1,8 @@
 /* watch.c: telling the kernel which names have gone.
  *
  * Content-addressed names, commits/<id>/ and what it holds, never change
- * meaning, so the kernel may cache them for long (cairnfs's
- * commit_timeout).  Two things can still remove them while mounted:
+ * meaning, so the kernel may cache them for long (COMMIT_TIMEOUT in
+ * ops.c).  Two things can still remove them while mounted:
  * retention prunes a commit (its volume files go, its commit file stays)
  * and gc deletes a commit that nothing refers to any more.  Every interval
  * the watcher checks the commit directories and volume files the kernel

@@ -49,6 +49,7 @@ fusefs_shell_tests = \
 	test-fusefs-refs-are-links.sh \
 	test-fusefs-live-updates.sh \
 	test-fusefs-open-file-survives-prune.sh \
-	test-fusefs-mount-command.sh
+	test-fusefs-mount-command.sh \
+	test-fusefs-inode-numbers-are-stable.sh
 TESTS += $(fusefs_shell_tests)
 EXTRA_DIST += $(fusefs_shell_tests)
