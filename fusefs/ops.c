@@ -61,10 +61,12 @@
  * commits as roots.  A commit pruned before the open cannot be opened:
  * its directory then lists only its commit file, as the store keeps only
  * its text.  Where the store cannot record leases (read-only media, where
- * no gc can run either), cairnfs logs so and runs without; and a gc run
- * that listed the leases just before an open took its lease may still
- * reclaim a commit that was already unreachable: reads of its lost chunks
- * then fail cleanly with EIO, as for any missing chunk.
+ * no gc can run either), cairnfs logs so and runs without, and a lease
+ * that fails (a full disk) is logged and the file opened all the same: an
+ * investigator's read is not refused for want of bookkeeping.  Without a
+ * lease, or if a gc run listed the leases just before an open took its
+ * lease, gc may reclaim a commit nothing else refers to: reads of its lost
+ * chunks then fail cleanly with EIO, as for any missing chunk.
  *
  * Read-only in every sense: the mount is ro, and every operation that
  * would change anything answers EROFS as well.
