@@ -15,6 +15,11 @@
  * Errors: internal functions return 0 or a negative errno / CAIRN_E* code,
  * like libcairn; only ops.c turns them into the positive errno of one
  * fuse_reply_err.
+ *
+ * Locks: each part has its own, named for what it guards, and none is
+ * taken while another is held, so there is no lock order to keep.  (lease.c
+ * holds its lock across the store's write transaction of a lease; the
+ * store's own locks are below all of cairnfs's.)
  */
 #ifndef CAIRN_CAIRNFS_H
 #define CAIRN_CAIRNFS_H
