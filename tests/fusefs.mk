@@ -50,6 +50,7 @@ fusefs_shell_tests = \
 	test-fusefs-live-updates.sh \
 	test-fusefs-open-file-survives-prune.sh \
 	test-fusefs-mount-command.sh \
-	test-fusefs-inode-numbers-are-stable.sh
+	test-fusefs-inode-numbers-are-stable.sh \
+	test-fusefs-gc-spares-open-files.sh
 TESTS += $(fusefs_shell_tests)
 EXTRA_DIST += $(fusefs_shell_tests)
