@@ -59,13 +59,20 @@ ok "init over an existing store is refused" \
   bash -c "[ $rc -eq 1 ] && grep -q 'already a cairn store' <<< \"$err\""
 ok "and changed nothing" [ "$(store_fingerprint)" = "$before" ]
 
-# An ambiguous prefix: commit until two ids share their first 4 digits.
-for i in $(seq 1 600); do "$CAIRN" commit main -m "$i" >> "$TMP/ids"; done
-amb=$(cut -c1-4 "$TMP/ids" | sort | uniq -d | head -1)
+# An ambiguous prefix: commit until two ids share their first 4 digits
+# (about 300 commits on average; the chance of needing 4000 is e^-122).
+amb=
+for i in $(seq 1 4000); do
+  "$CAIRN" commit main -m "$i" >> "$TMP/ids"
+  if [ $((i % 50)) -eq 0 ]; then
+    amb=$(cut -c1-4 "$TMP/ids" | sort | uniq -d | head -1)
+    [ -n "$amb" ] && break
+  fi
+done
 before=$(store_fingerprint)
 if [ -n "$amb" ]; then
   refused "an ambiguous prefix" "ambiguous" show "$amb"
 else
-  fail "600 commits gave no shared 4-digit prefix"
+  fail "4000 commits gave no shared 4-digit prefix"
 fi
 done_testing
