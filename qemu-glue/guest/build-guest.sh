@@ -40,6 +40,20 @@
 #   - Console output of commands interleaves with counter lines, and the tty
 #     echoes what the host types: a host should make a command print a marker
 #     that differs from the typed text, e.g. echo "got-$((6*7))".
+#   - Concurrent runs on one OUTDIR serialise on OUTDIR/.lock (flock).
+#   - The kernel command line (OUTDIR/cmdline) carries "tsc=unstable
+#     tsc_early_khz=2000000".  Under TCG the guest's TSC is the host's and
+#     microvm has no HPET or ACPI PM timer, so the kernel calibrates the
+#     TSC against the PIT alone; when the host is busy that calibration
+#     fails, and the kernel then waits for jiffies before the IO-APIC
+#     routes the timer: the boot hangs for ever with nothing on the
+#     console (seen in 5 boots of 8 with two other loads on 2 cores).
+#     tsc_early_khz skips the calibration, tsc=unstable keeps the guest on
+#     the tick-based refined-jiffies clocksource, which the kernel
+#     switches to anyway once its watchdog sees the TCG TSC drift; time in
+#     the guest then only moves while the VM runs, which also makes
+#     restored VMs tick on smoothly.  (-icount also fixes the boot, at
+#     twice the boot time.)
 #   - If /dev/vda cannot be mounted (or "cairn.noroot" is on the kernel
 #     command line) the initramfs says why and runs a shell on the console
 #     instead of panicking, which is what you want when debugging a disk
@@ -49,7 +63,7 @@
 #
 # Needs root (mke2fs -d copies file owners, and the guest's files must be
 # root's), apt-get/apt-cache with a reachable Debian archive, dpkg-deb,
-# mke2fs (e2fsprogs), gzip.  Environment:
+# mke2fs (e2fsprogs), gzip, flock.  Environment:
 #   CAIRN_GUEST_CACHE   where downloaded .deb files are kept (OUTDIR/cache)
 #   CAIRN_GUEST_KERNEL  kernel package (default: what linux-image-amd64 needs)
 #   CAIRN_GUEST_ROOT_SIZE  size of root.img for mke2fs (256M)
@@ -60,7 +74,7 @@ die () { echo "build-guest.sh: $*" >&2; exit 1; }
 
 [ $# -eq 1 ] || { echo "usage: build-guest.sh OUTDIR" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (mke2fs -d keeps file owners)"
-for tool in apt-get apt-cache dpkg-deb mke2fs gzip sha256sum; do
+for tool in apt-get apt-cache dpkg-deb mke2fs gzip sha256sum flock; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
@@ -71,6 +85,11 @@ cache=${CAIRN_GUEST_CACHE:-$outdir/cache}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 root_size=${CAIRN_GUEST_ROOT_SIZE:-256M}
+
+# Tests running in parallel may all ask for the same OUTDIR: one builds,
+# the others wait and then find it up to date.
+exec 9>"$outdir/.lock"
+flock 9
 
 # The modules the guest needs, each after everything it depends on once
 # depends= is resolved (see module_closure).
@@ -267,7 +286,7 @@ PRO
     die "mke2fs failed"
 
   cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
-  echo "console=ttyS0 root=/dev/vda rw quiet panic=-1" > "$work/cmdline"
+  echo "console=ttyS0 root=/dev/vda rw quiet panic=-1 tsc=unstable tsc_early_khz=2000000" > "$work/cmdline"
 
   rm -f "$outdir/build.stamp"
   local f
