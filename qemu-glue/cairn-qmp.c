@@ -252,7 +252,7 @@ do_commit (int argc, char **argv)
 {
   struct vmstate_stats stats;
   struct qmp *qmp;
-  double t_stop, t_saved, t_copied, t_cont, t_end;
+  double t_stop, t_saved, t_copied, t_cont, t_end, pause;
   int fd, i, r;
 
   if (argc < 2 || argc % 2 != 0)
@@ -288,7 +288,9 @@ do_commit (int argc, char **argv)
   printf ("copy_ms=%.3f\n", t_cont - t_copied);
   printf ("cont_ms=%.3f\n", t_end - t_cont);
   printf ("pause_ms=%.3f\n", t_end - t_stop);
-  printf ("qemu_pause_ms=%.3f\n", qemu_pause_ms (qmp));
+  pause = qemu_pause_ms (qmp);  /* none if the VM was stopped already */
+  if (pause >= 0)
+    printf ("qemu_pause_ms=%.3f\n", pause);
   qmp_close (qmp);
   return 0;
 }

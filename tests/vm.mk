@@ -14,3 +14,6 @@ TESTS += unit/test-qmp-vmstate
 unit_test_qmp_vmstate_SOURCES = unit/test-qmp-vmstate.c
 unit_test_qmp_vmstate_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS)
+
+TESTS += test-vm-qemu-migrate.sh
+EXTRA_DIST += test-vm-qemu-migrate.sh
