@@ -240,7 +240,8 @@ read_message (struct qmp *qmp, int64_t deadline, struct json_object **msg)
   int r;
 
   for (;;) {
-    nl = memchr (qmp->buf + qmp->scanned, '\n', qmp->len - qmp->scanned);
+    nl = qmp->len > qmp->scanned
+      ? memchr (qmp->buf + qmp->scanned, '\n', qmp->len - qmp->scanned) : NULL;
     if (nl == NULL) {
       qmp->scanned = qmp->len;
       if (qmp->len > QMP_MAX_MESSAGE)

@@ -33,7 +33,7 @@ fi
 # start_nbdkit_file SOCKET FILE: plain nbdkit file plugin (the store's
 # plugin comes later), stopped at exit.
 start_nbdkit_file () {
-  "$NBDKIT" --foreground --unix "$1" file "$2" &
+  "$NBDKIT" --foreground --unix "$1" file "$2" >"$1.log" 2>&1 &
   local pid=$!
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
   local i

@@ -13,7 +13,7 @@ check_PROGRAMS += unit/test-qmp-vmstate
 TESTS += unit/test-qmp-vmstate
 unit_test_qmp_vmstate_SOURCES = unit/test-qmp-vmstate.c
 unit_test_qmp_vmstate_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
-unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS)
+unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS) $(top_builddir)/store/libcairn.la
 
 TESTS += test-vm-qemu-migrate.sh
 EXTRA_DIST += test-vm-qemu-migrate.sh

@@ -15,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "tap.h"
+#include "store/util.h"
 #include "qemu-glue/qmp.h"
 #include "qemu-glue/vmstate.h"
 
@@ -44,6 +47,21 @@ cleanup (void)
     fprintf (stderr, "cannot remove %s\n", dir);
 }
 
+/* In a forked child: QEMU must not outlive a test that crashes, nor hold
+ * its stdout (the TAP driver's pipe) open, or the suite would hang. */
+static void
+detach_child (const char *log)
+{
+  int fd;
+
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () == 1)
+    _exit (127);
+  fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
+    _exit (127);
+}
+
 /* Starts a QEMU whose QMP socket is DIR/NAME.sock and RAM DIR/NAME.ram,
  * with memory backend id MEM_ID, SHARE "on" or "off", and EXTRA (NULL or
  * "-incoming"). */
@@ -51,7 +69,7 @@ static void
 start_qemu (const char *name, const char *mem_id, const char *share,
             const char *extra, char *qmp_path, size_t len)
 {
-  char qmp_arg[300], machine[100], object[400];
+  char qmp_arg[300], machine[100], object[400], log_path[300];
   pid_t pid;
 
   snprintf (qmp_path, len, "%s/%s.sock", dir, name);
@@ -61,8 +79,10 @@ start_qemu (const char *name, const char *mem_id, const char *share,
   snprintf (object, sizeof object,
             "memory-backend-file,id=%s,size=" RAM_SIZE ",mem-path=%s/%s.ram,"
             "share=%s", mem_id, dir, name, share);
+  snprintf (log_path, sizeof log_path, "%s/%s.log", dir, name);
   pid = fork ();
   if (pid == 0) {
+    detach_child (log_path);
     execl (QEMU_SYSTEM_PATH, QEMU_SYSTEM_PATH, "-M", machine,
            "-m", RAM_SIZE, "-object", object, "-nodefaults",
            "-no-user-config", "-display", "none", "-S", "-qmp", qmp_arg,
@@ -218,6 +238,7 @@ static void
 test_load_mismatch (const char *path, struct buffer *stream)
 {
   struct vmstate_stats stats;
+  char log_path[300], *message = NULL, *line;
   struct qmp *bad;
   int r;
 
@@ -230,6 +251,16 @@ test_load_mismatch (const char *path, struct buffer *stream)
   is_int (r, -ECONNRESET,
           "a stream that does not fit the machine: QEMU exits");
   qmp_close (bad);
+  snprintf (log_path, sizeof log_path, "%s/bad.log", dir);
+  if (cairn_read_file (log_path, &message, NULL) == 0) {
+    ok (strstr (message, "Unknown ramblock \"mem\"") != NULL,
+        "and says why on stderr");
+    for (line = strtok (message, "\n"); line; line = strtok (NULL, "\n"))
+      diag ("qemu: %s", line);
+  }
+  else
+    ok (0, "QEMU's stderr in %s", log_path);
+  free (message);
 }
 
 int

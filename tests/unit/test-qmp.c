@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 static pid_t qemu_pid = -1;
 static char dir[] = "/tmp/cairn-test-qmp.XXXXXX";
 static char qmp_path[256];
+static char log_path[256];
 
 static void
 stop_qemu (void)
@@ -41,7 +44,23 @@ cleanup (void)
 {
   stop_qemu ();
   unlink (qmp_path);
+  unlink (log_path);
   rmdir (dir);
+}
+
+/* In a forked child: QEMU must not outlive a test that crashes, nor hold
+ * its stdout (the TAP driver's pipe) open, or the suite would hang. */
+static void
+detach_child (const char *log)
+{
+  int fd;
+
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () == 1)
+    _exit (127);
+  fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
+    _exit (127);
 }
 
 static void
@@ -50,8 +69,10 @@ start_qemu (void)
   char qmp_arg[300];
 
   snprintf (qmp_arg, sizeof qmp_arg, "unix:%s,server=on,wait=off", qmp_path);
+  snprintf (log_path, sizeof log_path, "%s/qemu.log", dir);
   qemu_pid = fork ();
   if (qemu_pid == 0) {
+    detach_child (log_path);
     execl (QEMU_SYSTEM_PATH, QEMU_SYSTEM_PATH, "-M", "microvm,accel=tcg",
            "-m", "32M", "-nodefaults", "-no-user-config", "-display", "none",
            "-S", "-qmp", qmp_arg, (char *) NULL);
