@@ -163,6 +163,7 @@ copy_sparse (const char *src, const char *dst)
   struct stat st;
   off_t data, hole, off;
   ssize_t n;
+  int r;
 
   if (in < 0 || fstat (in, &st) < 0)
     return -errno;
@@ -191,7 +192,9 @@ copy_sparse (const char *src, const char *dst)
   }
   if (ftruncate (out, st.st_size) < 0)
     return -errno;
-  return close (out) < 0 ? (out = -1, -errno) : (out = -1, 0);
+  r = close (out);
+  out = -1;
+  return r < 0 ? -errno : 0;
 }
 
 /* The time between the queued STOP and RESUME events, by QEMU's clock,

@@ -492,17 +492,35 @@ qmp_wait_event (struct qmp *qmp, const char *name, int timeout_ms,
   }
 }
 
+/* Queues the events that have already arrived, without waiting. */
+static int
+read_available (struct qmp *qmp)
+{
+  int64_t now = now_ms ();
+  struct json_object *msg;
+  int r;
+
+  for (;;) {
+    r = read_message (qmp, now, &msg);
+    if (r == -ETIMEDOUT)
+      return 0;
+    if (r < 0)
+      return r;
+    if (json_object_object_get_ex (msg, "event", NULL))
+      queue_event (qmp, msg);
+    else
+      json_object_put (msg);    /* a late reply to a timed-out command */
+  }
+}
+
 int
 qmp_discard_events (struct qmp *qmp, const char *name)
 {
   struct json_object *event;
   int r;
 
-  /* Deadline "now": read only what has already arrived. */
-  do {
-    r = qmp_wait_event (qmp, "\001none", 0, NULL);
-  } while (r == 0);
-  if (r != -ETIMEDOUT)
+  r = read_available (qmp);
+  if (r < 0)
     return r;
   while ((event = take_event (qmp, name)) != NULL)
     json_object_put (event);

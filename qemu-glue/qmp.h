@@ -10,8 +10,8 @@
  * Every function returns 0 or a negative errno and never prints or exits.
  * Transport errors are -ECONNRESET (QEMU closed the socket or exited),
  * -ETIMEDOUT (the deadline passed; the connection stays usable, a late
- * reply is recognised by its id and dropped) and -EPROTO (QEMU sent
- * something that is not QMP).  A command that QEMU answers with an error
+ * reply is recognised by its id and dropped), -EPROTO (QEMU sent
+ * something that is not QMP) and -EMSGSIZE (a message over 64 MiB).  A command that QEMU answers with an error
  * returns -EREMOTEIO, and qmp_error() / qmp_error_class() give QEMU's
  * "desc" and "class" until the next command.
  *
