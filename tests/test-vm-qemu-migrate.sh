@@ -76,7 +76,7 @@ ok "a file written through the console before the commit" \
 # before the commit; commit's own "stop" is then a no-op.
 ok "stop" qmp_exec "$src/qmp.sock" stop
 cp "$src/console.log" "$TMP/console-at-commit.log"
-committed=$(vm_counters "$TMP/console-at-commit.log" | tail -1)
+committed=$(vm_last_counter "$TMP/console-at-commit.log")
 diag "counter at the commit: $committed"
 
 if out=$("$CAIRN_QMP" commit "$src/qmp.sock" "$TMP/vmstate.bin" \

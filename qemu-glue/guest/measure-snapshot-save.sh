@@ -102,18 +102,26 @@ first_counter_after () {
   echo "$first"
 }
 
+# counter_ok FIRST BEFORE AFTER: whether FIRST, the first counter a
+# restored guest printed, continues the saved one, which lies between
+# BEFORE and AFTER, the last counters printed before and after the save.
+counter_ok () {
+  [ "${1:-0}" -gt "$2" ] && [ "${1:-0}" -le $(($3 + 1)) ] && echo yes || echo no
+}
+
 # QEMU's internal snapshot: everything in the qcow2, RAM in the stream.
 measure_snapshot () {
-  local ram=$1 d=$work/snapshot save load at_save vm_size first
+  local ram=$1 d=$work/snapshot save load before after vm_size first
   mkdir "$d"
   "$QEMU_IMG" convert -O qcow2 "$guest/root.img" "$d/disk.qcow2"
   boot "$d" "$ram" "" \
     "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$d/disk.qcow2"
+  before=$(vm_last_counter "$d/console.log")
   save=$("$CAIRN_QMP" -t 600 snapshot-save "$d/qmp.sock" cairn-snap disk0) ||
     die "snapshot-save failed"
-  at_save=$(vm_counters "$d/console.log" | tail -1)
+  after=$(vm_last_counter "$d/console.log")
   # Let the guest move on, so that the load really goes back in time.
-  vm_wait_log "$d" "cairn-counter $((at_save + 3))([^0-9]|$)" 60 ||
+  vm_wait_log "$d" "cairn-counter $((after + 3))([^0-9]|$)" 60 ||
     die "the guest stopped counting after snapshot-save"
   cp "$d/console.log" "$d/console-before-load.log"
   load=$("$CAIRN_QMP" -t 600 snapshot-load "$d/qmp.sock" cairn-snap disk0) ||
@@ -127,7 +135,7 @@ measure_snapshot () {
        "save_ms=$(value job_ms "$save") save_pause_ms=$(value qemu_pause_ms "$save")" \
        "load_ms=$(value job_ms "$load") load_pause_ms=$(value qemu_pause_ms "$load")" \
        "vmstate_bytes=${vm_size:-?}" \
-       "counter_ok=$([ "${first:-0}" = $((at_save + 1)) ] && echo yes || echo no)"
+       "counter_ok=$(counter_ok "$first" "$before" "$after")"
   rm -rf "$d"
 }
 
@@ -140,11 +148,11 @@ measure_cairn () {
   "$QEMU_IMG" convert -O qcow2 "$guest/root.img" "$d/disk.qcow2"
   boot "$d" "$ram" "$d/ram" \
     "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$d/disk.qcow2"
-  before=$(vm_counters "$d/console.log" | tail -1)
+  before=$(vm_last_counter "$d/console.log")
   commit=$("$CAIRN_QMP" -t 600 commit "$d/qmp.sock" "$work/vmstate.bin" \
              "$d/ram" "$work/ram.commit" "$d/disk.qcow2" "$work/disk.commit") ||
     die "commit failed"
-  after=$(vm_counters "$d/console.log" | tail -1)
+  after=$(vm_last_counter "$d/console.log")
   vm_quit "$d"
 
   cp --sparse=always "$work/ram.commit" "$r/ram"
@@ -158,15 +166,12 @@ measure_cairn () {
   first=$(first_counter_after "$r" "$r/console-before.log")
   vm_quit "$r"
 
-  # The committed counter is between the last one printed before the
-  # commit and the last one printed after it.
   echo "flow=cairn ram=$ram" \
        "pause_ms=$(value pause_ms "$commit") vmstate_ms=$(value vmstate_ms "$commit")" \
        "copy_ms=$(value copy_ms "$commit") restore_ms=$(value restore_ms "$restore")" \
        "vmstate_bytes=$(value vmstate_bytes "$commit")" \
        "ram_allocated_bytes=$(( $(stat -c %b "$work/ram.commit") * 512 ))" \
-       "counter_ok=$([ "${first:-0}" -gt "$before" ] &&
-                     [ "${first:-0}" -le $((after + 1)) ] && echo yes || echo no)"
+       "counter_ok=$(counter_ok "$first" "$before" "$after")"
   rm -rf "$d" "$r" "$work"/*.commit "$work/vmstate.bin"
 }
 
