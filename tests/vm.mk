@@ -1,1 +1,19 @@
-# Tests of vm.
+# Tests of vm: the QMP client (tests/unit/test-qmp*.c) against a real
+# QEMU, and the VM commit / restore sequence (test-vm-*.sh) on the guest
+# that qemu-glue/guest/build-guest.sh builds.
+QEMU_TEST_LIBS = $(top_builddir)/qemu-glue/libcairn-qemu.la $(JSONC_LIBS)
+
+check_PROGRAMS += unit/test-qmp
+TESTS += unit/test-qmp
+unit_test_qmp_SOURCES = unit/test-qmp.c
+unit_test_qmp_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
+unit_test_qmp_LDADD = $(QEMU_TEST_LIBS)
+
+check_PROGRAMS += unit/test-qmp-vmstate
+TESTS += unit/test-qmp-vmstate
+unit_test_qmp_vmstate_SOURCES = unit/test-qmp-vmstate.c
+unit_test_qmp_vmstate_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
+unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS) $(top_builddir)/store/libcairn.la
+
+TESTS += test-vm-qemu-migrate.sh
+EXTRA_DIST += test-vm-qemu-migrate.sh
