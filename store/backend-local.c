@@ -914,6 +914,12 @@ cairn_pack_out_copy (struct cairn_pack_out *out, int src_fd,
   return r;
 }
 
+uint64_t
+cairn_pack_limit (struct cairn_backend *b)
+{
+  return local_only (b) < 0 ? PACK_DEFAULT_LIMIT : local (b)->pack_limit;
+}
+
 uint32_t
 cairn_pack_out_number (const struct cairn_pack_out *out)
 {

@@ -198,6 +198,9 @@ int cairn_pack_out_copy (struct cairn_pack_out *out, int src_fd,
                          const struct cairn_id *id,
                          const struct cairn_object_info *info,
                          uint64_t *offset);
+/* Size at which a pack is full (CAIRN_PACK_LIMIT, else 256 MiB): an
+ * output rolls over to a new pack there, as writers do. */
+uint64_t cairn_pack_limit (struct cairn_backend *b);
 uint32_t cairn_pack_out_number (const struct cairn_pack_out *out);
 uint64_t cairn_pack_out_size (const struct cairn_pack_out *out);
 /* fdatasync of every record copied so far: it must return before a
