@@ -254,7 +254,8 @@ relocate (struct compact *c, size_t from, size_t to)
     struct cairn_btxn *bt = cairn_txn_backend (txn);
     for (size_t k = 0; r >= 0 && i < to; i++, k++) {
       struct move *m = &c->moves[i];
-      if (k % 16 == 15 && gc_now_ns () - began > budget)
+      if ((k % 16 == 15 && gc_now_ns () - began > budget)
+          || (c->o->txn_objects && k == c->o->txn_objects))
         break;
       if (m->copied)
         r = cairn_chunk_relocate (bt, &m->id, m->from.pack, m->from.offset,

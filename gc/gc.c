@@ -240,9 +240,12 @@ mark_node (struct mark *m, const struct cairn_id *id, unsigned level,
     cairn_clear_error ();
     return 0;
   }
-  if (r == -EBADMSG)
+  if (r == -EBADMSG) {
+    char why[256];
+    snprintf (why, sizeof why, "%s", cairn_last_error ());
     return cairn_error (r, "%s: the store is damaged and gc deletes nothing "
-                        "on a guess; run cairn fsck", cairn_last_error ());
+                        "on a guess; run cairn fsck", why);
+  }
   if (r < 0)
     return r;
   if (!idset_add (&m->nodes, id, NULL))
@@ -271,12 +274,15 @@ mark_commit (struct mark *m, const struct cairn_id *id, bool tolerant)
   int r = cairn_commit_read (m->txn, id, &c);
 
   if (r < 0) {
-    if (tolerant)
+    char hex[CAIRN_HEX_SIZE + 1], why[256];
+    if (tolerant) {
+      cairn_clear_error ();
       return 0;
-    char hex[CAIRN_HEX_SIZE + 1];
+    }
     cairn_id_to_hex (id, hex);
+    snprintf (why, sizeof why, "%s", cairn_last_error ());
     return cairn_error (r, "commit %s cannot be read (%s): run cairn fsck",
-                        hex, cairn_last_error ());
+                        hex, why);
   }
   for (size_t i = 0; r == 0 && i < c->nvolumes; i++)
     r = mark_node (m, &c->volumes[i].root,
@@ -384,7 +390,8 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
     struct cairn_btxn *bt = cairn_txn_backend (txn);
     for (size_t k = 0; r == 0 && i < n; i++, k++) {
       struct cairn_object_info info;
-      if (k % 16 == 15 && gc_now_ns () - began > budget)
+      if ((k % 16 == 15 && gc_now_ns () - began > budget)
+          || (o->txn_objects && k == o->txn_objects))
         break;
       r = ops->object_stat (bt, v[i].type, &v[i].id, &info);
       if (r == -ENOENT) {

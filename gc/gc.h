@@ -54,6 +54,9 @@ struct cairn_gc_options {
    * default, CAIRN_GC_COMPACT_BELOW; negative: never compact). */
   double compact_below;
   unsigned txn_ms;              /* 0: CAIRN_GC_TXN_MS */
+  /* At most this many objects deleted or moved per write transaction
+   * (0: no limit but txn_ms).  Tests use it to make many small steps. */
+  unsigned txn_objects;
   /* How long to wait for readers older than a compaction before unlinking
    * the old packs; past it the unlink waits for the next gc.  0: 2000. */
   unsigned reader_wait_ms;
