@@ -7,7 +7,8 @@ GC_TEST_LIBS = $(top_builddir)/gc/libcairn-gc.la \
 gc_unit_tests = \
 	unit/test-gc-sweep \
 	unit/test-gc-protect \
-	unit/test-fsck
+	unit/test-fsck \
+	unit/test-gc-concurrent
 check_PROGRAMS += $(gc_unit_tests)
 TESTS += $(gc_unit_tests)
 
@@ -17,3 +18,5 @@ unit_test_gc_protect_SOURCES = unit/test-gc-protect.c unit/gc-fixture.h
 unit_test_gc_protect_LDADD = $(GC_TEST_LIBS)
 unit_test_fsck_SOURCES = unit/test-fsck.c unit/gc-fixture.h
 unit_test_fsck_LDADD = $(GC_TEST_LIBS)
+unit_test_gc_concurrent_SOURCES = unit/test-gc-concurrent.c unit/gc-fixture.h
+unit_test_gc_concurrent_LDADD = $(GC_TEST_LIBS)

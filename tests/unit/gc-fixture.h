@@ -4,7 +4,8 @@
  * through the store API with chosen times and seeded contents, and the
  * SHA-256 of a commit's volume read back through a view is its digest:
  * taken when the commit is made, compared after gc, it proves the commit
- * still reads byte for byte the same.
+ * still reads byte for byte the same.  The fixture's store caches no
+ * chunk, so that every read after gc comes from what gc left.
  */
 #ifndef CAIRN_GC_FIXTURE_H
 #define CAIRN_GC_FIXTURE_H
@@ -32,9 +33,12 @@ fixture_open (struct fixture *f, uint32_t chunk_size)
   if (!mkdtemp (f->dir))
     return -1;
   snprintf (f->path, sizeof f->path, "%s/store", f->dir);
-  if (cairn_store_init (f->path, &o) < 0)
+  if (cairn_store_init (f->path, &o) < 0 || cairn_store_open (f->path, 0,
+                                                             &f->s) < 0)
     return -1;
-  return cairn_store_open (f->path, 0, &f->s);
+  /* Reads must come from the store, not from chunks cached before gc. */
+  cairn_store_set_cache_size (f->s, 0);
+  return 0;
 }
 
 static inline void

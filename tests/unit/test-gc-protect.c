@@ -5,6 +5,9 @@
  *    and go with the next gc after it ends.
  *  - A lease: a commit a reader has open keeps its data after retention
  *    prunes it, until the lease ends.
+ *  - A branch's working state: chunks sealed since its last commit, and
+ *    the underlay of a chunk being rewritten, which only the "work"
+ *    records name.
  *  - The epoch rule: chunks that a writer reuses (dedup) while gc sweeps
  *    are not deleted, although the mark did not reach them; and a writer
  *    whose chunk gc deleted first stores it again.  The gc step hook runs
@@ -166,6 +169,63 @@ test_lease (void)
   ok (fsck_intact (), "fsck: intact");
 }
 
+/* ---- working state ------------------------------------------------------ */
+
+/* SHA-256 of BRANCH's volume as its writer sees it (working state). */
+static int
+live_digest (const char *branch, struct cairn_id *digest)
+{
+  struct cairn_branch *b;
+  char *buf = malloc (VOLUME);
+  int r = cairn_branch_open (s, branch, CAIRN_BRANCH_WRITE, &b);
+
+  if (r == 0) {
+    r = cairn_bvol_read (cairn_branch_volume (b, "disk"), buf, VOLUME, 0);
+    cairn_branch_close (b);
+  }
+  if (r == 0)
+    cairn_sha256 (buf, VOLUME, digest);
+  free (buf);
+  return r;
+}
+
+static void
+test_working_state (void)
+{
+  struct cairn_id base, before, after;
+  struct cairn_gc_report g;
+  struct cairn_branch *b;
+  char *data = malloc (VOLUME), sector[512];
+  int r;
+
+  ok (cairn_branch_create_empty (s, "work", "disk", VOLUME) == 0
+      && fixture_commit (s, "work", 0, VOLUME, 20, NULL, &base) == 0,
+      "a branch with a commit");
+  fixture_fill (data, VOLUME, 21);
+  memset (sector, 0x5a, sizeof sector);
+  r = cairn_branch_open (s, "work", CAIRN_BRANCH_WRITE, &b);
+  if (r == 0) {
+    struct cairn_bvol *v = cairn_branch_volume (b, "disk");
+    r = cairn_bvol_write (v, data, VOLUME, 0);
+    if (r == 0)
+      r = cairn_branch_seal (b);
+    /* Chunk 0 is rewritten in part: its sealed content becomes the
+     * underlay that only its scratch record names. */
+    if (r == 0)
+      r = cairn_bvol_write (v, sector, sizeof sector, 512);
+    if (r == 0)
+      r = cairn_branch_flush (b);
+    cairn_branch_close (b);
+  }
+  free (data);
+  ok (r == 0, "overwrite it all, seal, rewrite a sector of chunk 0, flush");
+  ok (live_digest ("work", &before) == 0, "read the working state");
+  ok (gc (NULL, &g) == 0, "gc");
+  ok (live_digest ("work", &after) == 0 && cairn_id_equal (&before, &after),
+      "the working state reads the same after gc");
+  ok (fsck_intact (), "fsck: intact");
+}
+
 /* ---- the epoch rule ----------------------------------------------------- */
 
 struct reuse {
@@ -225,6 +285,7 @@ main (void)
   s = f.s;
   test_pin ();
   test_lease ();
+  test_working_state ();
   test_epoch ();
   fixture_close (&f);
   return done_testing ();
