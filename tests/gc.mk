@@ -8,7 +8,8 @@ gc_unit_tests = \
 	unit/test-gc-sweep \
 	unit/test-gc-protect \
 	unit/test-fsck \
-	unit/test-gc-concurrent
+	unit/test-gc-concurrent \
+	unit/test-gc-crash
 check_PROGRAMS += $(gc_unit_tests)
 TESTS += $(gc_unit_tests)
 
@@ -20,3 +21,5 @@ unit_test_fsck_SOURCES = unit/test-fsck.c unit/gc-fixture.h
 unit_test_fsck_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_concurrent_SOURCES = unit/test-gc-concurrent.c unit/gc-fixture.h
 unit_test_gc_concurrent_LDADD = $(GC_TEST_LIBS)
+unit_test_gc_crash_SOURCES = unit/test-gc-crash.c unit/gc-fixture.h
+unit_test_gc_crash_LDADD = $(GC_TEST_LIBS)
