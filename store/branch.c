@@ -1547,8 +1547,17 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
         e->id = job->sealed.id;
         e->dirty_meta = false;
       }
-      else
+      else {
         e->dirty_meta = true;   /* newer writes still to persist */
+        /* Still dirty over the underlay the job read: the record now
+         * names the sealed chunk instead, so that becomes the underlay
+         * (the slot keeps every sector the job merged, and more).  Else
+         * the old underlay would live on in memory only, where gc cannot
+         * see it. */
+        if (e->state == ENTRY_DIRTY && !e->frozen
+            && cairn_id_equal (&e->id, &job->under))
+          e->id = job->sealed.id;
+      }
     }
     slot_unhold (job->v, job->slot);
   }
