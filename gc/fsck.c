@@ -196,8 +196,11 @@ check_commit (const struct cairn_id *id, const struct cairn_object_info *info,
 
 /* ---- 3. reachable objects ----------------------------------------------- */
 
+/* Checks chunk ID; WHERE, if not NULL, says what names it (for the
+ * problem's sentence). */
 static int
-check_chunk (struct fsck *f, const struct cairn_id *id, bool tolerant)
+check_chunk_from (struct fsck *f, const struct cairn_id *id, bool tolerant,
+                  const char *where)
 {
   char hex[CAIRN_HEX_SIZE + 1];
   struct cairn_object_info info;
@@ -233,7 +236,7 @@ check_chunk (struct fsck *f, const struct cairn_id *id, bool tolerant)
     return -ENOMEM;
   if (why) {
     slot->value = OBJ_BAD;
-    problem (f, "chunk %s %s", hex_of (id, hex), why);
+    problem (f, "chunk %s%s %s", hex_of (id, hex), where ? where : "", why);
     return 0;
   }
   f->rep->chunks++;
@@ -253,7 +256,13 @@ check_chunk (struct fsck *f, const struct cairn_id *id, bool tolerant)
   return 0;
 }
 
-/* Why node ID is bad, or NULL; *LEVEL gets the level it claims. */
+static int
+check_chunk (struct fsck *f, const struct cairn_id *id, bool tolerant)
+{
+  return check_chunk_from (f, id, tolerant, NULL);
+}
+
+/* Why node ID is bad, or NULL. */
 static const char *
 node_defect (struct fsck *f, const struct cairn_id *id, unsigned level,
              int *err)
@@ -694,8 +703,16 @@ check (struct fsck *f)
   for (size_t i = 0; r == 0 && i < roots.ntrees; i++)
     r = check_node (f, &roots.trees[i].root, roots.trees[i].levels - 1,
                     false);
-  for (size_t i = 0; r == 0 && i < roots.nchunks; i++)
-    r = check_chunk (f, &roots.chunks[i].id, false);
+  for (size_t i = 0; r == 0 && i < roots.nchunks; i++) {
+    const struct gc_root_chunk *rc = &roots.chunks[i];
+    char where[CAIRN_NAME_MAX + 96];
+    snprintf (where, sizeof where, " (%s of chunk %llu in the working state "
+              "of branch '%s')", rc->underlay ? "underlay" : "content",
+              (unsigned long long) rc->index,
+              rc->branch < roots.nbranches ? roots.branches[rc->branch].name
+              : "?");
+    r = check_chunk_from (f, &rc->id, false, where);
+  }
   for (size_t i = 0; r == 0 && i < roots.ncommits; i++)
     if (roots.commits[i].pruned) {
       r = for_each_volume (f, &roots.commits[i].id, check_node, true);

@@ -47,6 +47,8 @@ struct gc_root_tree {
 struct gc_root_chunk {
   struct cairn_id id;
   size_t branch;                /* SIZE_MAX: a record of no branch */
+  bool underlay;                /* of a chunk being written, not sealed */
+  uint64_t index;               /* the chunk's index in its volume */
 };
 
 struct gc_tag {

@@ -130,6 +130,8 @@ load_work (struct cairn_val key, struct cairn_val value, void *arg)
     return -ENOMEM;
   c->id = id;
   c->branch = SIZE_MAX;
+  c->underlay = p[0] == WORK_SCRATCH;
+  c->index = cairn_be64 ((const uint8_t *) key.data + 8);
   for (size_t i = 0; i < l->nwids; i++)
     if (l->wids[i].wid == wid)
       c->branch = l->wids[i].branch;

@@ -9,7 +9,9 @@ gc_unit_tests = \
 	unit/test-gc-protect \
 	unit/test-fsck \
 	unit/test-gc-concurrent \
-	unit/test-gc-crash
+	unit/test-gc-crash \
+	unit/test-gc-seal-race \
+	unit/test-branch-detach-tail
 check_PROGRAMS += $(gc_unit_tests)
 TESTS += $(gc_unit_tests)
 
@@ -23,3 +25,15 @@ unit_test_gc_concurrent_SOURCES = unit/test-gc-concurrent.c unit/gc-fixture.h
 unit_test_gc_concurrent_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_crash_SOURCES = unit/test-gc-crash.c unit/gc-fixture.h
 unit_test_gc_crash_LDADD = $(GC_TEST_LIBS)
+unit_test_gc_seal_race_SOURCES = unit/test-gc-seal-race.c unit/gc-fixture.h
+unit_test_gc_seal_race_LDADD = $(GC_TEST_LIBS)
+# A store regression that test-gc-plugin-fio found (not gc's own).
+unit_test_branch_detach_tail_SOURCES = unit/test-branch-detach-tail.c \
+	unit/gc-fixture.h
+unit_test_branch_detach_tail_LDADD = $(GC_TEST_LIBS)
+
+# The cairn prune, gc and fsck commands as a user runs them.
+gc_shell_tests = \
+	test-prune-gc-reclaims.sh
+TESTS += $(gc_shell_tests)
+EXTRA_DIST += $(gc_shell_tests)

@@ -22,3 +22,7 @@ unit_test_retention_union_LDADD = $(RETENTION_TEST_LIBS)
 unit_test_retention_apply_SOURCES = unit/test-retention-apply.c \
 	unit/gc-fixture.h
 unit_test_retention_apply_LDADD = $(RETENTION_TEST_LIBS)
+
+# The cairn retention and prune commands, as a user runs them.
+TESTS += test-retention-cli.sh
+EXTRA_DIST += test-retention-cli.sh
