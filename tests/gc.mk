@@ -34,6 +34,10 @@ unit_test_branch_detach_tail_LDADD = $(GC_TEST_LIBS)
 
 # The cairn prune, gc and fsck commands as a user runs them.
 gc_shell_tests = \
-	test-prune-gc-reclaims.sh
+	test-prune-gc-reclaims.sh \
+	test-fsck-corrupt-chunk.sh \
+	test-gc-kill9.sh \
+	test-autocommit.sh \
+	test-gc-plugin-fio.sh
 TESTS += $(gc_shell_tests)
 EXTRA_DIST += $(gc_shell_tests)
