@@ -816,7 +816,8 @@ cairn_packs_list (struct cairn_backend *b, struct cairn_pack_stat **packs,
     free (list);
     return r;
   }
-  qsort (list, count, sizeof *list, pack_stat_cmp);
+  if (count > 1)
+    qsort (list, count, sizeof *list, pack_stat_cmp);
   *packs = list;
   *n = count;
   return 0;
