@@ -322,7 +322,8 @@ copy_live (struct compact *c)
   size_t first = 0;
   int r = 0;
 
-  qsort (c->moves, c->nmoves, sizeof *c->moves, move_cmp);
+  if (c->nmoves > 1)
+    qsort (c->moves, c->nmoves, sizeof *c->moves, move_cmp);
   for (size_t i = 0; r == 0 && i < c->nmoves; i++) {
     struct move *m = &c->moves[i];
     uint64_t len = RECORD_OVERHEAD + m->from.stored_len;

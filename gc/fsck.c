@@ -399,7 +399,8 @@ read_data (struct fsck *f)
   pthread_t threads[8];
   size_t started = 0;
 
-  qsort (f->reads, f->nreads, sizeof *f->reads, read_cmp);
+  if (f->nreads > 1)
+    qsort (f->reads, f->nreads, sizeof *f->reads, read_cmp);
   for (size_t i = 0; i < f->nreads; i++)
     rd.total += f->reads[i].stored;
   atomic_init (&rd.next, 0);

@@ -41,8 +41,10 @@ commits=0 errors=0 exports=()
 : > "$TMP/commit.err"
 while kill -0 "$fio_pid" 2>/dev/null; do
   sleep 1
+  # (prune prints its summary on stderr: kept only if it fails)
   if id=$("$CAIRN" commit main 2>>"$TMP/commit.err") &&
-     "$CAIRN" prune main >/dev/null 2>>"$TMP/commit.err"; then
+     { "$CAIRN" prune main >/dev/null 2>"$TMP/prune.err" ||
+       ! cat "$TMP/prune.err" >>"$TMP/commit.err"; }; then
     commits=$((commits + 1))
     ( "$CAIRN" export "$id" - 2>>"$TMP/commit.err" | sha256sum |
         cut -d' ' -f1 > "$TMP/sum.$id" ) &
