@@ -11,7 +11,8 @@ gc_unit_tests = \
 	unit/test-gc-concurrent \
 	unit/test-gc-crash \
 	unit/test-gc-seal-race \
-	unit/test-branch-detach-tail
+	unit/test-branch-detach-tail \
+	unit/test-gc-reader-fds
 check_PROGRAMS += $(gc_unit_tests)
 TESTS += $(gc_unit_tests)
 
@@ -27,6 +28,8 @@ unit_test_gc_crash_SOURCES = unit/test-gc-crash.c unit/gc-fixture.h
 unit_test_gc_crash_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_seal_race_SOURCES = unit/test-gc-seal-race.c unit/gc-fixture.h
 unit_test_gc_seal_race_LDADD = $(GC_TEST_LIBS)
+unit_test_gc_reader_fds_SOURCES = unit/test-gc-reader-fds.c unit/gc-fixture.h
+unit_test_gc_reader_fds_LDADD = $(GC_TEST_LIBS)
 # A store regression that test-gc-plugin-fio found (not gc's own).
 unit_test_branch_detach_tail_SOURCES = unit/test-branch-detach-tail.c \
 	unit/gc-fixture.h
