@@ -8,8 +8,12 @@
  * them.  Packs with nothing live are unlinked without copying.
  *
  *  1. Hold every pack no writer holds (cairn_pack_hold: the writers' own
- *     flock).  From then on nobody appends to a held pack, so the entries
- *     naming it can only disappear (a sweep) or move (this compaction).
+ *     flock), inside a write transaction: a writer lets go of a pack it
+ *     filled when it syncs it, just before its transaction commits, so
+ *     outside one a pack nobody holds could still get entries from a
+ *     transaction in flight.  From then on nobody appends to a held pack,
+ *     so the entries naming it can only disappear (a sweep) or move (this
+ *     compaction).
  *  2. In one snapshot taken after that, count each pack's live bytes (the
  *     records its index entries name) and choose the packs to rewrite;
  *     let go of the others; list the entries of the chosen ones.
@@ -149,18 +153,28 @@ release (struct pack *p)
   p->fd = -1;
 }
 
-/* Step 1. */
-static void
+/* Step 1, inside a write transaction: a writer lets go of a pack it
+ * filled when it syncs it, just before its transaction commits, so a
+ * pack nobody holds may still get entries from a transaction in flight;
+ * with the write lock taken, none is. */
+static int
 hold_packs (struct compact *c)
 {
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (c->s, true, &txn);
+
+  if (r < 0)
+    return r;
   for (size_t i = 0; i < c->npacks; i++) {
     struct pack *p = &c->packs[i];
-    int r = cairn_pack_hold (cairn_store_backend (c->s), p->number, &p->fd);
+    r = cairn_pack_hold (cairn_store_backend (c->s), p->number, &p->fd);
     if (r < 0) {
       p->fd = -1;
       c->report->packs_busy += r == -EAGAIN;
     }
   }
+  cairn_txn_abort (c->s, txn);
+  return 0;
 }
 
 static bool
@@ -497,11 +511,12 @@ gc_compact (struct cairn_store *s, const struct cairn_gc_options *o,
     return r;
   totals (&c, &report->packs_before, &report->pack_bytes_before);
   if (!c.dry)
-    hold_packs (&c);
+    r = hold_packs (&c);
   else
     for (size_t i = 0; i < c.npacks; i++)
       report->packs_busy += !c.packs[i].writable;
-  r = choose (&c, below);
+  if (r == 0)
+    r = choose (&c, below);
   if (r == 0 && c.dry)
     plan (&c);
   else if (r == 0) {

@@ -136,7 +136,7 @@ main (void)
   if (!mkdtemp (f.dir))
     return 1;
   snprintf (f.path, sizeof f.path, "%s/store", f.dir);
-  setenv ("CAIRN_PACK_LIMIT", "1M", 1);
+  setenv ("CAIRN_PACK_LIMIT", "128K", 1);
   if (cairn_store_init (f.path,
                         &(struct cairn_store_options) { .chunk_size = CHUNK })
       < 0 || pipe (pipefd) < 0)
