@@ -104,8 +104,9 @@ struct cairn_gc_report {
 
 /* Runs one gc.  Takes STORE/run/gc.lock: -EBUSY (with a message) if
  * another gc or an fsck runs.  O may be NULL for the defaults.  A store
- * in which a reachable object is missing is not swept (CAIRN_E... code
- * -EBADMSG, "run cairn fsck"): nothing is deleted on a guess. */
+ * in which a reachable tree node or commit is missing or corrupt is not
+ * swept: -EBADMSG, with a message saying to run cairn fsck (nothing is
+ * deleted on a guess).  REPORT is filled in as far as the run got. */
 int cairn_gc (struct cairn_store *s, const struct cairn_gc_options *o,
               struct cairn_gc_report *report);
 
