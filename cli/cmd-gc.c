@@ -85,6 +85,9 @@ print_gc_json (const struct cairn_gc_report *g)
   add_u64 (o, "index_bytes_freed", g->index_bytes_freed);
   add_u64 (o, "txns", g->txns);
   add_seconds (o, "longest_txn_seconds", g->longest_txn_ns);
+  json_object_object_add (o, "longest_txn_phase", g->longest_txn_phase
+                          ? json_object_new_string (g->longest_txn_phase)
+                          : NULL);
   add_seconds (o, "mark_seconds", g->mark_ns);
   add_seconds (o, "sweep_seconds", g->sweep_ns);
   add_seconds (o, "compact_seconds", g->compact_ns);

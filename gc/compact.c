@@ -19,10 +19,13 @@
  *     let go of the others; list the entries of the chosen ones.
  *  3. Copy those records, in pack order, to new packs (numbers from
  *     next-pack, never reused), rolling over at the pack size limit and
- *     syncing every 64 MiB (so that commits' own syncs do not queue behind
- *     gigabytes of dirty pages).  After the final fdatasync of an output,
- *     repoint its entries in short write transactions; an entry moves
- *     only if it still names its old place.
+ *     syncing every 16 MiB and then resting as long as the sync took (so
+ *     that commits' own syncs neither queue behind gigabytes of dirty
+ *     pages nor lose the disk to gc for long).  After the final fdatasync of an output,
+ *     repoint its entries in short write transactions (at most 2 ms and
+ *     256 entries: each dirties an index page somewhere, and writing those
+ *     is what a commit waiting for the lock would wait for); an entry
+ *     moves only if it still names its old place.
  *  4. Wait until every reader's snapshot is at least as new as the last
  *     repointing (mdb_reader_list): older snapshots could still look for
  *     a chunk in the old pack.  (A reader that does finds the pack gone and
@@ -53,9 +56,12 @@
 
 #define PACK_HEADER 16
 #define RECORD_OVERHEAD 48
-#define SYNC_EVERY (64ULL << 20)
+#define SYNC_EVERY (16ULL << 20)
 #define READER_POLL_NS (10 * 1000000)
 #define PAUSE_NS (200 * 1000)
+/* Entries repointed per transaction: each dirties a page of the index at
+ * a random place, and writing them out is most of a commit's cost. */
+#define RELOCATE_PER_TXN 256
 
 struct pack {
   uint32_t number;
@@ -269,7 +275,7 @@ relocate (struct compact *c, size_t from, size_t to)
     for (size_t k = 0; r >= 0 && i < to; i++, k++) {
       struct move *m = &c->moves[i];
       if ((k % 16 == 15 && gc_now_ns () - began > budget)
-          || (c->o->txn_objects && k == c->o->txn_objects))
+          || k == (c->o->txn_objects ? c->o->txn_objects : RELOCATE_PER_TXN))
         break;
       if (m->copied)
         r = cairn_chunk_relocate (bt, &m->id, m->from.pack, m->from.offset,
@@ -284,7 +290,7 @@ relocate (struct compact *c, size_t from, size_t to)
     if (r == 0) {
       c->last_change = snapshot;
       if (i < to)
-        sleep_ns (PAUSE_NS);
+        sleep_ns (CAIRN_MAX (PAUSE_NS, gc_now_ns () - began));
     }
   }
   return r;
@@ -369,7 +375,11 @@ copy_live (struct compact *c)
     c->report->bytes_copied += len;
     unsynced += len;
     if (unsynced >= SYNC_EVERY) {
+      /* As long again as the sync took: writers' own syncs get half the
+       * disk. */
+      int64_t t0 = gc_now_ns ();
       r = cairn_pack_out_sync (out);
+      sleep_ns (gc_now_ns () - t0);
       unsynced = 0;
     }
   }

@@ -31,7 +31,8 @@
  *     writer that found a chunk known just before gc deleted it gets
  *     -ENOENT from its put and stores the chunk again (chunk.c).
  *     Deletions run in write transactions of at most txn_ms (2 ms) each,
- *     with a pause between them, so a commit waits a few ms at most.
+ *     with a pause between them as long as the last one took, so a commit
+ *     waits a few ms at most and gc holds the lock half the time at most.
  *
  *  4. Compaction of packs that became mostly garbage (compact.c).
  *
@@ -57,7 +58,9 @@
 /* Deepest tree (store/tree.c: 8 levels of fan-out 256). */
 #define GC_MAX_LEVELS 8
 #define FANOUT 256
-/* Pause between two deleting transactions, so writers get the lock. */
+/* Least pause between two deleting transactions, so writers get the
+ * lock; gc also pauses as long as the transaction took, to hold the lock
+ * (and the disk's syncs) at most half the time. */
 #define GC_PAUSE_NS (200 * 1000)
 /* Stored bytes of a chunk record in a pack, besides its payload. */
 #define PACK_RECORD_OVERHEAD 48
@@ -143,8 +146,10 @@ gc_txn_commit (struct cairn_store *s, struct cairn_txn *txn,
   if (r < 0)
     return r;
   report->txns++;
-  if (took > report->longest_txn_ns)
+  if (took > report->longest_txn_ns) {
     report->longest_txn_ns = took;
+    report->longest_txn_phase = phase;
+  }
   gc_step (o, phase);
   return 0;
 }
@@ -425,7 +430,7 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
     }
     r = gc_txn_commit (s, txn, began, o, report, "sweep");
     if (r == 0 && i < n)
-      pause_ns (GC_PAUSE_NS);
+      pause_ns (CAIRN_MAX (GC_PAUSE_NS, gc_now_ns () - began));
   }
   return r;
 }

@@ -99,6 +99,7 @@ struct cairn_gc_report {
   /* costs */
   uint64_t txns;                /* write transactions gc committed */
   int64_t longest_txn_ns;       /* the longest of them */
+  const char *longest_txn_phase;  /* and its phase (a static string) */
   int64_t mark_ns, sweep_ns, compact_ns, total_ns;
 };
 
