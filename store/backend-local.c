@@ -43,6 +43,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -849,10 +850,9 @@ struct cairn_pack_out {
 };
 
 int
-cairn_pack_out_create (struct cairn_btxn *t, struct cairn_pack_out **out)
+cairn_pack_out_reserve (struct cairn_btxn *t, uint32_t *number)
 {
-  struct local_backend *lb = t->lb;
-  struct cairn_pack_out *po;
+  char path[4096];
   uint64_t next;
   int r;
 
@@ -861,23 +861,53 @@ cairn_pack_out_create (struct cairn_btxn *t, struct cairn_pack_out **out)
   r = meta_get_u64 (t, "next-pack", &next);
   if (r < 0)
     return r;
+  /* As in ensure_pack: a number at or above next-pack may exist if the
+   * transaction that took it aborted. */
+  for (;; next++) {
+    if (next >= UINT32_MAX)
+      return -ENOSPC;
+    pack_path (t->lb->packs_dir, (uint32_t) next, path, sizeof path);
+    if (access (path, F_OK) == -1 && errno == ENOENT)
+      break;
+  }
+  r = meta_put_u32 (t, "next-pack", (uint32_t) next + 1);
+  if (r == 0)
+    *number = next;
+  return r;
+}
+
+int
+cairn_pack_out_create (struct cairn_backend *b, uint32_t number,
+                       struct cairn_pack_out **out)
+{
+  struct local_backend *lb;
+  struct cairn_pack_out *po;
+  char tmp[4096], path[4096], name[32];
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  lb = local (b);
+  if (lb->readonly)
+    return -EROFS;
   po = calloc (1, sizeof *po);
   if (!po)
     return -ENOMEM;
   pack_writer_init (&po->w);
-  /* As in ensure_pack: a number at or above next-pack may exist if the
-   * transaction that took it aborted. */
-  for (;; next++) {
-    if (next >= UINT32_MAX) {
-      r = -ENOSPC;
-      break;
-    }
-    r = pack_writer_create (&po->w, lb->packs_dir, (uint32_t) next);
-    if (r != -EEXIST)
-      break;
+  /* Made under a name no writer looks at, locked, then renamed: a writer
+   * never sees it unlocked (pack_writer_create makes a file, locks it,
+   * writes its header and syncs it and the directory). */
+  snprintf (name, sizeof name, "gc-%08" PRIx32 ".tmp", number);
+  r = pack_writer_create_named (&po->w, lb->packs_dir, name, number);
+  if (r == 0) {
+    snprintf (tmp, sizeof tmp, "%s/%s", lb->packs_dir, name);
+    pack_path (lb->packs_dir, number, path, sizeof path);
+    if (link (tmp, path) == -1)
+      r = -errno;
+    unlink (tmp);
+    if (r == 0)
+      r = cairn_fsync_dir (lb->packs_dir);
   }
-  if (r == 0)
-    r = meta_put_u32 (t, "next-pack", po->w.number + 1);
   if (r < 0) {
     pack_writer_close (&po->w);
     free (po);

@@ -186,10 +186,13 @@ int cairn_pack_hold (struct cairn_backend *b, uint32_t number, int *fd);
 /* A pack that compaction writes. */
 struct cairn_pack_out;
 
-/* Creates a new pack, held by OUT, in write transaction TXN, with the
- * lowest free number at or above next-pack.  The file stays (an empty,
- * unnamed pack) even if TXN aborts. */
-int cairn_pack_out_create (struct cairn_btxn *txn,
+/* Takes the lowest free pack number at or above next-pack for a new
+ * pack, in write transaction TXN (next-pack moves past it). */
+int cairn_pack_out_reserve (struct cairn_btxn *txn, uint32_t *number);
+/* Creates pack NUMBER (reserved), held by OUT, outside any transaction:
+ * it is made under another name, locked, synced, then linked in place,
+ * so no writer ever sees it unlocked.  -EEXIST if the number is taken. */
+int cairn_pack_out_create (struct cairn_backend *b, uint32_t number,
                            struct cairn_pack_out **out);
 /* Appends a copy of chunk ID's record, read from held pack SRC_FD at
  * INFO->offset, to OUT; *OFFSET gets its place in OUT.  -EBADMSG if the

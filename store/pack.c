@@ -82,10 +82,19 @@ pack_writer_adopt (struct pack_writer *w, const char *dir, uint32_t number)
 int
 pack_writer_create (struct pack_writer *w, const char *dir, uint32_t number)
 {
+  char name[32];
+  snprintf (name, sizeof name, "pack-%08" PRIx32 ".pack", number);
+  return pack_writer_create_named (w, dir, name, number);
+}
+
+int
+pack_writer_create_named (struct pack_writer *w, const char *dir,
+                          const char *name, uint32_t number)
+{
   char path[4096];
   uint8_t header[PACK_HEADER_SIZE];
 
-  pack_path (dir, number, path, sizeof path);
+  snprintf (path, sizeof path, "%s/%s", dir, name);
   int fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd == -1)
     return -errno;

@@ -73,6 +73,10 @@ int pack_writer_adopt (struct pack_writer *w, const char *dir,
 /* Creates pack NUMBER.  -EEXIST if the file exists. */
 int pack_writer_create (struct pack_writer *w, const char *dir,
                         uint32_t number);
+/* The same under file name NAME in DIR (gc makes its packs under a
+ * temporary name, then links them in place). */
+int pack_writer_create_named (struct pack_writer *w, const char *dir,
+                              const char *name, uint32_t number);
 
 /* Appends one record; returns its offset in *OFFSET.  On failure (ENOSPC)
  * the file is cut back to where it was. */
