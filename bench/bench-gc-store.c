@@ -289,6 +289,68 @@ live_commit (struct live *l)
   nanosleep (&pause, NULL);
 }
 
+/* A probe beside the live commits, to tell what they wait for: every
+ * 20 ms, how long the index's write lock takes to get (then it is let go
+ * at once), and how long a 4 KiB write and fdatasync of a file in the
+ * store's directory take. */
+struct probe {
+  struct cairn_store *s;
+  int fd;
+  atomic_bool stop;
+  pthread_t thread;
+  int64_t *lock, *sync;
+  size_t n, cap;
+};
+
+static void *
+probe_main (void *arg)
+{
+  struct probe *p = arg;
+  char block[4096];
+
+  memset (block, 0x5a, sizeof block);
+  while (!atomic_load (&p->stop)) {
+    struct cairn_txn *txn;
+    int64_t t0 = now_ns ();
+    if (cairn_txn_begin (p->s, true, &txn) == 0)
+      cairn_txn_abort (p->s, txn);
+    int64_t t1 = now_ns ();
+    if (pwrite (p->fd, block, sizeof block, 0) < 0 || fdatasync (p->fd) < 0)
+      break;
+    int64_t t2 = now_ns ();
+    if (p->n == p->cap) {
+      p->cap = p->cap ? 2 * p->cap : 1024;
+      p->lock = realloc (p->lock, p->cap * sizeof *p->lock);
+      p->sync = realloc (p->sync, p->cap * sizeof *p->sync);
+    }
+    p->lock[p->n] = t1 - t0;
+    p->sync[p->n++] = t2 - t1;
+    struct timespec pause = { 0, LIVE_PERIOD_NS };
+    nanosleep (&pause, NULL);
+  }
+  return NULL;
+}
+
+static void
+probe_start (struct probe *p, struct cairn_store *s, const char *dir)
+{
+  char path[4096];
+  snprintf (path, sizeof path, "%s/probe", dir);
+  p->s = s;
+  p->n = 0;
+  p->fd = open (path, O_RDWR | O_CREAT, 0644);
+  atomic_store (&p->stop, false);
+  pthread_create (&p->thread, NULL, probe_main, p);
+}
+
+static void
+probe_stop (struct probe *p)
+{
+  atomic_store (&p->stop, true);
+  pthread_join (p->thread, NULL);
+  close (p->fd);
+}
+
 static int
 cmp_i64 (const void *a, const void *b)
 {
@@ -460,8 +522,11 @@ spawn_gc (const char *cairn, const char *store, const char *out)
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_addopen (&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC,
                                     0644);
-  if (posix_spawn (&pid, cairn, &fa, NULL, argv, environ) != 0)
-    die ("spawn cairn gc", -errno);
+  int r = posix_spawn (&pid, cairn, &fa, NULL, argv, environ);
+  if (r != 0) {
+    fprintf (stderr, "bench-gc-store: %s: %s\n", cairn, strerror (r));
+    exit (1);
+  }
   posix_spawn_file_actions_destroy (&fa);
   return pid;
 }
@@ -523,8 +588,15 @@ main (int argc, char **argv)
     die ("live branch", r);
   live.v = cairn_branch_volume (live.b, "disk");
   fprintf (stderr, "commit latency without gc...\n");
+  struct probe probe = { 0 };
+  char run_dir[4096];
+  snprintf (run_dir, sizeof run_dir, "%s/run", path);
+  probe_start (&probe, s, run_dir);
   for (int i = 0; i < 300; i++)
     live_commit (&live);
+  probe_stop (&probe);
+  double lock_base = percentile (probe.lock, probe.n, 0.99);
+  double sync_base = percentile (probe.sync, probe.n, 0.99);
   size_t base_n = live.n;
   double p50_base = percentile (live.lat, live.n, 0.50);
   double p99_base = percentile (live.lat, live.n, 0.99);
@@ -554,9 +626,13 @@ main (int argc, char **argv)
   t0 = now_ns ();
   pid_t pid = spawn_gc (cairn, path, out);
   int status;
+  probe_start (&probe, s, run_dir);
   while (waitpid (pid, &status, WNOHANG) == 0)
     live_commit (&live);
   int64_t gc_ns = now_ns () - t0;
+  probe_stop (&probe);
+  double lock_gc = percentile (probe.lock, probe.n, 0.99);
+  double sync_gc = percentile (probe.sync, probe.n, 0.99);
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
     die ("cairn gc", -EIO);
   size_t gc_n = live.n;
@@ -664,6 +740,12 @@ main (int argc, char **argv)
   printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
           "commit p99 without gc: after vs before it", p99_after, p99_base,
           p99_after / p99_base);
+  printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
+          "  write-lock wait p99, during gc vs without", lock_gc, lock_base,
+          lock_gc / (lock_base > 0 ? lock_base : 1));
+  printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
+          "  4K write+fdatasync p99, during gc vs without", sync_gc, sync_base,
+          sync_gc / (sync_base > 0 ? sync_base : 1));
   printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
           "commit p50 without gc: after vs before it", p50_after, p50_base,
           p50_after / p50_base);

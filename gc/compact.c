@@ -17,14 +17,18 @@
  *  2. In one snapshot taken after that, count each pack's live bytes (the
  *     records its index entries name) and choose the packs to rewrite;
  *     let go of the others; list the entries of the chosen ones.
- *  3. Copy those records, in pack order, to new packs (numbers from
- *     next-pack, never reused), rolling over at the pack size limit and
- *     syncing every 16 MiB and then resting as long as the sync took (so
- *     that commits' own syncs neither queue behind gigabytes of dirty
- *     pages nor lose the disk to gc for long).  After the final fdatasync of an output,
- *     repoint its entries in short write transactions (at most 2 ms and
- *     256 entries: each dirties an index page somewhere, and writing those
- *     is what a commit waiting for the lock would wait for); an entry
+ *  3. Copy those records, in pack order, to new packs (numbers reserved
+ *     from next-pack in a short transaction, never reused; each file made
+ *     outside it), rolling over at the pack size limit, syncing every
+ *     16 MiB and then resting twice as long as the sync took, with the
+ *     copying thread's I/O in the idle class (so that commits' own syncs
+ *     neither queue behind gigabytes of dirty pages nor lose the disk to
+ *     gc for long).  After every output's final fdatasync,
+ *     repoint the entries in id order, in short write transactions (at
+ *     most 2 ms and 1024 entries): the moved entries are most of what the
+ *     index has left after the sweep, so consecutive ids share index
+ *     pages, and each transaction writes (and syncs) few of them - that
+ *     write-out is what a commit waiting for the lock waits for.  An entry
  *     moves only if it still names its old place.
  *  4. Wait until every reader's snapshot is at least as new as the last
  *     repointing (mdb_reader_list): older snapshots could still look for
@@ -49,19 +53,25 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/ioprio.h>
 
 #include "gc/gc-internal.h"
 
 #define PACK_HEADER 16
 #define RECORD_OVERHEAD 48
 #define SYNC_EVERY (16ULL << 20)
+/* After each sync of the output, rest this many times as long as it
+ * took: the disk is the writers' two thirds of the time. */
+#define REST_PER_SYNC 2
 #define READER_POLL_NS (10 * 1000000)
 #define PAUSE_NS (200 * 1000)
-/* Entries repointed per transaction: each dirties a page of the index at
- * a random place, and writing them out is most of a commit's cost. */
-#define RELOCATE_PER_TXN 256
+/* Entries repointed per transaction, at most: what a commit waiting for
+ * the lock waits for is mostly the write-out of the pages they dirty. */
+#define RELOCATE_PER_TXN 1024
 
 struct pack {
   uint32_t number;
@@ -267,10 +277,10 @@ relocate (struct compact *c, size_t from, size_t to)
 
   while (r == 0 && i < to) {
     struct cairn_txn *txn;
-    int64_t began = gc_now_ns ();
     r = cairn_txn_begin (c->s, true, &txn);
     if (r < 0)
       break;
+    int64_t began = gc_now_ns ();  /* holding the lock from here */
     struct cairn_btxn *bt = cairn_txn_backend (txn);
     for (size_t k = 0; r >= 0 && i < to; i++, k++) {
       struct move *m = &c->moves[i];
@@ -296,38 +306,57 @@ relocate (struct compact *c, size_t from, size_t to)
   return r;
 }
 
-/* Syncs OUT, repoints MOVES[FROM, TO) into it, and closes it. */
-static int
-finish_output (struct compact *c, struct cairn_pack_out *out, size_t from,
-               size_t to)
+/* The copying thread's I/O runs in the idle class: the disk serves a
+ * writer's syncs first.  Transactions go back to the normal class, or
+ * a commit waiting for the index's lock would wait for gc's slowed sync
+ * (priority inversion).  Where the kernel has no I/O priorities this
+ * changes nothing. */
+static void
+io_idle (bool idle)
 {
-  int r = cairn_pack_out_sync (out);
-  if (r == 0)
-    r = relocate (c, from, to);
+  int prio = idle ? IOPRIO_PRIO_VALUE (IOPRIO_CLASS_IDLE, 0)
+    : IOPRIO_PRIO_VALUE (IOPRIO_CLASS_BE, 4);
+  syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio);
+}
+
+/* Syncs OUT and closes it; its entries are repointed later. */
+static int
+finish_output (struct compact *c, struct cairn_pack_out *out)
+{
   c->written += cairn_pack_out_size (out);
-  int rc = cairn_pack_out_close (out);
-  return r < 0 ? r : rc;
+  return cairn_pack_out_close (out);
+}
+
+static int
+move_id_cmp (const void *a, const void *b)
+{
+  const struct move *x = a, *y = b;
+  return memcmp (x->id.bytes, y->id.bytes, CAIRN_ID_SIZE);
 }
 
 static int
 new_output (struct compact *c, struct cairn_pack_out **out)
 {
   struct cairn_txn *txn;
-  int64_t began = gc_now_ns ();
+  uint32_t number;
   int r = cairn_txn_begin (c->s, true, &txn);
+  int64_t began = gc_now_ns ();
 
   if (r < 0)
     return r;
-  r = cairn_pack_out_create (cairn_txn_backend (txn), out);
-  if (r < 0) {
+  io_idle (false);
+  r = cairn_pack_out_reserve (cairn_txn_backend (txn), &number);
+  if (r < 0)
     cairn_txn_abort (c->s, txn);
+  else
+    r = gc_txn_commit (c->s, txn, began, c->o, c->report, "reserve");
+  io_idle (true);
+  /* The file is made outside the transaction: its syncs hold no lock. */
+  if (r == 0)
+    r = cairn_pack_out_create (cairn_store_backend (c->s), number, out);
+  if (r < 0)
     return r;
-  }
-  r = gc_txn_commit (c->s, txn, began, c->o, c->report, "pack");
-  if (r < 0) {
-    cairn_pack_out_close (*out);
-    return r;
-  }
+  gc_step (c->o, "pack");
   c->report->packs_written++;
   return 0;
 }
@@ -339,16 +368,16 @@ copy_live (struct compact *c)
   uint64_t limit = cairn_pack_limit (cairn_store_backend (c->s));
   struct cairn_pack_out *out = NULL;
   uint64_t unsynced = 0;
-  size_t first = 0;
   int r = 0;
 
   if (c->nmoves > 1)
     qsort (c->moves, c->nmoves, sizeof *c->moves, move_cmp);
+  io_idle (true);
   for (size_t i = 0; r == 0 && i < c->nmoves; i++) {
     struct move *m = &c->moves[i];
     uint64_t len = RECORD_OVERHEAD + m->from.stored_len;
     if (out && cairn_pack_out_size (out) + len > limit) {
-      r = finish_output (c, out, first, i);
+      r = finish_output (c, out);
       out = NULL;
       if (r < 0)
         break;
@@ -357,7 +386,6 @@ copy_live (struct compact *c)
       r = new_output (c, &out);
       if (r < 0)
         break;
-      first = i;
       unsynced = 0;
     }
     struct pack *p = find_pack (c, m->from.pack);
@@ -375,19 +403,26 @@ copy_live (struct compact *c)
     c->report->bytes_copied += len;
     unsynced += len;
     if (unsynced >= SYNC_EVERY) {
-      /* As long again as the sync took: writers' own syncs get half the
-       * disk. */
+      /* Rest: writers' own syncs get most of the disk. */
       int64_t t0 = gc_now_ns ();
       r = cairn_pack_out_sync (out);
-      sleep_ns (gc_now_ns () - t0);
+      sleep_ns (REST_PER_SYNC * (gc_now_ns () - t0));
       unsynced = 0;
     }
   }
   if (out) {
-    int rf = finish_output (c, out, first, c->nmoves);
+    int rf = finish_output (c, out);
     if (r == 0)
       r = rf;
   }
+  io_idle (false);
+  /* Every copy is durable now.  Repoint the entries in id order: the
+   * moved entries are most of what the index has left, so consecutive ids
+   * share index pages and each transaction writes few of them. */
+  if (r == 0 && c->nmoves > 1)
+    qsort (c->moves, c->nmoves, sizeof *c->moves, move_id_cmp);
+  if (r == 0)
+    r = relocate (c, 0, c->nmoves);
   return r;
 }
 

@@ -184,8 +184,8 @@ bump_epoch (struct cairn_store *s, const struct cairn_gc_options *o,
   struct cairn_backend *b = cairn_store_backend (s);
   struct cairn_txn *txn;
   uint8_t le[8];
-  int64_t began = gc_now_ns ();
   int r = cairn_txn_begin (s, !o->dry_run, &txn);
+  int64_t began = gc_now_ns ();
 
   if (r < 0)
     return r;
@@ -388,10 +388,10 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
   report->nodes_swept = report->node_bytes_swept = 0;
   while (r == 0 && i < n) {
     struct cairn_txn *txn;
-    int64_t began = gc_now_ns ();
     r = cairn_txn_begin (s, true, &txn);
     if (r < 0)
       break;
+    int64_t began = gc_now_ns ();  /* holding the lock from here */
     struct cairn_btxn *bt = cairn_txn_backend (txn);
     for (size_t k = 0; r == 0 && i < n; i++, k++) {
       struct cairn_object_info info;
