@@ -918,6 +918,29 @@ cairn_pack_out_create (struct cairn_backend *b, uint32_t number,
 }
 
 int
+cairn_pack_out_remove_stale (struct cairn_backend *b)
+{
+  struct dirent *e;
+  DIR *d;
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  d = opendir (local (b)->packs_dir);
+  if (!d)
+    return -errno;
+  while ((e = readdir (d)) != NULL) {
+    unsigned n;
+    int used = 0;
+    if (sscanf (e->d_name, "gc-%8x.tmp%n", &n, &used) == 1
+        && e->d_name[used] == '\0')
+      unlinkat (dirfd (d), e->d_name, 0);
+  }
+  closedir (d);
+  return 0;
+}
+
+int
 cairn_pack_out_copy (struct cairn_pack_out *out, int src_fd,
                      const struct cairn_id *id,
                      const struct cairn_object_info *info, uint64_t *offset)

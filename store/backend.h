@@ -194,6 +194,9 @@ int cairn_pack_out_reserve (struct cairn_btxn *txn, uint32_t *number);
  * so no writer ever sees it unlocked.  -EEXIST if the number is taken. */
 int cairn_pack_out_create (struct cairn_backend *b, uint32_t number,
                            struct cairn_pack_out **out);
+/* Removes the temporary files of packs a killed gc was making (only gc,
+ * holding its lock, may call this). */
+int cairn_pack_out_remove_stale (struct cairn_backend *b);
 /* Appends a copy of chunk ID's record, read from held pack SRC_FD at
  * INFO->offset, to OUT; *OFFSET gets its place in OUT.  -EBADMSG if the
  * source record does not match ID and INFO's lengths and flags. */
