@@ -555,8 +555,10 @@ gc_compact (struct cairn_store *s, const struct cairn_gc_options *o,
   if (r < 0)
     return r;
   totals (&c, &report->packs_before, &report->pack_bytes_before);
-  if (!c.dry)
+  if (!c.dry) {
+    cairn_pack_out_remove_stale (cairn_store_backend (s));
     r = hold_packs (&c);
+  }
   else
     for (size_t i = 0; i < c.npacks; i++)
       report->packs_busy += !c.packs[i].writable;
