@@ -61,14 +61,11 @@
 
 #include "gc/gc-internal.h"
 
-#define PACK_HEADER 16
-#define RECORD_OVERHEAD 48
 #define SYNC_EVERY (16ULL << 20)
 /* After each sync of the output, rest this many times as long as it
  * took: the disk is the writers' two thirds of the time. */
 #define REST_PER_SYNC 2
 #define READER_POLL_NS (10 * 1000000)
-#define PAUSE_NS (200 * 1000)
 /* Entries repointed per transaction, at most: what a commit waiting for
  * the lock waits for is mostly the write-out of the pages they dirty. */
 #define RELOCATE_PER_TXN 1024
@@ -105,13 +102,6 @@ struct compact {
   uint64_t last_change;         /* snapshot id that last moved an entry */
   uint64_t written;             /* bytes of the packs written */
 };
-
-static void
-sleep_ns (int64_t ns)
-{
-  struct timespec ts = { ns / 1000000000, ns % 1000000000 };
-  nanosleep (&ts, NULL);
-}
 
 static int
 pack_cmp (const void *key, const void *elem)
@@ -211,7 +201,7 @@ count_live (const struct cairn_id *id, const struct cairn_object_info *info,
 
   if (p && is_live (c, id, info)) {
     p->live++;
-    p->live_bytes += RECORD_OVERHEAD + info->stored_len;
+    p->live_bytes += GC_RECORD_OVERHEAD + info->stored_len;
   }
   return 0;
 }
@@ -253,7 +243,7 @@ choose (struct compact *c, double below)
     struct pack *p = &c->packs[i];
     if (c->dry ? !p->writable : p->fd < 0)
       continue;
-    double live = (double) (PACK_HEADER + p->live_bytes) / (p->size ? p->size
+    double live = (double) (GC_PACK_HEADER + p->live_bytes) / (p->size ? p->size
                                                              : 1);
     p->chosen = p->live == 0 || live < below;
     if (!p->chosen)
@@ -300,7 +290,7 @@ relocate (struct compact *c, size_t from, size_t to)
     if (r == 0) {
       c->last_change = snapshot;
       if (i < to)
-        sleep_ns (CAIRN_MAX (PAUSE_NS, gc_now_ns () - began));
+        gc_sleep_ns (CAIRN_MAX (GC_PAUSE_NS, gc_now_ns () - began));
     }
   }
   return r;
@@ -375,7 +365,7 @@ copy_live (struct compact *c)
   io_idle (true);
   for (size_t i = 0; r == 0 && i < c->nmoves; i++) {
     struct move *m = &c->moves[i];
-    uint64_t len = RECORD_OVERHEAD + m->from.stored_len;
+    uint64_t len = GC_RECORD_OVERHEAD + m->from.stored_len;
     if (out && cairn_pack_out_size (out) + len > limit) {
       r = finish_output (c, out);
       out = NULL;
@@ -406,7 +396,7 @@ copy_live (struct compact *c)
       /* Rest: writers' own syncs get most of the disk. */
       int64_t t0 = gc_now_ns ();
       r = cairn_pack_out_sync (out);
-      sleep_ns (REST_PER_SYNC * (gc_now_ns () - t0));
+      gc_sleep_ns (REST_PER_SYNC * (gc_now_ns () - t0));
       unsynced = 0;
     }
   }
@@ -442,7 +432,7 @@ readers_caught_up (struct compact *c)
       return true;
     if (gc_now_ns () > deadline)
       return false;
-    sleep_ns (READER_POLL_NS);
+    gc_sleep_ns (READER_POLL_NS);
   }
 }
 
@@ -529,7 +519,7 @@ plan (struct compact *c)
   }
   c->report->bytes_copied = copied;
   c->report->packs_written = (copied + limit - 1) / limit;
-  c->written = copied + c->report->packs_written * PACK_HEADER;
+  c->written = copied + c->report->packs_written * GC_PACK_HEADER;
   c->report->reclaimed_bytes = freed > c->written ? freed - c->written : 0;
 }
 

@@ -39,10 +39,6 @@
 
 #include "gc/gc-internal.h"
 
-#define GC_MAX_LEVELS 8
-#define FANOUT 256
-#define PACK_HEADER 16
-#define RECORD_OVERHEAD 48
 /* Sentences kept; past that only the count grows. */
 #define MAX_PROBLEMS 200
 
@@ -223,7 +219,7 @@ check_chunk_from (struct fsck *f, const struct cairn_id *id, bool tolerant,
                 info.pack);
       why = buf;
     }
-    else if (info.offset + RECORD_OVERHEAD + info.stored_len > p->size) {
+    else if (info.offset + GC_RECORD_OVERHEAD + info.stored_len > p->size) {
       snprintf (buf, sizeof buf, "lies past the end of pack %08x",
                 info.pack);
       why = buf;
@@ -318,7 +314,7 @@ check_node (struct fsck *f, const struct cairn_id *id, unsigned level,
   /* node_defect() left the children in this level's buffer; the subtrees
    * below use the buffers of lower levels. */
   const struct cairn_id *children = f->children[level];
-  for (unsigned i = 0; i < FANOUT; i++) {
+  for (unsigned i = 0; i < GC_FANOUT; i++) {
     if (cairn_id_is_zero (&children[i]))
       continue;
     r = level == 0 ? check_chunk (f, &children[i], tolerant)
@@ -461,7 +457,7 @@ reaches_bad (struct fsck *f, const struct cairn_id *id, unsigned level)
     reach = true;
   }
   const struct cairn_id *children = f->children[level];
-  for (unsigned i = 0; !reach && i < FANOUT; i++) {
+  for (unsigned i = 0; !reach && i < GC_FANOUT; i++) {
     if (cairn_id_is_zero (&children[i]))
       continue;
     reach = level == 0 ? chunk_bad (f, &children[i])
@@ -602,10 +598,10 @@ count_chunk (const struct cairn_id *id, const struct cairn_object_info *info,
   struct pack_size *p = find_pack (f, info->pack);
 
   if (p)
-    p->named += RECORD_OVERHEAD + info->stored_len;
+    p->named += GC_RECORD_OVERHEAD + info->stored_len;
   if (!idset_find (&f->chunks, id)) {
     f->rep->unreachable_chunks++;
-    f->rep->unreachable_chunk_bytes += RECORD_OVERHEAD + info->stored_len;
+    f->rep->unreachable_chunk_bytes += GC_RECORD_OVERHEAD + info->stored_len;
   }
   return 0;
 }
@@ -735,8 +731,8 @@ check (struct fsck *f)
     const struct pack_size *p = &f->packs[i];
     if (p->named == 0)
       rep->empty_packs++;
-    if (p->size > PACK_HEADER + p->named)
-      rep->pack_garbage_bytes += p->size - PACK_HEADER - p->named;
+    if (p->size > GC_PACK_HEADER + p->named)
+      rep->pack_garbage_bytes += p->size - GC_PACK_HEADER - p->named;
   }
   if (f->total_problems > rep->n_problems)
     note (f, "%zu more problems were found and not listed",
@@ -764,7 +760,7 @@ cairn_fsck (struct cairn_store *s, const struct cairn_fsck_options *o,
   if (r < 0)
     return r;
   for (int i = 0; i < GC_MAX_LEVELS; i++)
-    if (!(f.children[i] = malloc (FANOUT * sizeof (struct cairn_id))))
+    if (!(f.children[i] = malloc (GC_FANOUT * sizeof (struct cairn_id))))
       r = -ENOMEM;
   if (r == 0)
     r = check (&f);

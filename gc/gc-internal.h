@@ -5,6 +5,18 @@
 #include "gc/gc.h"
 #include "store/idset.h"
 
+/* Sizes of the store's formats that gc counts with (store/tree.c,
+ * store/pack.h, store/backend-local.c). */
+#define GC_MAX_LEVELS 8         /* deepest tree */
+#define GC_FANOUT 256           /* children of a tree node */
+#define GC_PACK_HEADER 16       /* a pack file's header */
+#define GC_RECORD_OVERHEAD 48   /* a chunk record's header in a pack */
+#define GC_INLINE_OVERHEAD 8    /* an inline object's epoch in the index */
+/* Least pause between two of gc's write transactions, so that writers
+ * get the lock; gc also pauses as long as the transaction took, to hold
+ * the lock (and its syncs) at most half the time. */
+#define GC_PAUSE_NS (200 * 1000)
+
 /* ---- markset.c: a set of chunk-id fingerprints ---------------------- */
 
 /* The first 8 bytes of each id, in an open-addressed table: 8 bytes per
@@ -93,6 +105,7 @@ int gc_lock (struct cairn_store *s, const char *what, int *fd);
 void gc_unlock (int fd);
 
 int64_t gc_now_ns (void);
+void gc_sleep_ns (int64_t ns);
 
 /* Visits every object of TYPE in TXN's snapshot. */
 int gc_object_scan (struct cairn_store *s, struct cairn_txn *txn,

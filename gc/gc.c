@@ -55,18 +55,6 @@
 
 #include "gc/gc-internal.h"
 
-/* Deepest tree (store/tree.c: 8 levels of fan-out 256). */
-#define GC_MAX_LEVELS 8
-#define FANOUT 256
-/* Least pause between two deleting transactions, so writers get the
- * lock; gc also pauses as long as the transaction took, to hold the lock
- * (and the disk's syncs) at most half the time. */
-#define GC_PAUSE_NS (200 * 1000)
-/* Stored bytes of a chunk record in a pack, besides its payload. */
-#define PACK_RECORD_OVERHEAD 48
-/* Index bytes of an inline object, besides its bytes (epoch). */
-#define INLINE_OVERHEAD 8
-
 int64_t
 gc_now_ns (void)
 {
@@ -75,8 +63,8 @@ gc_now_ns (void)
   return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void
-pause_ns (int64_t ns)
+void
+gc_sleep_ns (int64_t ns)
 {
   struct timespec ts = { ns / 1000000000, ns % 1000000000 };
   nanosleep (&ts, NULL);
@@ -257,7 +245,7 @@ mark_node (struct mark *m, const struct cairn_id *id, unsigned level,
     return -ENOMEM;
 
   const struct cairn_id *children = m->children[level];
-  for (unsigned i = 0; i < FANOUT; i++) {
+  for (unsigned i = 0; i < GC_FANOUT; i++) {
     if (cairn_id_is_zero (&children[i]))
       continue;
     if (level == 0) {
@@ -361,7 +349,7 @@ select_victim (const struct cairn_id *id, const struct cairn_object_info *info,
   c->n++;
   if (c->type == CAIRN_OBJECT_CHUNK) {
     c->report->chunks_swept++;
-    c->report->chunk_bytes_swept += PACK_RECORD_OVERHEAD + info->stored_len;
+    c->report->chunk_bytes_swept += GC_RECORD_OVERHEAD + info->stored_len;
   }
   else {
     c->report->nodes_swept++;
@@ -414,13 +402,13 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
         break;
       if (v[i].type == CAIRN_OBJECT_CHUNK) {
         report->chunks_swept++;
-        report->chunk_bytes_swept += PACK_RECORD_OVERHEAD + info.stored_len;
+        report->chunk_bytes_swept += GC_RECORD_OVERHEAD + info.stored_len;
         report->index_bytes_freed += CAIRN_ID_SIZE + 32;
       }
       else {
         report->nodes_swept++;
         report->node_bytes_swept += info.stored_len;
-        report->index_bytes_freed += CAIRN_ID_SIZE + INLINE_OVERHEAD
+        report->index_bytes_freed += CAIRN_ID_SIZE + GC_INLINE_OVERHEAD
           + info.stored_len;
       }
     }
@@ -430,7 +418,7 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
     }
     r = gc_txn_commit (s, txn, began, o, report, "sweep");
     if (r == 0 && i < n)
-      pause_ns (CAIRN_MAX (GC_PAUSE_NS, gc_now_ns () - began));
+      gc_sleep_ns (CAIRN_MAX (GC_PAUSE_NS, gc_now_ns () - began));
   }
   return r;
 }
@@ -465,7 +453,7 @@ run (struct cairn_store *s, const struct cairn_gc_options *o,
   idset_init (&m.nodes);
   markset_init (&m.chunks);
   for (int i = 0; i < GC_MAX_LEVELS; i++)
-    if (!(m.children[i] = malloc (FANOUT * sizeof (struct cairn_id)))) {
+    if (!(m.children[i] = malloc (GC_FANOUT * sizeof (struct cairn_id)))) {
       r = -ENOMEM;
       goto out;
     }
@@ -503,7 +491,7 @@ run (struct cairn_store *s, const struct cairn_gc_options *o,
     goto out;
   if (o->dry_run)
     report->index_bytes_freed = report->node_bytes_swept
-      + report->nodes_swept * (CAIRN_ID_SIZE + INLINE_OVERHEAD)
+      + report->nodes_swept * (CAIRN_ID_SIZE + GC_INLINE_OVERHEAD)
       + report->chunks_swept * (CAIRN_ID_SIZE + 32);
   else
     r = sweep (s, o, sel.cutoff, sel.v, sel.n, report);
