@@ -79,49 +79,52 @@ struct fsck {
   bool damaged;
 };
 
+/* Appends OWNED (malloc'd, or NULL: out of memory) to *LIST of *N. */
+static int
+list_append (char ***list, size_t *n, char *owned)
+{
+  char **p = owned ? realloc (*list, (*n + 1) * sizeof *p) : NULL;
+
+  if (!p) {
+    free (owned);
+    return -ENOMEM;
+  }
+  p[(*n)++] = owned;
+  *list = p;
+  return 0;
+}
+
+static char *
+format (const char *fmt, va_list ap)
+{
+  char *msg;
+  return vasprintf (&msg, fmt, ap) < 0 ? NULL : msg;
+}
+
+/* Damage: a sentence in the report (the first MAX_PROBLEMS of them). */
 static void
 problem (struct fsck *f, const char *fmt, ...)
 {
   va_list ap;
-  char *msg;
 
   f->damaged = true;
   f->total_problems++;
   if (f->rep->n_problems >= MAX_PROBLEMS)
     return;
   va_start (ap, fmt);
-  int n = vasprintf (&msg, fmt, ap);
+  list_append (&f->rep->problems, &f->rep->n_problems, format (fmt, ap));
   va_end (ap);
-  if (n < 0)
-    return;
-  char **p = realloc (f->rep->problems,
-                      (f->rep->n_problems + 1) * sizeof *p);
-  if (!p) {
-    free (msg);
-    return;
-  }
-  p[f->rep->n_problems++] = msg;
-  f->rep->problems = p;
 }
 
+/* Information that is not damage. */
 static void
 note (struct fsck *f, const char *fmt, ...)
 {
   va_list ap;
-  char *msg;
 
   va_start (ap, fmt);
-  int n = vasprintf (&msg, fmt, ap);
+  list_append (&f->rep->notes, &f->rep->n_notes, format (fmt, ap));
   va_end (ap);
-  if (n < 0)
-    return;
-  char **p = realloc (f->rep->notes, (f->rep->n_notes + 1) * sizeof *p);
-  if (!p) {
-    free (msg);
-    return;
-  }
-  p[f->rep->n_notes++] = msg;
-  f->rep->notes = p;
 }
 
 static const char *
@@ -498,19 +501,6 @@ newest_first (const void *a, const void *b)
 }
 
 static int
-push_name (char ***list, size_t *n, const char *name)
-{
-  char **p = realloc (*list, (*n + 1) * sizeof *p);
-  if (!p)
-    return -ENOMEM;
-  *list = p;
-  if (!(p[*n] = strdup (name)))
-    return -ENOMEM;
-  (*n)++;
-  return 0;
-}
-
-static int
 affected (struct fsck *f, const struct gc_roots *roots)
 {
   struct cairn_fsck_report *rep = f->rep;
@@ -575,14 +565,14 @@ affected (struct fsck *f, const struct gc_roots *roots)
       bad = roots->chunks[i].branch == b
         && chunk_bad (f, &roots->chunks[i].id);
     if (bad)
-      r = push_name (&rep->branches, &rep->n_branches, br->name);
+      r = list_append (&rep->branches, &rep->n_branches, strdup (br->name));
   }
   for (size_t t = 0; r == 0 && t < roots->ntags; t++) {
     const struct gc_tag *tag = &roots->tags[t];
     if (idset_find (&hit, &tag->commit)
         || f->ops->object_stat (f->bt, CAIRN_OBJECT_COMMIT, &tag->commit,
                                 NULL) < 0)
-      r = push_name (&rep->tags, &rep->n_tags, tag->name);
+      r = list_append (&rep->tags, &rep->n_tags, strdup (tag->name));
   }
   idset_free (&hit);
   return r;
