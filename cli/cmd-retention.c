@@ -37,7 +37,10 @@ static const char retention_set_help[] =
   "N may be 'unlimited'.  A commit is kept if any rule keeps it; tagged\n"
   "commits, branch bases and commits a live branch or VM needs are always\n"
   "kept.  A branch without a policy keeps every commit.  'cairn prune'\n"
-  "applies the policies.\n";
+  "applies the policies.\n"
+  "\n"
+  "'cairn retention show [BRANCH] [--json]' prints the policies;\n"
+  "'cairn retention clear BRANCH' removes one.\n";
 
 static int
 retention_set (struct cli *cli, int argc, char **argv)
