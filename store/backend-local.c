@@ -1049,6 +1049,21 @@ cairn_pack_unlink (struct cairn_btxn *t, uint32_t number)
 }
 
 int
+cairn_pack_shrink (struct cairn_backend *b, uint32_t number, int hold_fd,
+                   uint64_t size)
+{
+  char path[4096];
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  pack_path (local (b)->packs_dir, number, path, sizeof path);
+  if (truncate (path, size) == -1 || fdatasync (hold_fd) == -1)
+    return -errno;
+  return 0;
+}
+
+int
 cairn_packs_sync_dir (struct cairn_backend *b)
 {
   int r = local_only (b);

@@ -223,6 +223,14 @@ int cairn_chunk_relocate (struct cairn_btxn *txn, const struct cairn_id *id,
                           uint32_t from_pack, uint64_t from_offset,
                           uint32_t to_pack, uint64_t to_offset);
 
+/* Cuts pack NUMBER down to SIZE bytes, and syncs it, so that its space
+ * goes back in steps (a big unlink on a filesystem mounted with discard
+ * stalls every other sync for a while).  Same rules as an unlink: the
+ * caller holds it (HOLD_FD) and knows that the index names nothing in it;
+ * no transaction is needed, since no writer can adopt a held pack. */
+int cairn_pack_shrink (struct cairn_backend *b, uint32_t number, int hold_fd,
+                       uint64_t size);
+
 /* Unlinks pack NUMBER inside write transaction TXN and drops this
  * process's cached descriptor of it.  The caller holds the pack and knows
  * that the index names nothing in it.  The packs directory is not synced:
