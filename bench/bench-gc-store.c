@@ -259,7 +259,7 @@ struct live {
   struct cairn_branch *b;
   struct cairn_bvol *v;
   uint64_t seed;
-  int64_t *lat;
+  int64_t *lat, *when;          /* latency, and start time of each */
   size_t n, cap;
 };
 
@@ -283,7 +283,9 @@ live_commit (struct live *l)
   if (l->n == l->cap) {
     l->cap = l->cap ? 2 * l->cap : 1024;
     l->lat = realloc (l->lat, l->cap * sizeof *l->lat);
+    l->when = realloc (l->when, l->cap * sizeof *l->when);
   }
+  l->when[l->n] = t0;
   l->lat[l->n++] = took;
   struct timespec pause = { 0, LIVE_PERIOD_NS };
   nanosleep (&pause, NULL);
@@ -636,6 +638,25 @@ main (int argc, char **argv)
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
     die ("cairn gc", -EIO);
   size_t gc_n = live.n;
+  /* Split by gc's phases: mark and sweep first, then compaction. */
+  struct json_object *g = json_object_from_file (out);
+  if (!g)
+    die ("read gc's report", -EIO);
+  int64_t split = t0 + (int64_t) ((json_num (g, "mark_seconds")
+                                   + json_num (g, "sweep_seconds")) * 1e9);
+  int64_t *early = malloc ((gc_n + 1) * sizeof *early);
+  int64_t *late = malloc ((gc_n + 1) * sizeof *late);
+  size_t nearly = 0, nlate = 0;
+  for (size_t i = 0; i < gc_n; i++) {
+    if (live.when[i] < split)
+      early[nearly++] = live.lat[i];
+    else
+      late[nlate++] = live.lat[i];
+  }
+  double p99_sweep = percentile (early, nearly, 0.99);
+  double p99_compact = percentile (late, nlate, 0.99);
+  free (early);
+  free (late);
   double p50_gc = percentile (live.lat, live.n, 0.50);
   double p99_gc = percentile (live.lat, live.n, 0.99);
   /* Without gc again: how much of a difference is the machine's noise. */
@@ -646,9 +667,6 @@ main (int argc, char **argv)
   double p50_after = percentile (live.lat, live.n, 0.50);
   double p99_after = percentile (live.lat, live.n, 0.99);
   cairn_branch_close (live.b);
-  struct json_object *g = json_object_from_file (out);
-  if (!g)
-    die ("read gc's report", -EIO);
 
   /* The live branch was only there to commit during gc: without it, the
    * store should hold what the fresh one does.  Its commits go the way a
@@ -735,6 +753,10 @@ main (int argc, char **argv)
   printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
           "commit p99, during gc vs without (<= 2)", p99_gc, p99_base,
           p99_gc / p99_base);
+  snprintf (what, sizeof what, "  during mark+sweep (%zu) / compaction (%zu)",
+            nearly, nlate);
+  printf ("%-44s %11.1f ms %11.1f ms %8s\n", what, p99_sweep, p99_compact,
+          "");
   printf ("%-44s %11.1f ms %11.1f ms %8.2f\n", "commit p50, during gc vs without",
           p50_gc, p50_base, p50_gc / p50_base);
   printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",

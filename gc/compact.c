@@ -37,8 +37,11 @@
  *     is belt and braces.)  Past reader_wait_ms, the unlink is left to the
  *     next gc, which finds those packs empty.
  *  5. Check in a fresh snapshot that no entry names a chosen pack any
- *     more, then unlink them inside a write transaction (no writer can be
- *     between opening a pack and locking it then) and sync the directory.
+ *     more; cut each down 32 MiB at a time, resting as long as each cut
+ *     took (on a filesystem mounted with discard, freeing gigabytes at
+ *     once stalls every other sync for seconds); then unlink them inside
+ *     a write transaction (no writer can be between opening a pack and
+ *     locking it then) and sync the directory.
  *
  * kill -9 at any instant: before step 3's repointing the new packs hold
  * copies nobody names (garbage the next gc drops: a pack with nothing
@@ -69,6 +72,8 @@
 /* Entries repointed per transaction, at most: what a commit waiting for
  * the lock waits for is mostly the write-out of the pages they dirty. */
 #define RELOCATE_PER_TXN 1024
+/* A compacted pack's space goes back this much at a time. */
+#define SHRINK_STEP (32ULL << 20)
 
 struct pack {
   uint32_t number;
@@ -462,17 +467,43 @@ verify_empty (struct compact *c)
   return r;
 }
 
-/* Step 5, second half. */
+/* Step 5, second half: the packs' space goes back in SHRINK_STEP steps,
+ * resting as long as each took, outside any transaction; then the empty
+ * files go, in one short transaction. */
+static int
+shrink_chosen (struct compact *c)
+{
+  for (size_t i = 0; i < c->npacks; i++) {
+    struct pack *p = &c->packs[i];
+    if (!p->chosen || p->keep)
+      continue;
+    for (uint64_t size = p->size; size > 0;) {
+      int64_t t0 = gc_now_ns ();
+      size = size > SHRINK_STEP ? size - SHRINK_STEP : 0;
+      int r = cairn_pack_shrink (cairn_store_backend (c->s), p->number,
+                                 p->fd, size);
+      if (r < 0)
+        return r;
+      gc_step (c->o, "shrink");
+      gc_sleep_ns (gc_now_ns () - t0);
+    }
+  }
+  return 0;
+}
+
 static int
 unlink_chosen (struct compact *c)
 {
   struct cairn_txn *txn;
   uint64_t freed = 0;
   bool any = false;
-  int r = cairn_txn_begin (c->s, true, &txn);
+  int r = shrink_chosen (c);
 
+  if (r == 0)
+    r = cairn_txn_begin (c->s, true, &txn);
   if (r < 0)
     return r;
+  int64_t began = gc_now_ns ();
   for (size_t i = 0; r == 0 && i < c->npacks; i++) {
     struct pack *p = &c->packs[i];
     if (!p->chosen || p->keep)
@@ -489,6 +520,7 @@ unlink_chosen (struct compact *c)
   }
   /* The transaction only kept writers out while files went away. */
   cairn_txn_abort (c->s, txn);
+  gc_txn_account (c->report, began, "unlink");
   if (any) {
     int rs = cairn_packs_sync_dir (cairn_store_backend (c->s));
     if (r == 0)

@@ -128,5 +128,8 @@ int gc_txn_commit (struct cairn_store *s, struct cairn_txn *txn,
                    int64_t began_ns, const struct cairn_gc_options *o,
                    struct cairn_gc_report *report, const char *phase);
 void gc_step (const struct cairn_gc_options *o, const char *phase);
+/* Counts a write transaction that held the lock since BEGAN_NS. */
+void gc_txn_account (struct cairn_gc_report *report, int64_t began_ns,
+                     const char *phase);
 
 #endif /* CAIRN_GC_INTERNAL_H */

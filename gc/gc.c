@@ -129,17 +129,25 @@ gc_txn_commit (struct cairn_store *s, struct cairn_txn *txn,
                struct cairn_gc_report *report, const char *phase)
 {
   int r = cairn_txn_commit (s, txn);
-  int64_t took = gc_now_ns () - began_ns;
 
   if (r < 0)
     return r;
+  gc_txn_account (report, began_ns, phase);
+  gc_step (o, phase);
+  return 0;
+}
+
+void
+gc_txn_account (struct cairn_gc_report *report, int64_t began_ns,
+                const char *phase)
+{
+  int64_t took = gc_now_ns () - began_ns;
+
   report->txns++;
   if (took > report->longest_txn_ns) {
     report->longest_txn_ns = took;
     report->longest_txn_phase = phase;
   }
-  gc_step (o, phase);
-  return 0;
 }
 
 /* ---- 1. epoch --------------------------------------------------------- */

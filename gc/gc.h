@@ -64,7 +64,8 @@ struct cairn_gc_options {
   void *extra_roots_arg;
   /* Called after every step that changed the store durably (a committed
    * transaction, a pack created or unlinked), naming the phase: "epoch",
-   * "sweep", "reserve" (a pack number), "pack", "relocate", "unlink".  For progress, and for tests
+   * "sweep", "reserve" (a pack number), "pack", "relocate", "shrink" (a
+   * compacted pack cut shorter), "unlink".  For progress, and for tests
    * that kill gc between any two steps. */
   void (*step) (void *arg, const char *phase);
   void *step_arg;
