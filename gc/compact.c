@@ -20,7 +20,7 @@
  *  3. Copy those records, in pack order, to new packs (numbers reserved
  *     from next-pack in a short transaction, never reused; each file made
  *     outside it), rolling over at the pack size limit, syncing every
- *     16 MiB and then resting twice as long as the sync took, with the
+ *     16 MiB and then resting four times as long as the sync took, with the
  *     copying thread's I/O in the idle class (so that commits' own syncs
  *     neither queue behind gigabytes of dirty pages nor lose the disk to
  *     gc for long).  After every output's final fdatasync,
@@ -37,7 +37,7 @@
  *     is belt and braces.)  Past reader_wait_ms, the unlink is left to the
  *     next gc, which finds those packs empty.
  *  5. Check in a fresh snapshot that no entry names a chosen pack any
- *     more; cut each down 32 MiB at a time, resting as long as each cut
+ *     more; cut each down 16 MiB at a time, resting as long as each cut
  *     took (on a filesystem mounted with discard, freeing gigabytes at
  *     once stalls every other sync for seconds); then unlink them inside
  *     a write transaction (no writer can be between opening a pack and
@@ -66,14 +66,14 @@
 
 #define SYNC_EVERY (16ULL << 20)
 /* After each sync of the output, rest this many times as long as it
- * took: the disk is the writers' two thirds of the time. */
-#define REST_PER_SYNC 2
+ * took: the disk is the writers' four fifths of the time. */
+#define REST_PER_SYNC 4
 #define READER_POLL_NS (10 * 1000000)
 /* Entries repointed per transaction, at most: what a commit waiting for
  * the lock waits for is mostly the write-out of the pages they dirty. */
 #define RELOCATE_PER_TXN 1024
 /* A compacted pack's space goes back this much at a time. */
-#define SHRINK_STEP (32ULL << 20)
+#define SHRINK_STEP (16ULL << 20)
 
 struct pack {
   uint32_t number;
