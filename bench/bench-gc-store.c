@@ -88,8 +88,8 @@ die (const char *what, int r)
 static void
 make_chunk (char *buf, uint64_t version, uint64_t index)
 {
-  uint64_t x = (version * 0x9e3779b97f4a7c15ULL) ^ (index * 0xc2b2ae3d27d4eb4fULL)
-    ^ 0x5bd1e995;
+  uint64_t x = (version * 0x9e3779b97f4a7c15ULL)
+    ^ (index * 0xc2b2ae3d27d4eb4fULL) ^ 0x5bd1e995;
   for (size_t i = 0; i < HEAD; i += 8) {
     x ^= x << 13;
     x ^= x >> 7;
@@ -561,8 +561,8 @@ main (int argc, char **argv)
   }
   const char *path = argv[1], *fresh = argv[2], *cairn = argv[3];
   volume = env_size ("CAIRN_BENCH_VOLUME", 8ULL << 30);
-  commits = getenv ("CAIRN_BENCH_COMMITS") ? atoi (getenv ("CAIRN_BENCH_COMMITS"))
-    : 1000;
+  commits = getenv ("CAIRN_BENCH_COMMITS")
+    ? atoi (getenv ("CAIRN_BENCH_COMMITS")) : 1000;
   change = getenv ("CAIRN_BENCH_CHANGE") ? atof (getenv ("CAIRN_BENCH_CHANGE"))
     : 0.01;
   nchunks = volume / CHUNK;
@@ -716,8 +716,8 @@ main (int argc, char **argv)
           json_num (g, "sweep_seconds"), "", "");
   printf ("%-44s %12.2f s %14s %8s\n", "  of which compaction",
           json_num (g, "compact_seconds"), "", "");
-  printf ("%-44s %12.0f   %14s %8s\n", "  chunks swept", json_num (g, "chunks_swept"),
-          "", "");
+  printf ("%-44s %12.0f   %14s %8s\n", "  chunks swept",
+          json_num (g, "chunks_swept"), "", "");
   printf ("%-44s %10.0f MiB %14s %8s\n", "  reclaimed (pack bytes)",
           json_num (g, "reclaimed_bytes") / MiB, "", "");
   struct json_object *phase;
@@ -757,8 +757,9 @@ main (int argc, char **argv)
             nearly, nlate);
   printf ("%-44s %11.1f ms %11.1f ms %8s\n", what, p99_sweep, p99_compact,
           "");
-  printf ("%-44s %11.1f ms %11.1f ms %8.2f\n", "commit p50, during gc vs without",
-          p50_gc, p50_base, p50_gc / p50_base);
+  printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
+          "commit p50, during gc vs without", p50_gc, p50_base,
+          p50_gc / p50_base);
   printf ("%-44s %11.1f ms %11.1f ms %8.2f\n",
           "commit p99 without gc: after vs before it", p99_after, p99_base,
           p99_after / p99_base);

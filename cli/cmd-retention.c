@@ -391,8 +391,9 @@ cmd_prune (struct cli *cli, int argc, char **argv)
           "branch -d', this is how a deleted branch's space comes back.\n"
           "\n"
           "--dry-run decides and prints without changing anything.  --json\n"
-          "prints {\"keep\": [{\"id\", \"time\", \"reasons\"}], \"prune\": [ids],\n"
-          "\"unreachable\": [ids], \"dry_run\"}.\n")) >= 0) {
+          "prints {\"keep\": [{\"id\", \"time\", \"reasons\"}],\n"
+          "\"prune\": [ids], \"unreachable\": [ids], \"dry_run\"}.\n"))
+        >= 0) {
       if (r)
         return r;
       continue;

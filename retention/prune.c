@@ -404,6 +404,7 @@ find_unreachable (const struct cairn_id *id,
 static int
 unreachable (struct prune *p, struct cairn_prune_result *res)
 {
+  const struct cairn_backend_ops *ops = cairn_store_backend (p->s)->ops;
   struct unreach_ctx u = { .p = p, .res = res };
   size_t nstarts = p->nheads + p->nkeeps + p->nleases, n = 0, nids;
   struct cairn_id *starts = malloc ((nstarts + 1) * sizeof *starts), *ids;
@@ -427,10 +428,8 @@ unreachable (struct prune *p, struct cairn_prune_result *res)
       r = -ENOMEM;
   free (ids);
   if (r == 0)
-    r = cairn_store_backend (p->s)->ops->object_scan (cairn_txn_backend (p->txn),
-                                                      CAIRN_OBJECT_COMMIT,
-                                                      NULL, find_unreachable,
-                                                      &u);
+    r = ops->object_scan (cairn_txn_backend (p->txn), CAIRN_OBJECT_COMMIT,
+                          NULL, find_unreachable, &u);
   idset_free (&u.reachable);
   return r < 0 ? r : 0;
 }

@@ -45,9 +45,8 @@ int cairn_retention_clear (struct cairn_store *s, const char *branch);
 
 /* Calls FN for every stored policy, by branch name.  A corrupt record is
  * -EBADMSG. */
-typedef int (*cairn_retention_policy_fn) (const char *branch,
-                                          const struct cairn_retention_policy *p,
-                                          void *arg);
+typedef int (*cairn_retention_policy_fn) (
+  const char *branch, const struct cairn_retention_policy *p, void *arg);
 int cairn_retention_list (struct cairn_store *s, struct cairn_txn *txn,
                           cairn_retention_policy_fn fn, void *arg);
 
@@ -55,11 +54,12 @@ int cairn_retention_list (struct cairn_store *s, struct cairn_txn *txn,
  * commits VMs run from).  The hook calls ADD for each, with a reason
  * ("vm web") that prune shows.  The same shape as gc.h's
  * cairn_extra_roots_fn, so that one function serves both. */
+typedef int (*cairn_retention_add_fn) (void *ctx,
+                                       const struct cairn_id *commit,
+                                       const char *why);
 typedef int (*cairn_retention_keep_fn) (struct cairn_store *s,
                                         struct cairn_txn *txn,
-                                        int (*add) (void *ctx,
-                                                    const struct cairn_id *commit,
-                                                    const char *why),
+                                        cairn_retention_add_fn add,
                                         void *ctx, void *arg);
 
 struct cairn_prune_options {

@@ -6,7 +6,8 @@
  * chunk flips between a few versions, so that a version dies, becomes
  * garbage, and is soon written again while gc is deleting it (dedup
  * against garbage: the epoch rule and the reseal path).  A model of the
- * volume follows every write.  The main thread commits every few milliseconds (writers paused
+ * volume follows every write.  The main thread commits every few
+ * milliseconds (writers paused
  * for the moment of the commit, so the model is exactly the commit),
  * records the SHA-256 of the model as the commit's digest, and prunes to
  * the last few commits plus a tagged one now and then.  At the end, every
