@@ -28,6 +28,8 @@ static const struct command commands[] = {
   { "cat", "cat ID", cmd_cat },
   { "diff", "diff REF REF [--volume NAME] [--json]", cmd_diff },
   { "du", "du [REF] [--json]", cmd_du },
+  { "serve", "serve [--socket PATH] [--export REF] [-- NBDKIT-ARGS]",
+    cmd_serve },
 };
 
 static void

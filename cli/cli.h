@@ -87,5 +87,6 @@ int cmd_show (struct cli *, int, char **);
 int cmd_cat (struct cli *, int, char **);
 int cmd_diff (struct cli *, int, char **);
 int cmd_du (struct cli *, int, char **);
+int cmd_serve (struct cli *, int, char **);
 
 #endif /* CAIRN_CLI_H */
