@@ -14,6 +14,9 @@ plugin_tests = \
 	test-plugin-data.sh \
 	test-plugin-exports.sh \
 	test-plugin-qemu-io.sh \
-	test-plugin-convert.sh
+	test-plugin-convert.sh \
+	test-plugin-fio.sh \
+	test-plugin-commit-during-fio.sh \
+	test-plugin-kill9.sh
 TESTS += $(plugin_tests)
 EXTRA_DIST += $(plugin_tests)
