@@ -1441,6 +1441,7 @@ struct seal_job {
   void *raw;                    /* the merged chunk, kept if known */
   struct cairn_sealed sealed;
   struct frozen *frozen;        /* commit capture */
+  bool stale;                   /* written since captured: not persisted */
 };
 
 /* Reads and seals the chunk JOB describes (slot already held). */
@@ -1513,12 +1514,22 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
     r = seal_job_run (&jobs[i]);
 
   pthread_mutex_lock (&b->persist_mutex);
+  /* A chunk written since its capture may have had the newer bytes
+   * persisted by a flush already: a SEALED record of the older content
+   * would take them back.  Leave it dirty; a later pass seals it.  (No
+   * flush can run before this transaction ends: it needs persist_mutex.) */
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < n; i++)
+    jobs[i].stale = jobs[i].e->gen != jobs[i].gen;
+  pthread_mutex_unlock (&b->lock);
   struct cairn_txn *txn = NULL;
   if (r == 0)
     r = cairn_txn_begin (b->s, true, &txn);
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct seal_job *job = &jobs[i];
     uint8_t key[16], rec[4 + CAIRN_ID_SIZE] = { WORK_SEALED };
+    if (job->stale)
+      continue;
     r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
     memcpy (rec + 4, job->sealed.id.bytes, CAIRN_ID_SIZE);
     work_key (job->v->wid, job->index, key);
@@ -1535,7 +1546,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   for (size_t i = 0; i < n; i++) {
     struct seal_job *job = &jobs[i];
     struct entry *e = job->e;
-    if (r == 0) {
+    if (r == 0 && !job->stale) {
       /* The record says SEALED now, whatever happened meanwhile. */
       e->persisted = true;
       e->persist_seq++;

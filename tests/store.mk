@@ -8,7 +8,8 @@ store_unit_tests = \
 	unit/test-refs \
 	unit/test-branch \
 	unit/test-branch-model \
-	unit/test-branch-concurrent
+	unit/test-branch-concurrent \
+	unit/test-branch-seal-flush
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -26,3 +27,5 @@ unit_test_branch_model_SOURCES = unit/test-branch-model.c
 unit_test_branch_model_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_concurrent_SOURCES = unit/test-branch-concurrent.c
 unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
+unit_test_branch_seal_flush_LDADD = $(STORE_TEST_LDADD)
