@@ -9,7 +9,8 @@ store_unit_tests = \
 	unit/test-branch \
 	unit/test-branch-model \
 	unit/test-branch-concurrent \
-	unit/test-branch-seal-flush
+	unit/test-branch-seal-flush \
+	unit/test-commit-branch-handover
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -29,3 +30,5 @@ unit_test_branch_concurrent_SOURCES = unit/test-branch-concurrent.c
 unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
 unit_test_branch_seal_flush_LDADD = $(STORE_TEST_LDADD)
+unit_test_commit_branch_handover_SOURCES = unit/test-commit-branch-handover.c
+unit_test_commit_branch_handover_LDADD = $(STORE_TEST_LDADD) -lpthread
