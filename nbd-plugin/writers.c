@@ -73,10 +73,11 @@ writer_release (struct writer *w)
     while (*pp != w)
       pp = &(*pp)->next;
     *pp = w->next;
-    /* Stop the control socket first: a commit it is running finishes,
-     * and none can start against a closing branch. */
-    cairn_control_stop (w->control);
+    /* Flush while the control socket still answers; stopping it lets a
+     * commit it is running finish.  Then the lock goes: a commit asked
+     * for in the moment between waits for it (cairn_commit_branch). */
     r = cairn_branch_flush (w->branch);
+    cairn_control_stop (w->control);
     cairn_branch_close (w->branch);
     free (w);
   }

@@ -105,7 +105,7 @@ done
 
 start_nbdkit "$SOCK" store="$STORE" || fail "nbdkit starts at the end"
 ok "the whole branch reads without an error" nbdcopy "$URI" "$TMP/branch.img"
-id=$("$CAIRN" commit main 2>/dev/null)
+id=$("$CAIRN" commit main 2>"$TMP/commit.err") || diag "$(cat "$TMP/commit.err")"
 ok "it commits" test -n "$id"
 "$CAIRN" export "$id" "$TMP/commit.img" 2>/dev/null
 ok "and the commit is what the branch holds" cmp "$TMP/branch.img" "$TMP/commit.img"
