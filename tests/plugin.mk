@@ -17,6 +17,10 @@ plugin_tests = \
 	test-plugin-convert.sh \
 	test-plugin-fio.sh \
 	test-plugin-commit-during-fio.sh \
-	test-plugin-kill9.sh
+	test-plugin-kill9.sh \
+	test-plugin-commit-live.sh \
+	test-plugin-one-writer.sh \
+	test-plugin-serve.sh \
+	test-plugin-dump.sh
 TESTS += $(plugin_tests)
 EXTRA_DIST += $(plugin_tests)
