@@ -21,6 +21,7 @@ plugin_tests = \
 	test-plugin-commit-live.sh \
 	test-plugin-one-writer.sh \
 	test-plugin-serve.sh \
-	test-plugin-dump.sh
+	test-plugin-dump.sh \
+	test-plugin-guest.sh
 TESTS += $(plugin_tests)
 EXTRA_DIST += $(plugin_tests)
