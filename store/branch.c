@@ -1306,7 +1306,8 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
   pthread_mutex_unlock (&b->lock);
   if (r < 0)
     goto out;
-  qsort (m.ov, m.nov, sizeof *m.ov, ext_entry_cmp);
+  if (m.nov > 1)                /* m.ov is NULL when nothing is in range */
+    qsort (m.ov, m.nov, sizeof *m.ov, ext_entry_cmp);
 
   if (!cairn_id_is_zero (&root)) {
     struct cairn_txn *txn;
