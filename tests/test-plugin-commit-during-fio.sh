@@ -30,7 +30,7 @@ export URI CAIRN ORIG="$TMP/orig.img" OUT="$TMP"
 # One pass over region A, slow enough to be mid-way at the commit.
 fio --name=regionA --ioengine=nbd --uri="$URI" --rw=randwrite --bs=4k \
   --iodepth=16 --offset=0 --size=32M --rate_iops=1500 --verify=crc32c \
-  --verify_fatal=1 --randrepeat=1 >"$TMP/fio.out" 2>&1 &
+  --verify_fatal=1 --verify_state_save=0 --randrepeat=1 >"$TMP/fio.out" 2>&1 &
 fio_pid=$!
 on_exit "kill $fio_pid 2>/dev/null"
 

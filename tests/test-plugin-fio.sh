@@ -23,6 +23,7 @@ iodepth=16
 size=32M
 verify=crc32c
 verify_fatal=1
+verify_state_save=0
 randrepeat=1
 
 [rand4k]
