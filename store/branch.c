@@ -48,8 +48,10 @@
  * marking DIRTY ones frozen), then captures each frozen chunk: a writer
  * that reaches a frozen chunk first moves the entry to a new slot (copying
  * its sectors) and leaves the old slot to the commit ("detach"); otherwise
- * the committer reads the slot while writers of that one chunk wait.  The
- * transaction then puts the chunks, the new tree nodes, the commit and the
+ * the committer reads the slot while writers of that one chunk wait.
+ * Captured chunks are stored a batch at a time, under a pin that keeps
+ * gc off them, so that a commit's memory does not grow with the data it
+ * seals.  The transaction then puts the new tree nodes, the commit and the
  * branch record, and deletes the work records that the commit absorbed -
  * those not rewritten by a flush since the freeze (persist_seq witness).
  * Entries untouched since the freeze leave the overlay; touched ones stay,
@@ -1706,6 +1708,30 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
   return r;
 }
 
+/* Stores the sealed chunks of N captured frozen entries in one
+ * transaction and lets go of their bytes: from now on they are known. */
+static int
+store_frozen (struct cairn_branch *b, struct frozen *fr, size_t n)
+{
+  struct cairn_txn *txn = NULL;
+  int r = cairn_txn_begin (b->s, true, &txn);
+
+  for (size_t i = 0; r == 0 && i < n; i++)
+    r = chunk_put_or_reseal (txn, fr[i].job.raw, &fr[i].job.sealed);
+  if (r < 0) {
+    if (txn)
+      cairn_txn_abort (b->s, txn);
+    return r;
+  }
+  r = cairn_txn_commit (b->s, txn);
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    seal_job_free (&fr[i].job);
+    fr[i].job.raw = NULL;
+    fr[i].job.sealed.known = true;
+  }
+  return r;
+}
+
 static int
 snap_cmp (const void *a, const void *b)
 {
@@ -1859,6 +1885,7 @@ cairn_branch_commit (struct cairn_branch *b,
   struct cairn_bvol **vols = NULL;
   struct cairn_id *roots = NULL;
   struct cairn_branch_info new_info = { 0 };
+  struct cairn_pin *pin = NULL;
   size_t n = 0, nfrozen = 0, nvols;
   int r = 0;
 
@@ -1912,11 +1939,21 @@ cairn_branch_commit (struct cairn_branch *b,
   }
   pthread_mutex_unlock (&b->lock);
 
-  /* 2. Capture and seal the frozen chunks. */
-  for (size_t i = 0; i < nfrozen; i++) {
-    int rr = capture_frozen (b, &frozen[i]);
-    if (rr < 0 && r == 0)
-      r = rr;
+  /* 2. Capture and seal the frozen chunks, and store them a batch at a
+   *    time under a pin (gc keeps them until the commit names them):
+   *    memory stays one batch, not the whole working state, and the
+   *    commit's own transaction only refreshes them. */
+  if (nfrozen > 0)
+    r = cairn_pin_begin (b->s, &pin);
+  for (size_t i = 0; i < nfrozen; i += SEALER_BATCH) {
+    size_t end = CAIRN_MIN (nfrozen, i + SEALER_BATCH);
+    for (size_t k = i; k < end; k++) {
+      int rr = capture_frozen (b, &frozen[k]);
+      if (rr < 0 && r == 0)
+        r = rr;
+    }
+    if (r == 0)
+      r = store_frozen (b, &frozen[i], end - i);
   }
   for (size_t i = 0; r == 0 && i < n; i++)
     if (snaps[i].frozen)
@@ -2008,6 +2045,7 @@ cairn_branch_commit (struct cairn_branch *b,
   free (frozen);
   free (vols);
   free (roots);
+  cairn_pin_end (pin);
   pthread_mutex_unlock (&b->seal_mutex);
   return r;
 }

@@ -10,7 +10,8 @@ store_unit_tests = \
 	unit/test-branch-model \
 	unit/test-branch-concurrent \
 	unit/test-branch-seal-flush \
-	unit/test-commit-branch-handover
+	unit/test-commit-branch-handover \
+	unit/test-branch-commit-memory
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -32,3 +33,5 @@ unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
 unit_test_branch_seal_flush_LDADD = $(STORE_TEST_LDADD)
 unit_test_commit_branch_handover_SOURCES = unit/test-commit-branch-handover.c
 unit_test_commit_branch_handover_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_branch_commit_memory_SOURCES = unit/test-branch-commit-memory.c
+unit_test_branch_commit_memory_LDADD = $(STORE_TEST_LDADD)
