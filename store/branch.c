@@ -89,6 +89,9 @@
 #define SEALER_PERIOD_MS 50
 #define SEALER_IDLE_NS (200 * 1000000LL)
 #define SEALER_BATCH 64
+/* A commit stores what it seals when this much has piled up: memory
+ * stays bounded, and each batch costs a few syncs. */
+#define COMMIT_BATCH_BYTES (16 << 20)
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
@@ -1945,15 +1948,16 @@ cairn_branch_commit (struct cairn_branch *b,
    *    commit's own transaction only refreshes them. */
   if (nfrozen > 0)
     r = cairn_pin_begin (b->s, &pin);
-  for (size_t i = 0; i < nfrozen; i += SEALER_BATCH) {
-    size_t end = CAIRN_MIN (nfrozen, i + SEALER_BATCH);
-    for (size_t k = i; k < end; k++) {
-      int rr = capture_frozen (b, &frozen[k]);
-      if (rr < 0 && r == 0)
-        r = rr;
+  for (size_t i = 0, batch = 0, bytes = 0; i < nfrozen; i++) {
+    int rr = capture_frozen (b, &frozen[i]);
+    if (rr < 0 && r == 0)
+      r = rr;
+    bytes += frozen[i].job.sealed.len;
+    if (r == 0 && (bytes >= COMMIT_BATCH_BYTES || i + 1 == nfrozen)) {
+      r = store_frozen (b, &frozen[batch], i + 1 - batch);
+      batch = i + 1;
+      bytes = 0;
     }
-    if (r == 0)
-      r = store_frozen (b, &frozen[i], end - i);
   }
   for (size_t i = 0; r == 0 && i < n; i++)
     if (snaps[i].frozen)
