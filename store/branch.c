@@ -58,7 +58,8 @@
  * with the committed chunk as their underlay.
  *
  * Locks, in the order they are taken:
- *   seal_mutex     one sealing pass or commit at a time
+ *   seal_mutex     one sealing pass or commit at a time (the sealer lets a
+ *                  waiting commit in between two passes)
  *   persist_mutex  one transaction writing this branch's records at a time
  *   lock           the overlay: entries, slots, volumes, base (short holds)
  * `lock` is never held across I/O except the short LMDB reads of a tree
@@ -73,6 +74,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,7 @@ struct cairn_branch {
   pthread_mutex_t rmw_mutex;
   /* background sealer */
   bool sealer_running, sealer_stop;
+  atomic_int commits_waiting;   /* for seal_mutex: the sealer yields */
   pthread_t sealer;
   pthread_cond_t sealer_cond;
 };
@@ -1611,9 +1614,12 @@ sealer_main (void *arg)
     pthread_mutex_unlock (&b->lock);
     pthread_mutex_lock (&b->seal_mutex);
     int r;
+    /* Passes go on while they find full batches, but not past a commit
+     * waiting for seal_mutex: under steady writes they would never end. */
     do
       r = seal_pass (b, SEALER_IDLE_NS, SEALER_BATCH);
-    while (r == (int) SEALER_BATCH && !b->sealer_stop);
+    while (r == (int) SEALER_BATCH && !b->sealer_stop
+           && atomic_load (&b->commits_waiting) == 0);
     pthread_mutex_unlock (&b->seal_mutex);
     pthread_mutex_lock (&b->lock);
   }
@@ -1892,7 +1898,9 @@ cairn_branch_commit (struct cairn_branch *b,
   size_t n = 0, nfrozen = 0, nvols;
   int r = 0;
 
+  atomic_fetch_add (&b->commits_waiting, 1);
   pthread_mutex_lock (&b->seal_mutex);
+  atomic_fetch_sub (&b->commits_waiting, 1);
 
   /* 1. Freeze. */
   pthread_mutex_lock (&b->lock);
