@@ -6,7 +6,7 @@
 #     at iodepth 16, against nbdkit file on a raw file (targets 0.7, 0.5,
 #     0.8, 0.5 x) and qemu-nbd on a qcow2 of the same image (1.0 x);
 #   - commits every 100 ms through the branch's control socket while fio
-#     writes 4K at random, at a busy VM's 4000 IOPS and flat out: the
+#     writes 4K at random, at a busy VM's 1000 IOPS and flat out: the
 #     commit round trip (p50, p99) and fio's p99 completion latency with
 #     and without commits (goal: within 2 x);
 #   - the plugin's peak RSS serving a 1 TiB sparse branch to fio random
@@ -223,7 +223,7 @@ EOF
 }
 echo
 echo "commits every 100 ms through run/bench.sock while fio writes 4K at random:"
-commit_run "fio at 4000 IOPS (a busy VM):" --rate_iops=4000
+commit_run "fio at 1000 IOPS (a busy VM):" --rate_iops=1000
 commit_run "fio flat out:"
 
 # ---- RSS on a 1 TiB sparse branch -------------------------------------
