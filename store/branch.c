@@ -1772,12 +1772,8 @@ commit_txn (struct cairn_branch *b, struct cairn_txn *txn,
   struct tree_change *changes = NULL;
   int r = 0;
 
-  /* Chunks first, so that the nodes name stored chunks. */
-  for (size_t i = 0; r == 0 && i < n; i++)
-    if (snaps[i].frozen) {
-      struct seal_job *job = &snaps[i].frozen->job;
-      r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
-    }
+  /* The frozen chunks are stored already (store_frozen), under the
+   * commit's pin: putting them again would only dirty index pages. */
 
   changes = malloc ((n ? n : 1) * sizeof *changes);
   size_t nvol_out = nvols + (o ? o->nset_volumes : 0);
@@ -1953,7 +1949,7 @@ cairn_branch_commit (struct cairn_branch *b,
   /* 2. Capture and seal the frozen chunks, and store them a batch at a
    *    time under a pin (gc keeps them until the commit names them):
    *    memory stays one batch, not the whole working state, and the
-   *    commit's own transaction only refreshes them. */
+   *    commit's own transaction only names them. */
   if (nfrozen > 0)
     r = cairn_pin_begin (b->s, &pin);
   for (size_t i = 0, batch = 0, bytes = 0; i < nfrozen; i++) {
