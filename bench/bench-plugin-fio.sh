@@ -90,8 +90,10 @@ run_fio () {
   fio --name=bench --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" \
     --iodepth=16 --time_based --runtime="$SECONDS_PER_RUN" --ramp_time=1 \
     --norandommap --randrepeat=0 --output-format=json \
-    --output="$BENCH_DIR/fio.json" "$@" >/dev/null 2>&1 || {
-      echo "bench-plugin-fio: fio $rw $bs on $uri failed" >&2; exit 1; }
+    --output="$BENCH_DIR/fio.json" "$@" >"$BENCH_DIR/fio.err" 2>&1 || {
+      echo "bench-plugin-fio: fio $rw $bs on $uri failed:" >&2
+      tail -5 "$BENCH_DIR/fio.err" "$BENCH_DIR/cairn.log" >&2
+      exit 1; }
   $PY - "$BENCH_DIR/fio.json" "$rw" <<'EOF'
 import json, sys
 job, rw = json.load(open(sys.argv[1]))["jobs"][0], sys.argv[2]

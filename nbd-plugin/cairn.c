@@ -196,25 +196,21 @@ cairn_cleanup (void)
   store = NULL;
 }
 
-/* Adds export NAME (and NAME:VOLUME for every volume but "disk") with a
- * description built from WHAT. */
+/* Adds the export of volume VOLUME of ref NAME: NAME for "disk", else
+ * NAME:VOLUME, described as WHAT. */
 static int
-add_exports (struct nbdkit_exports *exports, const char *name,
-             const char *what, const char *const *volumes, size_t n)
+add_volume_export (struct nbdkit_exports *exports, const char *name,
+                   const char *volume, const char *what)
 {
   char export[CAIRN_NAME_MAX + CAIRN_VOLUME_NAME_MAX + 2];
   char desc[CAIRN_NAME_MAX + 128];
 
-  for (size_t i = 0; i < n; i++) {
-    if (strcmp (volumes[i], "disk") == 0)
-      snprintf (export, sizeof export, "%s", name);
-    else
-      snprintf (export, sizeof export, "%s:%s", name, volumes[i]);
-    snprintf (desc, sizeof desc, "%s, volume %s", what, volumes[i]);
-    if (nbdkit_add_export (exports, export, desc) == -1)
-      return -1;
-  }
-  return 0;
+  if (strcmp (volume, "disk") == 0)
+    snprintf (export, sizeof export, "%s", name);
+  else
+    snprintf (export, sizeof export, "%s:%s", name, volume);
+  snprintf (desc, sizeof desc, "%s, volume %s", what, volume);
+  return nbdkit_add_export (exports, export, desc) == -1 ? -EIO : 0;
 }
 
 struct list_ctx {
@@ -227,17 +223,15 @@ list_branch (const struct cairn_ref *ref, void *arg)
 {
   struct list_ctx *l = arg;
   struct cairn_branch_info info;
-  const char *volumes[16];
   int r = cairn_branch_info_get (l->txn, ref->name, &info);
 
   if (r < 0)
     return r;
-  size_t n = CAIRN_MIN (info.nvolumes, CAIRN_ARRAY_SIZE (volumes));
-  for (size_t i = 0; i < n; i++)
-    volumes[i] = info.volumes[i].name;
-  r = add_exports (l->exports, ref->name, "branch, read-write", volumes, n);
+  for (size_t i = 0; r == 0 && i < info.nvolumes; i++)
+    r = add_volume_export (l->exports, ref->name, info.volumes[i].name,
+                           "branch, read-write");
   cairn_branch_info_free (&info);
-  return r == -1 ? -EIO : 0;
+  return r;
 }
 
 static int
@@ -245,20 +239,17 @@ list_tag (const struct cairn_ref *ref, void *arg)
 {
   struct list_ctx *l = arg;
   struct cairn_commit *c;
-  const char *volumes[16];
   char what[64], hex[CAIRN_HEX_SIZE + 1];
   int r = cairn_commit_read (l->txn, &ref->commit, &c);
 
   if (r < 0)
     return r;
-  size_t n = CAIRN_MIN (c->nvolumes, CAIRN_ARRAY_SIZE (volumes));
-  for (size_t i = 0; i < n; i++)
-    volumes[i] = c->volumes[i].name;
   cairn_id_to_hex (&ref->commit, hex);
   snprintf (what, sizeof what, "tag of commit %.12s, read-only", hex);
-  r = add_exports (l->exports, ref->name, what, volumes, n);
+  for (size_t i = 0; r == 0 && i < c->nvolumes; i++)
+    r = add_volume_export (l->exports, ref->name, c->volumes[i].name, what);
   cairn_commit_free (c);
-  return r == -1 ? -EIO : 0;
+  return r;
 }
 
 /* Lists branches and tags (commits are too many to list). */
@@ -527,13 +518,19 @@ cairn_can_cache (void *handle)
   return NBDKIT_CACHE_NATIVE;
 }
 
+/* Reads from the branch or the commit the handle serves. */
+static int
+handle_read (struct handle *h, void *buf, uint32_t count, uint64_t offset)
+{
+  return h->writer ? cairn_bvol_read (h->vol, buf, count, offset)
+    : cairn_view_read (&h->view, buf, count, offset);
+}
+
 static int
 cairn_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
              uint32_t flags)
 {
-  struct handle *h = handle;
-  int r = h->writer ? cairn_bvol_read (h->vol, buf, count, offset)
-    : cairn_view_read (&h->view, buf, count, offset);
+  int r = handle_read (handle, buf, count, offset);
 
   return r < 0 ? cairn_failed ("pread", r) : 0;
 }
@@ -629,8 +626,7 @@ cairn_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
   }
   while (r == 0 && count > 0) {
     uint32_t n = CAIRN_MIN (count, cs - offset % cs);
-    r = h->writer ? cairn_bvol_read (h->vol, buf, n, offset)
-      : cairn_view_read (&h->view, buf, n, offset);
+    r = handle_read (h, buf, n, offset);
     offset += n;
     count -= n;
   }
