@@ -7,10 +7,6 @@ requires "$NBDKIT"
 plan 10
 
 export CAIRN_STORE="$TMP/nostore"
-run_nbdkit () {
-  env ${CAIRN_NBDKIT_PRELOAD:+LD_PRELOAD="$CAIRN_NBDKIT_PRELOAD"} \
-    "$NBDKIT" "$@"
-}
 dump=$(run_nbdkit --dump-plugin "$PLUGIN" 2>&1)
 ok "nbdkit --dump-plugin works without a store" \
   grep -qx 'name=cairn' <<<"$dump"
