@@ -15,13 +15,11 @@ make_mixed_file "$TMP/img" 1
 
 # serve SOCKET ARGS...: cairn serve in the background, its stdout in
 # $TMP/uris; waits for SOCKET.  nbdkit replaces cairn (exec): $serve_pid
-# is nbdkit's, so it runs as run_nbdkit (functions.sh) would.
+# is nbdkit's, and it runs in nbdkit_env (functions.sh).
 serve () {
   local sock=$1; shift
   rm -f "$sock" "$TMP/uris"
-  env ${CAIRN_NBDKIT_PRELOAD:+LD_PRELOAD="$CAIRN_NBDKIT_PRELOAD" \
-         ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"} \
-    "$CAIRN" serve "$@" >"$TMP/uris" 2>"$TMP/serve.err" &
+  env "${nbdkit_env[@]}" "$CAIRN" serve "$@" >"$TMP/uris" 2>"$TMP/serve.err" &
   serve_pid=$!
   on_exit "kill $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null"
   local i
