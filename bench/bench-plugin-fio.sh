@@ -92,7 +92,7 @@ run_fio () {
     --norandommap --randrepeat=0 --output-format=json \
     --output="$BENCH_DIR/fio.json" "$@" >"$BENCH_DIR/fio.err" 2>&1 || {
       echo "bench-plugin-fio: fio $rw $bs on $uri failed:" >&2
-      tail -5 "$BENCH_DIR/fio.err" "$BENCH_DIR/cairn.log" >&2
+      tail -n 5 "$BENCH_DIR/fio.err" "$BENCH_DIR/cairn.log" >&2
       exit 1; }
   $PY - "$BENCH_DIR/fio.json" "$rw" <<'EOF'
 import json, sys
@@ -192,21 +192,25 @@ while time.monotonic() < end:
         s.connect(path)
     except OSError:
         continue                # fio has not connected yet: nobody serves
-    s.sendall(b'{"op": "commit", "message": "bench"}\n')
     reply = b""
-    while not reply.endswith(b"\n"):
-        part = s.recv(4096)
-        if not part:
-            break
-        reply += part
-    s.close()
     try:
+        s.sendall(b'{"op": "commit", "message": "bench"}\n')
+        while not reply.endswith(b"\n"):
+            part = s.recv(4096)
+            if not part:
+                break
+            reply += part
         if json.loads(reply).get("ok"):
             rtts.append((time.monotonic() - t) * 1000)
-    except ValueError:
+    except (OSError, ValueError):
         pass                    # the branch closed under the request
-rtts = sorted(rtts) or [0]
-print(len(rtts), rtts[len(rtts) // 2], rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))])
+    s.close()
+rtts.sort()
+if rtts:
+    print(len(rtts), rtts[len(rtts) // 2],
+          rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))])
+else:
+    print(0, 0, 0)
 EOF
   local committer=$!
   with=$(run_fio "$uri_cairn" randwrite 4k --runtime=$((SECONDS_PER_RUN * 2)) "$@")
@@ -217,6 +221,7 @@ EOF
   r=$(ratio "$p99_with" "$p99_base")
   printf '  %-30s %3d commits, round trip p50 %6.0f ms, p99 %6.0f ms\n' \
     "$label" "$ncommits" "$c50" "$c99"
+  [ "$ncommits" != 0 ] || printf '  %-30s (no commit finished while fio ran)\n' ""
   printf '  %-30s fio p99 %s us alone, %s us with commits: %s x (goal <= 2: %s)\n' \
     "" "$p99_base" "$p99_with" "$r" \
     "$(awk -v r="$r" 'BEGIN { print (r <= 2 ? "ok" : "MISSED") }')"
