@@ -1671,15 +1671,26 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
     return 0;
   e->busy = true;
   pthread_mutex_unlock (&b->lock);
+  /* Copy the sectors the bitmap marks, run by run: they are the chunk's,
+   * and the rest of the old slot may lie past the end of the file. */
   char *buf = malloc (v->cs);
+  unsigned n = sectors_per_chunk (v);
   if (!buf)
     r = -ENOMEM;
-  else {
-    r = cairn_pread_all (v->scratch_fd, buf, v->cs, slot_offset (v, old));
+  for (unsigned i = 0, j; r == 0 && i < n; i = j) {
+    for (j = i + 1; j < n && bit_get (e->bitmap, j) == bit_get (e->bitmap, i);
+         j++)
+      ;
+    if (!bit_get (e->bitmap, i))
+      continue;
+    size_t within = (size_t) i * CAIRN_SECTOR, len = (j - i) * CAIRN_SECTOR;
+    r = cairn_pread_all (v->scratch_fd, buf, len,
+                         slot_offset (v, old) + within);
     if (r == 0)
-      r = cairn_pwrite_all (v->scratch_fd, buf, v->cs, slot_offset (v, fresh));
-    free (buf);
+      r = cairn_pwrite_all (v->scratch_fd, buf, len,
+                            slot_offset (v, fresh) + within);
   }
+  free (buf);
   pthread_mutex_lock (&b->lock);
   e->busy = false;
   pthread_cond_broadcast (&b->cond);

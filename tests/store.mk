@@ -11,7 +11,8 @@ store_unit_tests = \
 	unit/test-branch-concurrent \
 	unit/test-branch-seal-flush \
 	unit/test-commit-branch-handover \
-	unit/test-branch-commit-memory
+	unit/test-branch-commit-memory \
+	unit/test-branch-detach-tail
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -35,3 +36,5 @@ unit_test_commit_branch_handover_SOURCES = unit/test-commit-branch-handover.c
 unit_test_commit_branch_handover_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_commit_memory_SOURCES = unit/test-branch-commit-memory.c
 unit_test_branch_commit_memory_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_detach_tail_SOURCES = unit/test-branch-detach-tail.c
+unit_test_branch_detach_tail_LDADD = $(STORE_TEST_LDADD) -lpthread
