@@ -35,7 +35,9 @@ run_nbdkit --dump-plugin "$PLUGIN" cache=banana >"$TMP/out" 2>&1; rc=$?
 ok "a bad cache= is refused" test $rc != 0 && grep -q banana "$TMP/out"
 
 POD=$abs_top_srcdir/nbd-plugin/nbdkit-cairn-plugin.pod
+# Built in the build tree, or shipped in the source tree of a tarball.
 MAN=$abs_top_builddir/nbd-plugin/nbdkit-cairn-plugin.1
+[ -s "$MAN" ] || MAN=$abs_top_srcdir/nbd-plugin/nbdkit-cairn-plugin.1
 ok "the man page is built" test -s "$MAN"
 ok "and documents every parameter and feature" \
   bash -c 'for w in store= export= cache= EROFS multi-conn -r "cairn serve" \
