@@ -37,6 +37,8 @@ static const struct command commands[] = {
     cmd_autocommit },
   { "gc", "gc [--dry-run] [--compact-below FRACTION] [--json]", cmd_gc },
   { "fsck", "fsck [--read-data] [--json]", cmd_fsck },
+  { "serve", "serve [--socket PATH] [--export REF] [-- NBDKIT-ARGS]",
+    cmd_serve },
 };
 
 static void

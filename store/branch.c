@@ -48,15 +48,18 @@
  * marking DIRTY ones frozen), then captures each frozen chunk: a writer
  * that reaches a frozen chunk first moves the entry to a new slot (copying
  * its sectors) and leaves the old slot to the commit ("detach"); otherwise
- * the committer reads the slot while writers of that one chunk wait.  The
- * transaction then puts the chunks, the new tree nodes, the commit and the
+ * the committer reads the slot while writers of that one chunk wait.
+ * Captured chunks are stored a batch at a time, under a pin that keeps
+ * gc off them, so that a commit's memory does not grow with the data it
+ * seals.  The transaction then puts the new tree nodes, the commit and the
  * branch record, and deletes the work records that the commit absorbed -
  * those not rewritten by a flush since the freeze (persist_seq witness).
  * Entries untouched since the freeze leave the overlay; touched ones stay,
  * with the committed chunk as their underlay.
  *
  * Locks, in the order they are taken:
- *   seal_mutex     one sealing pass or commit at a time
+ *   seal_mutex     one sealing pass or commit at a time (the sealer lets a
+ *                  waiting commit in between two passes)
  *   persist_mutex  one transaction writing this branch's records at a time
  *   lock           the overlay: entries, slots, volumes, base (short holds)
  * `lock` is never held across I/O except the short LMDB reads of a tree
@@ -71,6 +74,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +91,9 @@
 #define SEALER_PERIOD_MS 50
 #define SEALER_IDLE_NS (200 * 1000000LL)
 #define SEALER_BATCH 64
+/* A commit stores what it seals when this much has piled up: memory
+ * stays bounded, and each batch costs a few syncs. */
+#define COMMIT_BATCH_BYTES (16 << 20)
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
@@ -147,6 +154,7 @@ struct cairn_branch {
   pthread_mutex_t rmw_mutex;
   /* background sealer */
   bool sealer_running, sealer_stop;
+  atomic_int commits_waiting;   /* for seal_mutex: the sealer yields */
   pthread_t sealer;
   pthread_cond_t sealer_cond;
 };
@@ -1306,7 +1314,7 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
   pthread_mutex_unlock (&b->lock);
   if (r < 0)
     goto out;
-  if (m.nov > 1)
+  if (m.nov > 1)                /* m.ov is NULL when nothing is in range */
     qsort (m.ov, m.nov, sizeof *m.ov, ext_entry_cmp);
 
   if (!cairn_id_is_zero (&root)) {
@@ -1442,6 +1450,7 @@ struct seal_job {
   void *raw;                    /* the merged chunk, kept if known */
   struct cairn_sealed sealed;
   struct frozen *frozen;        /* commit capture */
+  bool stale;                   /* written since captured: not persisted */
 };
 
 /* Reads and seals the chunk JOB describes (slot already held). */
@@ -1514,12 +1523,22 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
     r = seal_job_run (&jobs[i]);
 
   pthread_mutex_lock (&b->persist_mutex);
+  /* A chunk written since its capture may have had the newer bytes
+   * persisted by a flush already: a SEALED record of the older content
+   * would take them back.  Leave it dirty; a later pass seals it.  (No
+   * flush can run before this transaction ends: it needs persist_mutex.) */
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < n; i++)
+    jobs[i].stale = jobs[i].e->gen != jobs[i].gen;
+  pthread_mutex_unlock (&b->lock);
   struct cairn_txn *txn = NULL;
   if (r == 0)
     r = cairn_txn_begin (b->s, true, &txn);
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct seal_job *job = &jobs[i];
     uint8_t key[16], rec[4 + CAIRN_ID_SIZE] = { WORK_SEALED };
+    if (job->stale)
+      continue;
     r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
     memcpy (rec + 4, job->sealed.id.bytes, CAIRN_ID_SIZE);
     work_key (job->v->wid, job->index, key);
@@ -1536,7 +1555,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   for (size_t i = 0; i < n; i++) {
     struct seal_job *job = &jobs[i];
     struct entry *e = job->e;
-    if (r == 0) {
+    if (r == 0 && !job->stale) {
       /* The record says SEALED now, whatever happened meanwhile. */
       e->persisted = true;
       e->persist_seq++;
@@ -1604,9 +1623,12 @@ sealer_main (void *arg)
     pthread_mutex_unlock (&b->lock);
     pthread_mutex_lock (&b->seal_mutex);
     int r;
+    /* Passes go on while they find full batches, but not past a commit
+     * waiting for seal_mutex: under steady writes they would never end. */
     do
       r = seal_pass (b, SEALER_IDLE_NS, SEALER_BATCH);
-    while (r == (int) SEALER_BATCH && !b->sealer_stop);
+    while (r == (int) SEALER_BATCH && !b->sealer_stop
+           && atomic_load (&b->commits_waiting) == 0);
     pthread_mutex_unlock (&b->seal_mutex);
     pthread_mutex_lock (&b->lock);
   }
@@ -1634,29 +1656,6 @@ struct snap {
   struct frozen *frozen;        /* NULL: it was SEALED */
 };
 
-/* Reads all of slot SLOT into BUF.  The last slot of a scratch file ends
- * where its last write did, so a read of it may find the end of the file:
- * those bytes were never written, are in no bitmap, and read as zeros. */
-static int
-slot_read_whole (struct cairn_bvol *v, uint32_t slot, char *buf)
-{
-  size_t done = 0;
-
-  while (done < v->cs) {
-    ssize_t n = pread (v->scratch_fd, buf + done, v->cs - done,
-                       slot_offset (v, slot) + done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      break;
-    done += n;
-  }
-  memset (buf + done, 0, v->cs - done);
-  return 0;
-}
-
 static int
 detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
 {
@@ -1681,15 +1680,26 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
     return 0;
   e->busy = true;
   pthread_mutex_unlock (&b->lock);
+  /* Copy the sectors the bitmap marks, run by run: they are the chunk's,
+   * and the rest of the old slot may lie past the end of the file. */
   char *buf = malloc (v->cs);
+  unsigned n = sectors_per_chunk (v);
   if (!buf)
     r = -ENOMEM;
-  else {
-    r = slot_read_whole (v, old, buf);
+  for (unsigned i = 0, j; r == 0 && i < n; i = j) {
+    for (j = i + 1; j < n && bit_get (e->bitmap, j) == bit_get (e->bitmap, i);
+         j++)
+      ;
+    if (!bit_get (e->bitmap, i))
+      continue;
+    size_t within = (size_t) i * CAIRN_SECTOR, len = (j - i) * CAIRN_SECTOR;
+    r = cairn_pread_all (v->scratch_fd, buf, len,
+                         slot_offset (v, old) + within);
     if (r == 0)
-      r = cairn_pwrite_all (v->scratch_fd, buf, v->cs, slot_offset (v, fresh));
-    free (buf);
+      r = cairn_pwrite_all (v->scratch_fd, buf, len,
+                            slot_offset (v, fresh) + within);
   }
+  free (buf);
   pthread_mutex_lock (&b->lock);
   e->busy = false;
   pthread_cond_broadcast (&b->cond);
@@ -1727,6 +1737,30 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
   return r;
 }
 
+/* Stores the sealed chunks of N captured frozen entries in one
+ * transaction and lets go of their bytes: from now on they are known. */
+static int
+store_frozen (struct cairn_branch *b, struct frozen *fr, size_t n)
+{
+  struct cairn_txn *txn = NULL;
+  int r = cairn_txn_begin (b->s, true, &txn);
+
+  for (size_t i = 0; r == 0 && i < n; i++)
+    r = chunk_put_or_reseal (txn, fr[i].job.raw, &fr[i].job.sealed);
+  if (r < 0) {
+    if (txn)
+      cairn_txn_abort (b->s, txn);
+    return r;
+  }
+  r = cairn_txn_commit (b->s, txn);
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    seal_job_free (&fr[i].job);
+    fr[i].job.raw = NULL;
+    fr[i].job.sealed.known = true;
+  }
+  return r;
+}
+
 static int
 snap_cmp (const void *a, const void *b)
 {
@@ -1758,12 +1792,8 @@ commit_txn (struct cairn_branch *b, struct cairn_txn *txn,
   struct tree_change *changes = NULL;
   int r = 0;
 
-  /* Chunks first, so that the nodes name stored chunks. */
-  for (size_t i = 0; r == 0 && i < n; i++)
-    if (snaps[i].frozen) {
-      struct seal_job *job = &snaps[i].frozen->job;
-      r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
-    }
+  /* The frozen chunks are stored already (store_frozen), under the
+   * commit's pin: putting them again would only dirty index pages. */
 
   changes = malloc ((n ? n : 1) * sizeof *changes);
   size_t nvol_out = nvols + (o ? o->nset_volumes : 0);
@@ -1880,10 +1910,13 @@ cairn_branch_commit (struct cairn_branch *b,
   struct cairn_bvol **vols = NULL;
   struct cairn_id *roots = NULL;
   struct cairn_branch_info new_info = { 0 };
+  struct cairn_pin *pin = NULL;
   size_t n = 0, nfrozen = 0, nvols;
   int r = 0;
 
+  atomic_fetch_add (&b->commits_waiting, 1);
   pthread_mutex_lock (&b->seal_mutex);
+  atomic_fetch_sub (&b->commits_waiting, 1);
 
   /* 1. Freeze. */
   pthread_mutex_lock (&b->lock);
@@ -1933,11 +1966,22 @@ cairn_branch_commit (struct cairn_branch *b,
   }
   pthread_mutex_unlock (&b->lock);
 
-  /* 2. Capture and seal the frozen chunks. */
-  for (size_t i = 0; i < nfrozen; i++) {
+  /* 2. Capture and seal the frozen chunks, and store them a batch at a
+   *    time under a pin (gc keeps them until the commit names them):
+   *    memory stays one batch, not the whole working state, and the
+   *    commit's own transaction only names them. */
+  if (nfrozen > 0)
+    r = cairn_pin_begin (b->s, &pin);
+  for (size_t i = 0, batch = 0, bytes = 0; i < nfrozen; i++) {
     int rr = capture_frozen (b, &frozen[i]);
     if (rr < 0 && r == 0)
       r = rr;
+    bytes += frozen[i].job.sealed.len;
+    if (r == 0 && (bytes >= COMMIT_BATCH_BYTES || i + 1 == nfrozen)) {
+      r = store_frozen (b, &frozen[batch], i + 1 - batch);
+      batch = i + 1;
+      bytes = 0;
+    }
   }
   for (size_t i = 0; r == 0 && i < n; i++)
     if (snaps[i].frozen)
@@ -2029,6 +2073,7 @@ cairn_branch_commit (struct cairn_branch *b,
   free (frozen);
   free (vols);
   free (roots);
+  cairn_pin_end (pin);
   pthread_mutex_unlock (&b->seal_mutex);
   return r;
 }

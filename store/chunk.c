@@ -152,7 +152,7 @@ chunk_put_or_reseal (struct cairn_txn *txn, const void *raw,
 {
   int r = cairn_chunk_put (txn, c);
 
-  if (r == -ENOENT && c->known) {
+  if (r == -ENOENT && c->known && raw) {
     /* gc reclaimed it between the seal and this transaction. */
     r = compress_chunk (txn->s, raw, c);
     if (r < 0)

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -39,6 +40,9 @@
 #include "store/internal.h"
 
 #define MAX_LINE (1 << 20)
+/* How long a commit waits for a branch held by nobody who answers. */
+#define HANDOVER_MS 5000
+#define HANDOVER_STEP_MS 10
 
 static int
 socket_path (struct cairn_store *s, const char *branch, struct sockaddr_un *sa)
@@ -346,15 +350,20 @@ cairn_commit_branch (struct cairn_store *s, const char *name,
                      struct cairn_id *id)
 {
   struct cairn_branch *b;
-  int r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, &b);
+  int r;
 
-  if (r == CAIRN_EHELD) {
-    /* Live: the writer commits.  It may have stopped between the two
-     * checks; then try offline once more. */
+  /* Live: the writer commits.  A writer takes the lock before it opens
+   * its socket and closes the socket before it lets go of the lock: in
+   * those moments the branch is held and nobody answers.  Wait them out
+   * (up to HANDOVER_MS), then report who holds it. */
+  for (int waited = 0;; waited += HANDOVER_STEP_MS) {
+    r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, &b);
+    if (r != CAIRN_EHELD || waited >= HANDOVER_MS)
+      break;
     r = cairn_control_commit (s, name, o, id);
     if (r != -ENOENT)
       return r;
-    r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, &b);
+    nanosleep (&(struct timespec) { 0, HANDOVER_STEP_MS * 1000000L }, NULL);
   }
   if (r < 0)
     return r;

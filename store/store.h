@@ -524,7 +524,9 @@ int cairn_control_start (struct cairn_store *s, struct cairn_branch *b,
 void cairn_control_stop (struct cairn_control *ctl);
 
 /* Commits branch NAME wherever it lives: through its writer if it is
- * served, else by opening it here. */
+ * served, else by opening it here.  A branch held by a process that does
+ * not answer (a writer starting or letting go) is waited for, up to 5 s;
+ * then CAIRN_EHELD. */
 int cairn_commit_branch (struct cairn_store *s, const char *name,
                          const struct cairn_commit_options *o,
                          struct cairn_id *id);

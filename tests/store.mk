@@ -9,7 +9,11 @@ store_unit_tests = \
 	unit/test-branch \
 	unit/test-branch-model \
 	unit/test-branch-concurrent \
-	unit/test-sessions
+	unit/test-sessions \
+	unit/test-branch-seal-flush \
+	unit/test-commit-branch-handover \
+	unit/test-branch-commit-memory \
+	unit/test-branch-detach-fresh
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -30,3 +34,11 @@ unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_sessions_SOURCES = unit/test-sessions.c
 unit_test_sessions_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_sessions_LDADD = $(STORE_TEST_LDADD) $(JSONC_LIBS)
+unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
+unit_test_branch_seal_flush_LDADD = $(STORE_TEST_LDADD)
+unit_test_commit_branch_handover_SOURCES = unit/test-commit-branch-handover.c
+unit_test_commit_branch_handover_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_branch_commit_memory_SOURCES = unit/test-branch-commit-memory.c
+unit_test_branch_commit_memory_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_detach_fresh_SOURCES = unit/test-branch-detach-fresh.c
+unit_test_branch_detach_fresh_LDADD = $(STORE_TEST_LDADD) -lpthread
