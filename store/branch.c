@@ -1671,13 +1671,17 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
   r = slot_alloc (v, &fresh);
   if (r < 0)
     return r;
-  /* The commit already holds OLD (fr->job.slot); the entry lets go. */
+  /* The commit holds OLD too (fr->job.slot), but only until it ends,
+   * which may be before the copy below is done: the entry lets go of OLD
+   * after copying, or another entry could get the slot and write into it
+   * while it is read. */
   fr->detached = true;
   e->frozen = NULL;
   e->slot = fresh;
-  slot_unhold (v, old);
-  if (!copy)
+  if (!copy) {
+    slot_unhold (v, old);
     return 0;
+  }
   e->busy = true;
   pthread_mutex_unlock (&b->lock);
   /* Copy the sectors the bitmap marks, run by run: they are the chunk's,
@@ -1701,6 +1705,7 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
   }
   free (buf);
   pthread_mutex_lock (&b->lock);
+  slot_unhold (v, old);
   e->busy = false;
   pthread_cond_broadcast (&b->cond);
   return r;
