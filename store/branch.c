@@ -1726,6 +1726,12 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
     if (!fr->detached) {
       e->busy = true;
       blocked = true;
+      /* A write in flight at the freeze had counted itself in the gen
+       * the freeze noted but set its bits only now: take them, or the
+       * chunk would be committed without it and the entry then dropped
+       * as fully committed, losing an acknowledged write. */
+      memcpy (job->bitmap, e->bitmap, b->bitmap_bytes);
+      job->under = e->id;
     }
   }
   pthread_mutex_unlock (&b->lock);
