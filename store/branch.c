@@ -1950,7 +1950,6 @@ cairn_branch_commit (struct cairn_branch *b,
   memcpy (vols, b->vols, nvols * sizeof *vols);
   for (size_t i = 0; i < nvols; i++) {
     struct cairn_bvol *v = b->vols[i];
-    bool reset = find_set_volume (o, v->name) != NULL;
     FOR_EACH_ENTRY (v, e) {
       struct snap *sn = &snaps[n++];
       sn->v = v;
@@ -1960,19 +1959,27 @@ cairn_branch_commit (struct cairn_branch *b,
       sn->persist_seq = e->persist_seq;
       sn->persisted = e->persisted;
       sn->id = e->id;
-      if (e->state == ENTRY_DIRTY && !reset) {
-        struct frozen *fr = &frozen[nfrozen++];
-        fr->job.v = v;
-        fr->job.e = e;
-        fr->job.index = e->index;
-        fr->job.gen = e->gen;
-        fr->job.slot = e->slot;
-        slot_hold (v, e->slot);
-        memcpy (fr->job.bitmap, e->bitmap, b->bitmap_bytes);
-        fr->job.under = e->id;
-        e->frozen = fr;
-        sn->frozen = fr;
-      }
+    }
+  }
+  /* In block order, so that the chunks of a region of the volume land
+   * together in the packs: reads of the commit stay sequential, and what
+   * later commits overwrite dies together, which compaction likes. */
+  qsort (snaps, n, sizeof *snaps, snap_cmp);
+  for (size_t i = 0; i < n; i++) {
+    struct snap *sn = &snaps[i];
+    struct entry *e = sn->e;
+    if (e->state == ENTRY_DIRTY && !find_set_volume (o, sn->v->name)) {
+      struct frozen *fr = &frozen[nfrozen++];
+      fr->job.v = sn->v;
+      fr->job.e = e;
+      fr->job.index = e->index;
+      fr->job.gen = e->gen;
+      fr->job.slot = e->slot;
+      slot_hold (sn->v, e->slot);
+      memcpy (fr->job.bitmap, e->bitmap, b->bitmap_bytes);
+      fr->job.under = e->id;
+      e->frozen = fr;
+      sn->frozen = fr;
     }
   }
   pthread_mutex_unlock (&b->lock);
@@ -1997,7 +2004,6 @@ cairn_branch_commit (struct cairn_branch *b,
   for (size_t i = 0; r == 0 && i < n; i++)
     if (snaps[i].frozen)
       snaps[i].id = snaps[i].frozen->job.sealed.id;
-  qsort (snaps, n, sizeof *snaps, snap_cmp);
 
   /* 3. One transaction. */
   pthread_mutex_lock (&b->persist_mutex);
