@@ -530,6 +530,29 @@ int cairn_commit_branch (struct cairn_store *s, const char *name,
                          struct cairn_id *id);
 
 /* ------------------------------------------------------------------ */
+/* Records of adapter tables (CAIRN_TABLE_VMS: qemu-glue's VM records,
+ * whose format qemu-glue/vm.h documents).  Small mutable values under
+ * byte-string keys, inside a store transaction. */
+
+/* The value of KEY, valid until TXN ends.  -ENOENT if there is none. */
+int cairn_record_get (struct cairn_txn *txn, enum cairn_table table,
+                      const void *key, size_t klen, struct cairn_val *value);
+/* Sets KEY to VALUE in a write transaction.  -EPERM for a table libcairn
+ * owns (only CAIRN_TABLE_VMS is writable here), -EROFS in a read-only
+ * transaction. */
+int cairn_record_put (struct cairn_txn *txn, enum cairn_table table,
+                      const void *key, size_t klen, const void *value,
+                      size_t vlen);
+/* Deletes KEY (-ENOENT if absent); the same rules as cairn_record_put. */
+int cairn_record_delete (struct cairn_txn *txn, enum cairn_table table,
+                         const void *key, size_t klen);
+/* Calls FN for every record whose key starts with PREFIX, in key order
+ * (see cairn_record_scan_fn in backend.h). */
+int cairn_record_scan (struct cairn_txn *txn, enum cairn_table table,
+                       const void *prefix, size_t plen,
+                       cairn_record_scan_fn fn, void *arg);
+
+/* ------------------------------------------------------------------ */
 /* Space                                                               */
 
 struct cairn_du_entry {
