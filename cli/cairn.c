@@ -30,6 +30,8 @@ static const struct command commands[] = {
   { "du", "du [REF] [--json]", cmd_du },
   { "mount", "mount MOUNTPOINT [-f] [-o OPTIONS] [--cache SIZE]",
     cmd_mount },
+  { "vm", "vm run|commit|restore|branch|ls|stop|console|guest ...  "
+    "(cairn vm --help)", cmd_vm },
 };
 
 static void

@@ -88,5 +88,6 @@ int cmd_cat (struct cli *, int, char **);
 int cmd_diff (struct cli *, int, char **);
 int cmd_du (struct cli *, int, char **);
 int cmd_mount (struct cli *, int, char **);
+int cmd_vm (struct cli *, int, char **);
 
 #endif /* CAIRN_CLI_H */

@@ -1,7 +1,8 @@
 # Tests of vm: the QMP client (tests/unit/test-qmp*.c) against a real
 # QEMU, and the VM commit / restore sequence (test-vm-*.sh) on the guest
 # that qemu-glue/guest/build-guest.sh builds.
-QEMU_TEST_LIBS = $(top_builddir)/qemu-glue/libcairn-qemu.la $(JSONC_LIBS)
+QEMU_TEST_LIBS = $(top_builddir)/qemu-glue/libcairn-qemu.la \
+	$(top_builddir)/store/libcairn.la $(JSONC_LIBS) -lpthread
 
 check_PROGRAMS += unit/test-qmp
 TESTS += unit/test-qmp
@@ -13,7 +14,7 @@ check_PROGRAMS += unit/test-qmp-vmstate
 TESTS += unit/test-qmp-vmstate
 unit_test_qmp_vmstate_SOURCES = unit/test-qmp-vmstate.c
 unit_test_qmp_vmstate_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
-unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS) $(top_builddir)/store/libcairn.la
+unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS)
 
 TESTS += test-vm-qemu-migrate.sh
 EXTRA_DIST += test-vm-qemu-migrate.sh
