@@ -273,6 +273,15 @@ run (struct cairn_store *s, const char *name, const struct vm_run_options *o,
     return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid VM name "
                         "(1-%d of A-Z a-z 0-9 . _ -)", name, VM_NAME_MAX);
   snprintf (r->name, sizeof r->name, "%s", name);
+  /* Checked again when the record is made; here so that nothing is
+   * touched that would be another VM's (its directories). */
+  struct vm_record other;
+  if (vm_record_get (s, name, &other) == 0) {
+    vm_record_free (&other);
+    return cairn_error (-EEXIST, "there is a VM '%s' already (cairn vm "
+                        "stop %s ends it)", name, name);
+  }
+  cairn_clear_error ();
   if (!o->branch || !cairn_ref_name_valid (o->branch))
     return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid branch name",
                         o->branch ? o->branch : "");
@@ -345,15 +354,6 @@ run (struct cairn_store *s, const char *name, const struct vm_run_options *o,
 
   /* From here on the record exists: failures undo everything. */
   r->created = cairn_time_now ();
-  /* A VM of that name may exist: check before touching directories
-   * that would be its own. */
-  struct vm_record other;
-  if (vm_record_get (s, name, &other) == 0) {
-    vm_record_free (&other);
-    return cairn_error (-EEXIST, "there is a VM '%s' already (cairn vm "
-                        "stop %s ends it)", name, name);
-  }
-  cairn_clear_error ();
   if ((e = vm_prepare_dirs (s, r)) < 0) {
     vm_files_remove (r);
     return e;

@@ -18,3 +18,25 @@ unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS)
 
 TESTS += test-vm-qemu-migrate.sh
 EXTRA_DIST += test-vm-qemu-migrate.sh
+
+check_PROGRAMS += unit/test-vm-line
+TESTS += unit/test-vm-line
+unit_test_vm_line_SOURCES = unit/test-vm-line.c
+unit_test_vm_line_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
+unit_test_vm_line_LDADD = $(QEMU_TEST_LIBS)
+
+# cairn vm: one script per behaviour, each booting the guest of
+# qemu-glue/guest/build-guest.sh (see vm-functions.sh).
+check_PROGRAMS += vm-helper
+vm_helper_SOURCES = vm-helper.c
+vm_helper_LDADD = $(top_builddir)/store/libcairn.la
+
+vm_tests = \
+	test-vm-commit-restore.sh \
+	test-vm-branch.sh \
+	test-vm-restore-corrupt.sh \
+	test-vm-commit-qemu-killed.sh \
+	test-vm-ls-console-stop.sh \
+	test-vm-restore-incompatible.sh
+TESTS += $(vm_tests)
+EXTRA_DIST += $(vm_tests) vm-functions.sh
