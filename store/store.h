@@ -419,6 +419,21 @@ int cairn_tree_builder_finish (struct cairn_tree_builder *tb,
                                struct cairn_txn *txn, struct cairn_id *root);
 void cairn_tree_builder_free (struct cairn_tree_builder *tb);
 
+/* Applies CHANGES (new chunk ids by index, sorted by index, each index
+ * once; the zero id makes a hole) to the tree of volume BASE, in write
+ * transaction TXN: O(changes x height) new nodes, every other node shared
+ * with BASE.  OUT is BASE with its new root.  The chunks must be stored
+ * (cairn_chunk_put) in TXN or before.  -EINVAL if an index is past the
+ * volume's end.  (What cairn_volume_store does with a changed-chunk
+ * bitmap, for a caller that stores several volumes in one transaction.) */
+struct cairn_tree_change {
+  uint64_t index;
+  struct cairn_id id;
+};
+int cairn_tree_update (struct cairn_txn *txn, const struct cairn_volume *base,
+                       const struct cairn_tree_change *changes, size_t n,
+                       struct cairn_volume *out);
+
 /* Reads tree node ID: its level and its 256 children (zero: hole). */
 int cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
                           unsigned *level, struct cairn_id *children);
