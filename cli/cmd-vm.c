@@ -143,6 +143,9 @@ commit_json (const struct vm_commit_result *res)
   json_object_object_add (o, "total_ms", json_object_new_double (res->total_ms));
   json_object_object_add (o, "stop_ms", json_object_new_double (res->stop_ms));
   json_object_object_add (o, "save_ms", json_object_new_double (res->save_ms));
+  json_object_object_add (o, "scan_ms", json_object_new_double (res->scan_ms));
+  json_object_object_add (o, "vmstate_ms",
+                          json_object_new_double (res->vmstate_ms));
   json_object_object_add (o, "store_ms", json_object_new_double (res->store_ms));
   json_object_object_add (o, "commit_ms",
                           json_object_new_double (res->commit_ms));

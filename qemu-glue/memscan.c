@@ -69,6 +69,8 @@ struct memscan {
   const uint8_t *ram;           /* RAM, mapped read-only */
   uint8_t *ref;                 /* the reference copy, mapped */
   uint32_t *ram_data;           /* per chunk: bytes of data in RAM (pass) */
+  int64_t ram_blocks;           /* the RAM file's st_blocks when mapped;
+                                   -1: not mapped yet */
   uint8_t *ref_data;            /* per chunk: the reference holds bytes */
   uint8_t *changed;             /* per chunk: changed since the last store */
   uint8_t *ever_changed;        /* per chunk: changed by any pass */
@@ -118,6 +120,7 @@ memscan_open (struct cairn_store *s, const char *ram, const char *ref,
   ms->size = size;
   ms->nchunks = (size + ms->cs - 1) / ms->cs;
   ms->ram_fd = ms->ref_fd = -1;
+  ms->ram_blocks = -1;
   ms->ram = MAP_FAILED;
   ms->ref = MAP_FAILED;
   ms->ram_data = calloc (ms->nchunks, sizeof *ms->ram_data);
@@ -192,12 +195,21 @@ memscan_close (struct memscan *ms)
   free (ms);
 }
 
-/* Fills RAM_DATA: how many bytes of each chunk of RAM are data. */
+/* Fills RAM_DATA: how many bytes of each chunk of RAM are data.  QEMU
+ * never gives pages of this file back (cairn's machine has no balloon or
+ * virtio-mem): the map only grows, so an unchanged block count means an
+ * unchanged map, and the paused pass need not walk the file again. */
 static int
 ram_data_map (struct memscan *ms)
 {
+  struct stat st;
   off_t pos = 0;
 
+  if (fstat (ms->ram_fd, &st) < 0)
+    return -errno;
+  if (st.st_blocks == ms->ram_blocks)
+    return 0;
+  ms->ram_blocks = st.st_blocks;
   memset (ms->ram_data, 0, ms->nchunks * sizeof *ms->ram_data);
   while ((uint64_t) pos < ms->size) {
     off_t data = lseek (ms->ram_fd, pos, SEEK_DATA);
@@ -356,6 +368,97 @@ memscan_changed_total (const struct memscan *ms)
   for (uint64_t i = 0; i < ms->nchunks; i++)
     n += ms->ever_changed[i];
   return n;
+}
+
+struct seal_job {
+  struct memscan *ms;
+  const uint64_t *index;
+  struct cairn_sealed *sealed;
+  size_t first, last;
+  int error;
+};
+
+static void *
+seal_worker (void *arg)
+{
+  struct seal_job *job = arg;
+  struct memscan *ms = job->ms;
+  uint8_t *buf = malloc (ms->cs);
+
+  if (!buf) {
+    job->error = -ENOMEM;
+    return NULL;
+  }
+  for (size_t k = job->first; k < job->last && job->error == 0; k++) {
+    uint64_t off = job->index[k] * ms->cs;
+    size_t len = CAIRN_MIN ((uint64_t) ms->cs, ms->size - off);
+    memset (buf, 0, ms->cs);
+    job->error = cairn_pread_all (ms->ref_fd, buf, len, off);
+    if (job->error == 0)
+      job->error = cairn_chunk_seal (ms->s, buf, &job->sealed[k]);
+  }
+  free (buf);
+  return NULL;
+}
+
+int
+memscan_seal (struct memscan *ms, struct cairn_tree_change **changes,
+              struct cairn_sealed **sealed, size_t *n)
+{
+  uint64_t *index;
+  size_t count = 0;
+  int r = 0;
+
+  for (uint64_t i = 0; i < ms->nchunks; i++)
+    count += ms->changed[i];
+  index = malloc ((count ? count : 1) * sizeof *index);
+  *changes = calloc (count ? count : 1, sizeof **changes);
+  *sealed = calloc (count ? count : 1, sizeof **sealed);
+  if (!index || !*changes || !*sealed) {
+    free (index);
+    free (*changes);
+    free (*sealed);
+    return -ENOMEM;
+  }
+  count = 0;
+  for (uint64_t i = 0; i < ms->nchunks; i++)
+    if (ms->changed[i])
+      index[count++] = i;
+
+  /* Two halves in parallel when there is enough to share. */
+  struct seal_job jobs[2] = {
+    { ms, index, *sealed, 0, count > 8 ? count / 2 : count, 0 },
+    { ms, index, *sealed, count > 8 ? count / 2 : count, count, 0 },
+  };
+  pthread_t th;
+  bool threaded = jobs[1].first < jobs[1].last
+    && pthread_create (&th, NULL, seal_worker, &jobs[1]) == 0;
+  seal_worker (&jobs[0]);
+  if (threaded)
+    pthread_join (th, NULL);
+  else
+    seal_worker (&jobs[1]);
+  r = jobs[0].error ? jobs[0].error : jobs[1].error;
+  for (size_t k = 0; k < count; k++) {
+    (*changes)[k].index = index[k];
+    (*changes)[k].id = (*sealed)[k].id;
+  }
+  free (index);
+  if (r < 0) {
+    for (size_t k = 0; k < count; k++)
+      cairn_sealed_free (&(*sealed)[k]);
+    free (*changes);
+    free (*sealed);
+    return r;
+  }
+  *n = count;
+  return 0;
+}
+
+void
+memscan_forget (struct memscan *ms)
+{
+  memset (ms->changed, 0, ms->nchunks);
 }
 
 /* The store's byte source: the reference copy, through pread so that its

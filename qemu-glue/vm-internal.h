@@ -96,6 +96,14 @@ uint64_t memscan_changed_total (const struct memscan *ms);
 int memscan_store (struct memscan *ms, const struct cairn_volume *base,
                    struct cairn_volume *out, struct cairn_import_stats *st);
 
+/* Hashes (and compresses what the store lacks) the chunks changed since
+ * the last store, as the paused commit needs them: CHANGES and SEALED (the
+ * caller frees both, and each sealed chunk) hold N of them, by index. */
+int memscan_seal (struct memscan *ms, struct cairn_tree_change **changes,
+                  struct cairn_sealed **sealed, size_t *n);
+/* Once the sealed chunks are stored: the next store starts afresh. */
+void memscan_forget (struct memscan *ms);
+
 /* store.c helpers: a file or buffer as a volume, and back. */
 int vm_store_file (struct cairn_store *s, const char *path, const char *name,
                    struct cairn_volume *out, struct cairn_import_stats *st);

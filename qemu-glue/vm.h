@@ -191,6 +191,8 @@ struct vm_commit_result {
   /* Within the pause: */
   double stop_ms;               /*   QMP stop (QEMU drains the disk) */
   double save_ms;               /*   device state and paused RAM pass */
+  double scan_ms;               /*     of which the RAM pass */
+  double vmstate_ms;            /*     and the device state, stored */
   double store_ms;              /*   storing what they found */
   double commit_ms;             /*   the commit through the server */
   double cont_ms;               /*   QMP cont */

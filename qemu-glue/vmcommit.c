@@ -14,10 +14,11 @@
  *                                    disk, so nbdkit has every write
  *                                  in parallel:
  *                                    device state (x-ignore-shared) into
- *                                    a buffer, by QEMU over a socketpair,
- *                                    then stored as volume vmstate
+ *                                    a buffer, by QEMU over a socketpair
  *                                    the paused pass over RAM (memscan.c)
- *                                  store what the paused pass found
+ *                                  one transaction: the chunks the paused
+ *                                    pass found, the memory tree over
+ *                                    pass 1's, the device state's volume
  *                                  one commit of the branch, through the
  *                                    server that holds it: the disk's
  *                                    working state + memory + vmstate +
@@ -28,8 +29,10 @@
  *
  * The pause is then the device state (5-9 ms), a memcmp of resident RAM
  * against ram.ref (about 13 ms per 120 MiB on one core, split over every
- * core), the few chunks the guest changed since pass 1, and the commit
- * transaction; not a hash of all RAM, and not a copy of it.
+ * core), the few chunks the guest changed since pass 1, one transaction of
+ * ours and the commit's; not a hash of all RAM, and not a copy of it.
+ * Every transaction is a pair of fsyncs, which a busy disk makes the
+ * slowest part: hence one for everything stored while paused.
  *
  * Consistency.  ram.ref must equal the memory volume the record names,
  * or an incremental store over that volume would be wrong.  The record
@@ -117,34 +120,123 @@ state_append (void *opaque, const void *buf, size_t len)
   return 0;
 }
 
-/* The device state, saved and stored in a thread of its own while the
- * paused RAM pass runs. */
+/* The device state, saved in a thread of its own while the paused RAM
+ * pass runs. */
 struct saver {
-  struct cairn_store *s;
   struct qmp *qmp;
   struct state_buffer buf;
   struct vmstate_stats stats;
-  int r;                        /* vmstate_save */
-  int stored;                   /* vm_store_buffer */
-  char error[512];              /* its sentence (cairn_last_error is per
-                                   thread) */
-  struct cairn_volume vol;
-  struct cairn_import_stats st;
+  int r;
+  double ms;                    /* how long it took */
 };
 
 static void *
 save_thread (void *arg)
 {
   struct saver *sv = arg;
+  double t0 = vm_now_ms ();
   sv->r = vmstate_save (sv->qmp, state_append, &sv->buf, VM_QMP_MS,
                         &sv->stats);
-  if (sv->r == 0) {
-    sv->stored = vm_store_buffer (sv->s, sv->buf.data, sv->buf.len,
-                                  "vmstate", &sv->vol, &sv->st);
-    if (sv->stored < 0)
-      snprintf (sv->error, sizeof sv->error, "%s", cairn_last_error ());
-  }
+  sv->ms = vm_now_ms () - t0;
   return NULL;
+}
+
+/* Seals LEN bytes of STATE as chunks: *SEALED gets *N of them. */
+static int
+seal_state (struct cairn_store *s, const uint8_t *state, size_t len,
+            struct cairn_sealed **sealed, size_t *n)
+{
+  uint32_t cs = cairn_store_chunk_size (s);
+  uint8_t *buf = malloc (cs);
+  int r = 0;
+
+  *n = (len + cs - 1) / cs;
+  *sealed = calloc (*n ? *n : 1, sizeof **sealed);
+  if (!buf || !*sealed) {
+    free (buf);
+    free (*sealed);
+    return -ENOMEM;
+  }
+  for (size_t k = 0; k < *n && r == 0; k++) {
+    size_t part = CAIRN_MIN ((size_t) cs, len - k * cs);
+    memset (buf, 0, cs);
+    memcpy (buf, state + k * cs, part);
+    r = cairn_chunk_seal (s, buf, &(*sealed)[k]);
+  }
+  free (buf);
+  return r;
+}
+
+static void
+sealed_free (struct cairn_sealed *v, size_t n)
+{
+  for (size_t k = 0; v && k < n; k++)
+    cairn_sealed_free (&v[k]);
+  free (v);
+}
+
+/* What the paused pass found and the device state, stored in one
+ * transaction: one pair of fsyncs in the pause, not one per volume.
+ * -ENOENT if a chunk the store had went to gc between seal and put (the
+ * caller then takes the slow path, which reseals). */
+static int
+store_paused (struct cairn_store *s, struct memscan *ms,
+              const struct cairn_volume *base, const uint8_t *state,
+              size_t len, struct cairn_volume *memory,
+              struct cairn_volume *vmstate, uint64_t *stored)
+{
+  struct cairn_tree_change *changes = NULL;
+  struct cairn_sealed *msealed = NULL, *ssealed = NULL;
+  struct cairn_tree_builder *tb = NULL;
+  struct cairn_txn *txn = NULL;
+  size_t nm = 0, ns = 0;
+  int r;
+
+  *stored = 0;
+  if ((r = memscan_seal (ms, &changes, &msealed, &nm)) < 0)
+    return r;
+  if ((r = seal_state (s, state, len, &ssealed, &ns)) < 0)
+    goto out;
+  memset (vmstate, 0, sizeof *vmstate);
+  strcpy (vmstate->name, "vmstate");
+  vmstate->size = len;
+  vmstate->chunk_size = cairn_store_chunk_size (s);
+  if ((r = cairn_tree_builder_new (cairn_tree_levels (len,
+                                                      vmstate->chunk_size),
+                                   &tb)) < 0
+      || (r = cairn_txn_begin (s, true, &txn)) < 0)
+    goto out;
+  for (size_t k = 0; k < nm && r == 0; k++)
+    r = cairn_chunk_put (txn, &msealed[k]);
+  for (size_t k = 0; k < ns && r == 0; k++) {
+    r = cairn_chunk_put (txn, &ssealed[k]);
+    if (r == 0 && !cairn_id_is_zero (&ssealed[k].id))
+      r = cairn_tree_builder_add (tb, txn, k, &ssealed[k].id);
+  }
+  if (r == 0)
+    r = cairn_tree_builder_finish (tb, txn, &vmstate->root);
+  if (r == 0)
+    r = cairn_tree_update (txn, base, changes, nm, memory);
+  if (r == 0) {
+    r = cairn_txn_commit (s, txn);
+    txn = NULL;
+  }
+  if (r == 0) {
+    strcpy (memory->name, "memory");
+    memscan_forget (ms);
+    for (size_t k = 0; k < nm; k++)
+      *stored += msealed[k].known ? 0 : msealed[k].len;
+    for (size_t k = 0; k < ns; k++)
+      *stored += ssealed[k].known ? 0 : ssealed[k].len;
+  }
+ out:
+  if (txn)
+    cairn_txn_abort (s, txn);
+  cairn_tree_builder_free (tb);
+  sealed_free (msealed, nm);
+  sealed_free (ssealed, ns);
+  free (changes);
+  return r;
 }
 
 /* QEMU's run state ("running", "paused", "postmigrate", ...). */
@@ -195,7 +287,7 @@ commit_locked (struct cairn_store *s, struct vm_record *r, struct qmp *qmp,
   struct cairn_volume *memory = &volumes[0], *vmstate = &volumes[1];
   struct cairn_import_stats st;
   struct memscan *ms = NULL;
-  struct saver sv = { .s = s, .qmp = qmp };
+  struct saver sv = { .qmp = qmp };
   char status[32], *line = NULL;
   bool stopped = false;
   uint64_t changed, data;
@@ -267,8 +359,10 @@ commit_locked (struct cairn_store *s, struct vm_record *r, struct qmp *qmp,
   if (!threaded)
     save_thread (&sv);
   e = memscan_pass (ms, &changed, &data);
+  res->scan_ms = vm_now_ms () - t_saving;
   if (threaded)
     pthread_join (th, NULL);
+  res->vmstate_ms = sv.ms;
   if (sv.r < 0) {
     if (sv.r == -EIO && sv.stats.error[0])
       e = cairn_error (sv.r, "saving the device state: %s", sv.stats.error);
@@ -276,22 +370,31 @@ commit_locked (struct cairn_store *s, struct vm_record *r, struct qmp *qmp,
       e = qmp_failed (qmp, r, sv.r, "saving the device state");
     goto out;
   }
-  if (e == 0 && sv.stored < 0)
-    e = cairn_error (sv.stored, "storing the device state: %s",
-                     *sv.error ? sv.error : cairn_strerror (sv.stored));
   if (e < 0)
     goto out;
-  *vmstate = sv.vol;
-  add_stats (res, &sv.st);
   double t_storing = vm_now_ms ();
   res->save_ms = t_storing - t_saving;
   res->paused_chunks = changed;
   res->changed_chunks = memscan_changed_total (ms);
   res->memory_chunks = data;
   res->vmstate_bytes = sv.buf.len;
-  if ((e = memscan_store (ms, &base, memory, &st)) < 0)
+  uint64_t stored;
+  e = store_paused (s, ms, &base, sv.buf.data, sv.buf.len, memory, vmstate,
+                    &stored);
+  if (e == -ENOENT) {
+    /* gc took a chunk the store had between its seal and its put: the
+     * slow path seals again what it must. */
+    cairn_clear_error ();
+    e = memscan_store (ms, &base, memory, &st);
+    stored = st.stored_bytes;
+    if (e == 0)
+      e = vm_store_buffer (s, sv.buf.data, sv.buf.len, "vmstate", vmstate,
+                           &st);
+    stored += st.stored_bytes;
+  }
+  if (e < 0)
     goto out;
-  add_stats (res, &st);
+  res->stored_bytes += stored;
   test_stall (r->dir, "saved");
   if (!vm_process_alive (&r->qemu)) {
     e = qmp_failed (qmp, r, -ECONNRESET, "after saving the device state");

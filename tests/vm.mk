@@ -25,6 +25,12 @@ unit_test_vm_line_SOURCES = unit/test-vm-line.c
 unit_test_vm_line_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_vm_line_LDADD = $(QEMU_TEST_LIBS)
 
+check_PROGRAMS += unit/test-vm-memscan
+TESTS += unit/test-vm-memscan
+unit_test_vm_memscan_SOURCES = unit/test-vm-memscan.c
+unit_test_vm_memscan_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
+unit_test_vm_memscan_LDADD = $(QEMU_TEST_LIBS)
+
 # cairn vm: one script per behaviour, each booting the guest of
 # qemu-glue/guest/build-guest.sh (see vm-functions.sh).
 check_PROGRAMS += vm-helper
