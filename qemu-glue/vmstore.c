@@ -290,6 +290,9 @@ vm_volume_to_ram (struct cairn_store *s, const struct cairn_volume *v,
   if (r < 0)
     return r;
   qsort (l.v, l.n, sizeof *l.v, by_id);
+  /* Each chunk is read once: caching it would only cost fresh memory
+   * (page faults) for every chunk of RAM. */
+  cairn_store_set_cache_size (s, 0);
   fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     free (l.v);
