@@ -14,7 +14,12 @@
 
 # The plugin: this tree's, or the one the caller named (a plugin built
 # elsewhere, while this tree does not build one).
-[ -e "$CAIRN_PLUGIN" ] || CAIRN_PLUGIN=${outer_plugin:-}
+if [ ! -e "$CAIRN_PLUGIN" ]; then
+  CAIRN_PLUGIN=${outer_plugin:-}
+  # Not this tree's build, so not built with its sanitizers: there is no
+  # runtime to preload into nbdkit.
+  unset CAIRN_NBDKIT_PRELOAD
+fi
 [ -n "$CAIRN_PLUGIN" ] && [ -e "$CAIRN_PLUGIN" ] ||
   skip_all "the nbdkit cairn plugin is not built (nbd-plugin/.libs), and \$CAIRN_PLUGIN names none"
 export CAIRN_PLUGIN
