@@ -89,7 +89,9 @@ boot () {
     wait_console "$name" '^cairn-guest: ready' "$BOOT_TIMEOUT" &&
     wait_console "$name" 'cairn-counter 3([^0-9]|$)' 60 && return 0
   diag "VM $name did not boot:"
-  sed 's/^/#   /' "$TMP/vm-run.log" "$(console "$name")" 2>/dev/null | tail -20
+  cat "$TMP/vm-run.log" "$(console "$name")" 2>/dev/null | tr -d '\r' |
+    tail -20 | sed 's/^/#   /'
+  echo                          # the console's last line may have no end
   return 1
 }
 
