@@ -246,7 +246,8 @@ vm_qmp_connect_starting (const char *path, const struct vm_process *p,
 }
 
 void
-vm_processes_end (struct vm_record *r, struct vm_stop_result *res)
+vm_processes_end (struct cairn_store *s, struct vm_record *r,
+                  struct vm_stop_result *res)
 {
   char qmp_path[PATH_MAX];
   struct qmp *qmp;
@@ -270,7 +271,18 @@ vm_processes_end (struct vm_record *r, struct vm_stop_result *res)
         res->forced = true;
     }
   }
-  /* nbdkit only after QEMU: the server must outlive its client. */
+  /* nbdkit only after QEMU: the server must outlive its client.  And
+   * only once it let go of the branch (it flushes and closes it when its
+   * last client leaves): ended in the middle of that, it could be
+   * closing the store under its own write transaction, which leaves the
+   * store's write lock held by no one for ever. */
+  if (r->nbdkit.pid && vm_process_alive (&r->nbdkit)) {
+    double deadline = vm_now_ms () + VM_STOP_MS;
+    int holder;
+    while (cairn_branch_is_held (s, r->branch, &holder)
+           && vm_now_ms () < deadline)
+      nanosleep (&(struct timespec) { 0, 5 * 1000000L }, NULL);
+  }
   if (r->nbdkit.pid && vm_process_alive (&r->nbdkit)
       && vm_process_end (&r->nbdkit, SIGTERM, VM_STOP_MS) < 0) {
     vm_process_end (&r->nbdkit, SIGKILL, VM_STOP_MS);

@@ -55,8 +55,10 @@ int vm_nbd_start (struct cairn_store *s, struct vm_record *r);
 /* Starts QEMU for R (its machine, files and sockets); INCOMING adds
  * "-incoming defer -S".  R->qemu is set. */
 int vm_qemu_start (struct vm_record *r, bool incoming);
-/* Ends R's QEMU (quit, then kill) and its own nbdkit. */
-void vm_processes_end (struct vm_record *r, struct vm_stop_result *res);
+/* Ends R's QEMU (quit, then kill) and its own nbdkit, once that let go
+ * of the branch. */
+void vm_processes_end (struct cairn_store *s, struct vm_record *r,
+                       struct vm_stop_result *res);
 /* vmrun.c: starts nbdkit (unless R has a server) and QEMU for R,
  * recording each in R's record, and connects to QEMU's QMP.  QEMU_MS gets
  * the time from QEMU's start to its QMP greeting. */

@@ -249,7 +249,7 @@ vm_start_processes (struct cairn_store *s, struct vm_record *r,
 void
 vm_abandon (struct cairn_store *s, struct vm_record *r)
 {
-  vm_processes_end (r, NULL);
+  vm_processes_end (s, r, NULL);
   vm_files_remove (r);
   vm_record_delete (s, r->name);
 }
@@ -397,7 +397,7 @@ vm_stop (struct cairn_store *s, const char *name, struct vm_stop_result *res)
     vm_record_free (&r);
     return e;
   }
-  vm_processes_end (&r, res);
+  vm_processes_end (s, &r, res);
   vm_files_remove (&r);
   e = vm_record_delete (s, name);
   if (lock >= 0)
