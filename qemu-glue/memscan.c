@@ -51,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -376,6 +377,7 @@ struct seal_job {
   struct cairn_sealed *sealed;
   size_t first, last;
   int error;
+  char message[512];            /* cairn_last_error is per thread */
 };
 
 static void *
@@ -396,6 +398,9 @@ seal_worker (void *arg)
     job->error = cairn_pread_all (ms->ref_fd, buf, len, off);
     if (job->error == 0)
       job->error = cairn_chunk_seal (ms->s, buf, &job->sealed[k]);
+    if (job->error)
+      snprintf (job->message, sizeof job->message, "%s",
+                cairn_last_error ());
   }
   free (buf);
   return NULL;
@@ -427,8 +432,8 @@ memscan_seal (struct memscan *ms, struct cairn_tree_change **changes,
 
   /* Two halves in parallel when there is enough to share. */
   struct seal_job jobs[2] = {
-    { ms, index, *sealed, 0, count > 8 ? count / 2 : count, 0 },
-    { ms, index, *sealed, count > 8 ? count / 2 : count, count, 0 },
+    { ms, index, *sealed, 0, count > 8 ? count / 2 : count, 0, "" },
+    { ms, index, *sealed, count > 8 ? count / 2 : count, count, 0, "" },
   };
   pthread_t th;
   bool threaded = jobs[1].first < jobs[1].last
@@ -438,7 +443,12 @@ memscan_seal (struct memscan *ms, struct cairn_tree_change **changes,
     pthread_join (th, NULL);
   else
     seal_worker (&jobs[1]);
-  r = jobs[0].error ? jobs[0].error : jobs[1].error;
+  for (int t = 1; t >= 0; t--)
+    if (jobs[t].error) {
+      r = jobs[t].error;
+      if (jobs[t].message[0])
+        cairn_error (r, "%s", jobs[t].message);
+    }
   for (size_t k = 0; k < count; k++) {
     (*changes)[k].index = index[k];
     (*changes)[k].id = (*sealed)[k].id;

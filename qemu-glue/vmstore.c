@@ -235,6 +235,7 @@ struct ram_job {
   int fd;
   uint64_t bytes;
   int error;
+  char message[512];            /* cairn_last_error is per thread */
 };
 
 static int
@@ -263,8 +264,11 @@ ram_worker (void *arg)
     /* The list is sorted by id: read each distinct chunk once. */
     if (i == job->first || !cairn_id_equal (&c->id, &job->refs[i - 1].id)) {
       job->error = cairn_chunk_read (job->s, &c->id, chunk);
-      if (job->error)
+      if (job->error) {
+        snprintf (job->message, sizeof job->message, "%s",
+                  cairn_last_error ());
         break;
+      }
     }
     uint64_t off = c->index * cs;
     size_t len = CAIRN_MIN ((uint64_t) cs, job->v->size - off);
@@ -328,8 +332,11 @@ vm_volume_to_ram (struct cairn_store *s, const struct cairn_volume *v,
     pthread_join (th[t], NULL);
   *bytes = 0;
   for (int t = 0; t < nthreads; t++) {
-    if (jobs[t].error && r == 0)
+    if (jobs[t].error && r == 0) {
       r = jobs[t].error;
+      if (jobs[t].message[0])
+        cairn_error (r, "%s", jobs[t].message);
+    }
     *bytes += jobs[t].bytes;
   }
 
