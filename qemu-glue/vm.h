@@ -148,6 +148,16 @@ int vm_record_list (struct cairn_store *s,
                     void *arg);
 void vm_record_free (struct vm_record *r);
 
+/* The commits the VMs run from (each record's "base"), for retention and
+ * gc, which must keep them: calls ADD (CTX, commit, "vm NAME") for each,
+ * reading the records in the caller's transaction TXN.  The shape of
+ * retention/prune.h's cairn_retention_keep_fn and gc/gc.h's
+ * cairn_extra_roots_fn; ARG is unused. */
+int vm_keep_commits (struct cairn_store *s, struct cairn_txn *txn,
+                     int (*add) (void *ctx, const struct cairn_id *commit,
+                                 const char *why),
+                     void *ctx, void *arg);
+
 /* JSON text of a record and back (exposed for tests). */
 int vm_record_encode (const struct vm_record *r, char **json);
 int vm_record_decode (const char *json, size_t len, struct vm_record *r);

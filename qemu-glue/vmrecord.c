@@ -430,6 +430,42 @@ vm_record_list (struct cairn_store *s,
   return e;
 }
 
+struct keep_ctx {
+  int (*add) (void *ctx, const struct cairn_id *commit, const char *why);
+  void *ctx;
+};
+
+static int
+keep_one (struct cairn_val key, struct cairn_val value, void *arg)
+{
+  struct keep_ctx *k = arg;
+  struct vm_record r;
+  char why[VM_NAME_MAX + 8];
+  int e = vm_record_decode (value.data, value.len, &r);
+
+  if (e == -EBADMSG)
+    return cairn_error (e, "the record of VM '%.*s' is damaged",
+                        (int) key.len, (const char *) key.data);
+  if (e < 0)
+    return e;
+  if (!cairn_id_is_zero (&r.base)) {
+    snprintf (why, sizeof why, "vm %s", r.name);
+    e = k->add (k->ctx, &r.base, why);
+  }
+  vm_record_free (&r);
+  return e;
+}
+
+int
+vm_keep_commits (struct cairn_store *s, struct cairn_txn *txn,
+                 int (*add) (void *ctx, const struct cairn_id *commit,
+                             const char *why),
+                 void *ctx, void *arg)
+{
+  struct keep_ctx k = { add, ctx };
+  return cairn_record_scan (txn, CAIRN_TABLE_VMS, "", 0, keep_one, &k);
+}
+
 /* ------------------------------------------------------------------ */
 /* State                                                               */
 
