@@ -30,6 +30,13 @@ static const struct command commands[] = {
   { "du", "du [REF] [--json]", cmd_du },
   { "mount", "mount MOUNTPOINT [-f] [-o OPTIONS] [--cache SIZE]",
     cmd_mount },
+  { "retention", "retention set BRANCH --keep-RULE N... | show [BRANCH] | "
+    "clear BRANCH", cmd_retention },
+  { "prune", "prune [BRANCH] [--dry-run] [--json]", cmd_prune },
+  { "autocommit", "autocommit BRANCH --every DURATION [--prune]",
+    cmd_autocommit },
+  { "gc", "gc [--dry-run] [--compact-below FRACTION] [--json]", cmd_gc },
+  { "fsck", "fsck [--read-data] [--json]", cmd_fsck },
   { "vm", "vm run|commit|restore|branch|ls|stop|console|guest ...  "
     "(cairn vm --help)", cmd_vm },
 };

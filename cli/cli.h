@@ -89,5 +89,15 @@ int cmd_diff (struct cli *, int, char **);
 int cmd_du (struct cli *, int, char **);
 int cmd_mount (struct cli *, int, char **);
 int cmd_vm (struct cli *, int, char **);
+int cmd_retention (struct cli *, int, char **);
+int cmd_prune (struct cli *, int, char **);
+int cmd_autocommit (struct cli *, int, char **);
+int cmd_gc (struct cli *, int, char **);
+int cmd_fsck (struct cli *, int, char **);
+
+/* Sets the hooks of prune options (cmd-retention.c): what only other
+ * components know must be kept. */
+struct cairn_prune_options;
+void cli_prune_hooks (struct cairn_prune_options *o);
 
 #endif /* CAIRN_CLI_H */

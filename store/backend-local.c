@@ -43,10 +43,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -792,3 +795,356 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   free (lb);
   return r;
 }
+
+/* ---- Pack maintenance, for gc (see backend.h) --------------------- */
+
+static int
+local_only (struct cairn_backend *b)
+{
+  return b->ops == &local_ops ? 0 : -ENOTSUP;
+}
+
+static int
+pack_stat_cmp (const void *a, const void *b)
+{
+  uint32_t x = ((const struct cairn_pack_stat *) a)->pack;
+  uint32_t y = ((const struct cairn_pack_stat *) b)->pack;
+  return x < y ? -1 : x > y;
+}
+
+int
+cairn_packs_list (struct cairn_backend *b, struct cairn_pack_stat **packs,
+                  size_t *n)
+{
+  struct cairn_pack_stat *list = NULL;
+  size_t count = 0, cap = 0;
+  struct dirent *e;
+  DIR *d;
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  d = opendir (local (b)->packs_dir);
+  if (!d)
+    return -errno;
+  while ((e = readdir (d)) != NULL) {
+    uint32_t number;
+    struct stat st;
+    if (pack_parse_name (e->d_name, &number) < 0)
+      continue;
+    int fd = openat (dirfd (d), e->d_name, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+      continue;                 /* unlinked meanwhile */
+    if (fstat (fd, &st) == -1) {
+      close (fd);
+      continue;
+    }
+    if (count == cap) {
+      cap = cap ? 2 * cap : 64;
+      struct cairn_pack_stat *p = realloc (list, cap * sizeof *p);
+      if (!p) {
+        close (fd);
+        r = -ENOMEM;
+        break;
+      }
+      list = p;
+    }
+    list[count].pack = number;
+    list[count].size = st.st_size;
+    list[count].writable = flock (fd, LOCK_EX | LOCK_NB) == 0;
+    count++;
+    close (fd);
+  }
+  closedir (d);
+  if (r < 0) {
+    free (list);
+    return r;
+  }
+  if (count > 1)
+    qsort (list, count, sizeof *list, pack_stat_cmp);
+  *packs = list;
+  *n = count;
+  return 0;
+}
+
+int
+cairn_pack_hold (struct cairn_backend *b, uint32_t number, int *fd)
+{
+  char path[4096];
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  pack_path (local (b)->packs_dir, number, path, sizeof path);
+  int f = open (path, O_RDONLY | O_CLOEXEC);
+  if (f == -1)
+    return -errno;
+  if (flock (f, LOCK_EX | LOCK_NB) == -1) {
+    r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    close (f);
+    return r;
+  }
+  *fd = f;
+  return 0;
+}
+
+struct cairn_pack_out {
+  struct pack_writer w;
+};
+
+int
+cairn_pack_out_reserve (struct cairn_btxn *t, uint32_t *number)
+{
+  char path[4096];
+  uint64_t next;
+  int r;
+
+  if (!t->write)
+    return -EROFS;
+  r = meta_get_u64 (t, "next-pack", &next);
+  if (r < 0)
+    return r;
+  /* As in ensure_pack: a number at or above next-pack may exist if the
+   * transaction that took it aborted. */
+  for (;; next++) {
+    if (next >= UINT32_MAX)
+      return -ENOSPC;
+    pack_path (t->lb->packs_dir, (uint32_t) next, path, sizeof path);
+    if (access (path, F_OK) == -1 && errno == ENOENT)
+      break;
+  }
+  r = meta_put_u32 (t, "next-pack", (uint32_t) next + 1);
+  if (r == 0)
+    *number = next;
+  return r;
+}
+
+int
+cairn_pack_out_create (struct cairn_backend *b, uint32_t number,
+                       struct cairn_pack_out **out)
+{
+  struct local_backend *lb;
+  struct cairn_pack_out *po;
+  char tmp[4096], path[4096], name[32];
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  lb = local (b);
+  if (lb->readonly)
+    return -EROFS;
+  po = calloc (1, sizeof *po);
+  if (!po)
+    return -ENOMEM;
+  pack_writer_init (&po->w);
+  /* Made under a name no writer looks at, locked, then renamed: a writer
+   * never sees it unlocked (pack_writer_create makes a file, locks it,
+   * writes its header and syncs it and the directory). */
+  snprintf (name, sizeof name, "gc-%08" PRIx32 ".tmp", number);
+  r = pack_writer_create_named (&po->w, lb->packs_dir, name, number);
+  if (r == 0) {
+    snprintf (tmp, sizeof tmp, "%s/%s", lb->packs_dir, name);
+    pack_path (lb->packs_dir, number, path, sizeof path);
+    if (link (tmp, path) == -1)
+      r = -errno;
+    unlink (tmp);
+    if (r == 0)
+      r = cairn_fsync_dir (lb->packs_dir);
+  }
+  if (r < 0) {
+    pack_writer_close (&po->w);
+    free (po);
+    return r;
+  }
+  *out = po;
+  return 0;
+}
+
+int
+cairn_pack_out_remove_stale (struct cairn_backend *b)
+{
+  struct dirent *e;
+  DIR *d;
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  d = opendir (local (b)->packs_dir);
+  if (!d)
+    return -errno;
+  while ((e = readdir (d)) != NULL) {
+    unsigned n;
+    int used = 0;
+    if (sscanf (e->d_name, "gc-%8x.tmp%n", &n, &used) == 1
+        && e->d_name[used] == '\0')
+      unlinkat (dirfd (d), e->d_name, 0);
+  }
+  closedir (d);
+  return 0;
+}
+
+int
+cairn_pack_out_copy (struct cairn_pack_out *out, int src_fd,
+                     const struct cairn_id *id,
+                     const struct cairn_object_info *info, uint64_t *offset)
+{
+  size_t len = PACK_RECORD_HEADER_SIZE + (size_t) info->stored_len;
+  uint8_t *buf = malloc (len);
+  int r;
+
+  if (!buf)
+    return -ENOMEM;
+  r = cairn_pread_all (src_fd, buf, len, info->offset);
+  if (r == -EIO)
+    r = -EBADMSG;               /* the pack is shorter than the record */
+  if (r == 0 && (memcmp (buf, PACK_RECORD_MAGIC, 4) != 0
+                 || cairn_le32 (buf + 4) != info->flags
+                 || cairn_le32 (buf + 8) != info->stored_len
+                 || cairn_le32 (buf + 12) != info->raw_len
+                 || memcmp (buf + 16, id->bytes, CAIRN_ID_SIZE) != 0))
+    r = -EBADMSG;
+  if (r == 0)
+    r = pack_writer_append (&out->w, id->bytes, info->flags,
+                            buf + PACK_RECORD_HEADER_SIZE, info->stored_len,
+                            info->raw_len, offset);
+  free (buf);
+  return r;
+}
+
+uint64_t
+cairn_pack_limit (struct cairn_backend *b)
+{
+  return local_only (b) < 0 ? PACK_DEFAULT_LIMIT : local (b)->pack_limit;
+}
+
+uint32_t
+cairn_pack_out_number (const struct cairn_pack_out *out)
+{
+  return out->w.number;
+}
+
+uint64_t
+cairn_pack_out_size (const struct cairn_pack_out *out)
+{
+  return out->w.size;
+}
+
+int
+cairn_pack_out_sync (struct cairn_pack_out *out)
+{
+  return pack_writer_sync (&out->w);
+}
+
+int
+cairn_pack_out_close (struct cairn_pack_out *out)
+{
+  if (!out)
+    return 0;
+  int r = pack_writer_sync (&out->w);
+  pack_writer_close (&out->w);
+  free (out);
+  return r;
+}
+
+int
+cairn_chunk_relocate (struct cairn_btxn *t, const struct cairn_id *id,
+                      uint32_t from_pack, uint64_t from_offset,
+                      uint32_t to_pack, uint64_t to_offset)
+{
+  MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes }, d;
+  struct cairn_object_info info;
+  uint8_t entry[CHUNK_ENTRY_SIZE];
+  int rc;
+
+  if (!t->write)
+    return -EROFS;
+  rc = mdb_get (t->txn, t->lb->objects[CAIRN_OBJECT_CHUNK], &k, &d);
+  if (rc == MDB_NOTFOUND)
+    return 1;
+  if (rc)
+    return mdb_errno (rc);
+  if (d.mv_size != CHUNK_ENTRY_SIZE)
+    return -EBADMSG;
+  chunk_entry_decode (&d, &info);
+  if (info.pack != from_pack || info.offset != from_offset)
+    return 1;
+  info.pack = to_pack;
+  info.offset = to_offset;
+  chunk_entry_encode (entry, &info);
+  d.mv_size = sizeof entry;
+  d.mv_data = entry;
+  return mdb_errno (mdb_put (t->txn, t->lb->objects[CAIRN_OBJECT_CHUNK],
+                             &k, &d, 0));
+}
+
+int
+cairn_pack_unlink (struct cairn_btxn *t, uint32_t number)
+{
+  char path[4096];
+
+  if (!t->write)
+    return -EROFS;
+  pack_path (t->lb->packs_dir, number, path, sizeof path);
+  if (unlink (path) == -1 && errno != ENOENT)
+    return -errno;
+  pack_readers_forget (&t->lb->readers, number);
+  return 0;
+}
+
+int
+cairn_pack_shrink (struct cairn_backend *b, uint32_t number, int hold_fd,
+                   uint64_t size)
+{
+  char path[4096];
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  pack_path (local (b)->packs_dir, number, path, sizeof path);
+  if (truncate (path, size) == -1 || fdatasync (hold_fd) == -1)
+    return -errno;
+  return 0;
+}
+
+int
+cairn_packs_sync_dir (struct cairn_backend *b)
+{
+  int r = local_only (b);
+  return r < 0 ? r : cairn_fsync_dir (local (b)->packs_dir);
+}
+
+uint64_t
+cairn_btxn_snapshot (struct cairn_btxn *t)
+{
+  return mdb_txn_id (t->txn);
+}
+
+/* mdb_reader_list() prints "pid thread txnid" rows, txnid "-" for a slot
+ * with no transaction. */
+static int
+oldest_reader_row (const char *msg, void *arg)
+{
+  uint64_t *oldest = arg;
+  unsigned long long txnid;
+  int pid;
+  char thread[32];
+
+  if (sscanf (msg, "%d %31s %llu", &pid, thread, &txnid) == 3
+      && txnid < *oldest)
+    *oldest = txnid;
+  return 0;
+}
+
+int
+cairn_index_oldest_reader (struct cairn_backend *b, uint64_t *snapshot)
+{
+  int dead, r = local_only (b);
+
+  if (r < 0)
+    return r;
+  mdb_reader_check (local (b)->env, &dead);
+  *snapshot = UINT64_MAX;
+  return mdb_reader_list (local (b)->env, oldest_reader_row, snapshot) < 0
+    ? -EIO : 0;
+}
+/* ---- end of pack maintenance, for gc ------------------------------ */

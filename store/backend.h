@@ -156,11 +156,104 @@ int cairn_backend_local_open (const char *store_path, bool readonly,
  * Never for real use: a crash may then lose or corrupt the store. */
 void cairn_backend_local_set_nosync (struct cairn_backend *b, bool nosync);
 
-/* The local backend's pack maintenance, for gc (backend-local.c). */
+/* ---- Pack maintenance, for gc ------------------------------------
+ *
+ * gc/ reclaims pack space through these functions, and nothing else should
+ * call them.  They belong to the local backend (backend-local.c) and return
+ * -ENOTSUP on any other.  The rules that keep compaction safe against
+ * writers, readers and kill -9 (gc/compact.c tells why they suffice):
+ *
+ *  - gc touches a pack only while it holds it with cairn_pack_hold(), the
+ *    flock a writer takes before it appends: nobody appends to a held pack,
+ *    and a pack a writer holds is left alone;
+ *  - a pack is unlinked only inside a write transaction, so no writer is
+ *    between opening it and locking it (writers pick packs only inside
+ *    write transactions), and only once the index names no record in it;
+ *  - a compaction output gets a fresh number from next-pack: numbers are
+ *    never reused, so a cached descriptor always means the same file.
+ */
 struct cairn_pack_stat {
   uint32_t pack;
   uint64_t size;                /* bytes in the file */
   bool writable;                /* no writer holds it right now */
 };
+
+/* Lists the pack files, by number, into *PACKS (malloc'd; the caller
+ * frees it) and *N. */
+int cairn_packs_list (struct cairn_backend *b, struct cairn_pack_stat **packs,
+                      size_t *n);
+
+/* Takes the writer lock of pack NUMBER without waiting: 0 and *FD, open
+ * read-only, whose close lets go; -EAGAIN if a writer holds the pack;
+ * -ENOENT if there is no such pack. */
+int cairn_pack_hold (struct cairn_backend *b, uint32_t number, int *fd);
+
+/* A pack that compaction writes. */
+struct cairn_pack_out;
+
+/* Takes the lowest free pack number at or above next-pack for a new
+ * pack, in write transaction TXN (next-pack moves past it). */
+int cairn_pack_out_reserve (struct cairn_btxn *txn, uint32_t *number);
+/* Creates pack NUMBER (reserved), held by OUT, outside any transaction:
+ * it is made under another name, locked, synced, then linked in place,
+ * so no writer ever sees it unlocked.  -EEXIST if the number is taken. */
+int cairn_pack_out_create (struct cairn_backend *b, uint32_t number,
+                           struct cairn_pack_out **out);
+/* Removes the temporary files of packs a killed gc was making (only gc,
+ * holding its lock, may call this). */
+int cairn_pack_out_remove_stale (struct cairn_backend *b);
+/* Appends a copy of chunk ID's record, read from held pack SRC_FD at
+ * INFO->offset, to OUT; *OFFSET gets its place in OUT.  -EBADMSG if the
+ * source record does not match ID and INFO's lengths and flags. */
+int cairn_pack_out_copy (struct cairn_pack_out *out, int src_fd,
+                         const struct cairn_id *id,
+                         const struct cairn_object_info *info,
+                         uint64_t *offset);
+/* Size at which a pack is full (CAIRN_PACK_LIMIT, else 256 MiB): an
+ * output rolls over to a new pack there, as writers do. */
+uint64_t cairn_pack_limit (struct cairn_backend *b);
+uint32_t cairn_pack_out_number (const struct cairn_pack_out *out);
+uint64_t cairn_pack_out_size (const struct cairn_pack_out *out);
+/* fdatasync of every record copied so far: it must return before a
+ * transaction names one of them. */
+int cairn_pack_out_sync (struct cairn_pack_out *out);
+/* Syncs and closes OUT, letting go of its lock. */
+int cairn_pack_out_close (struct cairn_pack_out *out);
+
+/* In write transaction TXN, points chunk ID's entry at (TO_PACK,
+ * TO_OFFSET) if it still names (FROM_PACK, FROM_OFFSET), keeping its
+ * epoch and lengths: 0 if it moved, 1 if the entry is gone or names
+ * another place (then nothing changed). */
+int cairn_chunk_relocate (struct cairn_btxn *txn, const struct cairn_id *id,
+                          uint32_t from_pack, uint64_t from_offset,
+                          uint32_t to_pack, uint64_t to_offset);
+
+/* Cuts pack NUMBER down to SIZE bytes, and syncs it, so that its space
+ * goes back in steps (a big unlink on a filesystem mounted with discard
+ * stalls every other sync for a while).  Same rules as an unlink: the
+ * caller holds it (HOLD_FD) and knows that the index names nothing in it;
+ * no transaction is needed, since no writer can adopt a held pack. */
+int cairn_pack_shrink (struct cairn_backend *b, uint32_t number, int hold_fd,
+                       uint64_t size);
+
+/* Unlinks pack NUMBER inside write transaction TXN and drops this
+ * process's cached descriptor of it.  The caller holds the pack and knows
+ * that the index names nothing in it.  The packs directory is not synced:
+ * cairn_packs_sync_dir() does that once for many unlinks. */
+int cairn_pack_unlink (struct cairn_btxn *txn, uint32_t number);
+int cairn_packs_sync_dir (struct cairn_backend *b);
+
+/* Snapshots of the index.  cairn_btxn_snapshot() is TXN's id: a write
+ * transaction's changes are seen by every snapshot with an id at or above
+ * its own.  cairn_index_oldest_reader() is the oldest snapshot that a live
+ * read transaction of any process holds, UINT64_MAX if none (slots of dead
+ * processes are cleared first). */
+uint64_t cairn_btxn_snapshot (struct cairn_btxn *txn);
+int cairn_index_oldest_reader (struct cairn_backend *b, uint64_t *snapshot);
+
+/* The backend transaction under a store transaction (store.c). */
+struct cairn_txn;
+struct cairn_btxn *cairn_txn_backend (struct cairn_txn *txn);
+/* ---- end of pack maintenance, for gc ------------------------------ */
 
 #endif /* CAIRN_BACKEND_H */

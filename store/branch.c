@@ -1548,8 +1548,17 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
         e->id = job->sealed.id;
         e->dirty_meta = false;
       }
-      else
+      else {
         e->dirty_meta = true;   /* newer writes still to persist */
+        /* Still dirty over the underlay the job read: the record now
+         * names the sealed chunk instead, so that becomes the underlay
+         * (the slot keeps every sector the job merged, and more).  Else
+         * the old underlay would live on in memory only, where gc cannot
+         * see it. */
+        if (e->state == ENTRY_DIRTY && !e->frozen
+            && cairn_id_equal (&e->id, &job->under))
+          e->id = job->sealed.id;
+      }
     }
     slot_unhold (job->v, job->slot);
   }
@@ -1625,6 +1634,29 @@ struct snap {
   struct frozen *frozen;        /* NULL: it was SEALED */
 };
 
+/* Reads all of slot SLOT into BUF.  The last slot of a scratch file ends
+ * where its last write did, so a read of it may find the end of the file:
+ * those bytes were never written, are in no bitmap, and read as zeros. */
+static int
+slot_read_whole (struct cairn_bvol *v, uint32_t slot, char *buf)
+{
+  size_t done = 0;
+
+  while (done < v->cs) {
+    ssize_t n = pread (v->scratch_fd, buf + done, v->cs - done,
+                       slot_offset (v, slot) + done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      break;
+    done += n;
+  }
+  memset (buf + done, 0, v->cs - done);
+  return 0;
+}
+
 static int
 detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
 {
@@ -1653,7 +1685,7 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
   if (!buf)
     r = -ENOMEM;
   else {
-    r = cairn_pread_all (v->scratch_fd, buf, v->cs, slot_offset (v, old));
+    r = slot_read_whole (v, old, buf);
     if (r == 0)
       r = cairn_pwrite_all (v->scratch_fd, buf, v->cs, slot_offset (v, fresh));
     free (buf);

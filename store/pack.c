@@ -82,10 +82,19 @@ pack_writer_adopt (struct pack_writer *w, const char *dir, uint32_t number)
 int
 pack_writer_create (struct pack_writer *w, const char *dir, uint32_t number)
 {
+  char name[32];
+  snprintf (name, sizeof name, "pack-%08" PRIx32 ".pack", number);
+  return pack_writer_create_named (w, dir, name, number);
+}
+
+int
+pack_writer_create_named (struct pack_writer *w, const char *dir,
+                          const char *name, uint32_t number)
+{
   char path[4096];
   uint8_t header[PACK_HEADER_SIZE];
 
-  pack_path (dir, number, path, sizeof path);
+  snprintf (path, sizeof path, "%s/%s", dir, name);
   int fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd == -1)
     return -errno;
@@ -222,25 +231,43 @@ pack_readers_free (struct pack_readers *r)
   pthread_rwlock_destroy (&r->lock);
 }
 
-static int
-reader_fd (struct pack_readers *r, uint32_t number)
+/* Closes the cached descriptors of packs that gc unlinked.  Write lock
+ * held. */
+static void
+forget_unlinked (struct pack_readers *r)
 {
-  int fd = -1;
+  for (uint32_t i = 0; i < r->n; i++) {
+    struct stat st;
+    if (r->fds[i] >= 0 && fstat (r->fds[i], &st) == 0 && st.st_nlink == 0) {
+      close (r->fds[i]);
+      r->fds[i] = -1;
+    }
+  }
+}
 
+/* The descriptor of pack NUMBER, returned with R->lock held (for reading
+ * or writing): the caller reads, then unlocks.  Descriptors are closed
+ * only under the write lock, so none goes away (or gets reused by another
+ * file) under a read. */
+static int
+reader_fd_locked (struct pack_readers *r, uint32_t number)
+{
   pthread_rwlock_rdlock (&r->lock);
-  if (number < r->n)
-    fd = r->fds[number];
+  if (number < r->n && r->fds[number] >= 0)
+    return r->fds[number];
   pthread_rwlock_unlock (&r->lock);
-  if (fd >= 0)
-    return fd;
 
   char path[4096];
   pack_path (r->dir, number, path, sizeof path);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1)
     return -errno;
 
   pthread_rwlock_wrlock (&r->lock);
+  /* A pack this process never read: gc may have compacted others into
+   * it.  Let go of those it unlinked, or a process that runs for weeks
+   * (nbdkit) would keep their space in use forever. */
+  forget_unlinked (r);
   if (number >= r->n) {
     uint32_t n = CAIRN_MAX (number + 1, r->n * 2);
     int *fds = realloc (r->fds, n * sizeof *fds);
@@ -260,7 +287,6 @@ reader_fd (struct pack_readers *r, uint32_t number)
   }
   else
     r->fds[number] = fd;
-  pthread_rwlock_unlock (&r->lock);
   return fd;
 }
 
@@ -269,11 +295,12 @@ pack_read_record (struct pack_readers *r, uint32_t number, uint64_t offset,
                   const uint8_t id[32], uint32_t stored_len,
                   uint32_t raw_len, void *buf)
 {
-  int fd = reader_fd (r, number);
+  int fd = reader_fd_locked (r, number);
   if (fd < 0)
     return fd;
   int ret = cairn_pread_all (fd, buf, PACK_RECORD_HEADER_SIZE + stored_len,
                              offset);
+  pthread_rwlock_unlock (&r->lock);
   if (ret == -EIO)              /* short file: the record is not there */
     return -EBADMSG;
   if (ret < 0)

@@ -73,6 +73,10 @@ int pack_writer_adopt (struct pack_writer *w, const char *dir,
 /* Creates pack NUMBER.  -EEXIST if the file exists. */
 int pack_writer_create (struct pack_writer *w, const char *dir,
                         uint32_t number);
+/* The same under file name NAME in DIR (gc makes its packs under a
+ * temporary name, then links them in place). */
+int pack_writer_create_named (struct pack_writer *w, const char *dir,
+                              const char *name, uint32_t number);
 
 /* Appends one record; returns its offset in *OFFSET.  On failure (ENOSPC)
  * the file is cut back to where it was. */
@@ -91,7 +95,10 @@ void pack_writer_close (struct pack_writer *w);
 
 /* Read side: a cache of open read-only descriptors, by pack number. */
 struct pack_readers {
-  pthread_rwlock_t lock;        /* guards fds and n */
+  /* Guards fds and n, and is held for reading across each read, so that
+   * a descriptor is closed (gc unlinked its pack) only when no read uses
+   * it. */
+  pthread_rwlock_t lock;
   int *fds;                     /* -1 = not open */
   uint32_t n;
   char *dir;
@@ -108,7 +115,9 @@ int pack_read_record (struct pack_readers *r, uint32_t number,
                       uint64_t offset, const uint8_t id[32],
                       uint32_t stored_len, uint32_t raw_len, void *buf);
 
-/* Forgets a cached descriptor (after gc unlinked the pack). */
+/* Forgets a cached descriptor (after gc unlinked the pack).  Opening a
+ * pack for the first time also forgets every cached one whose file was
+ * unlinked, so that a long-lived process gives their space back. */
 void pack_readers_forget (struct pack_readers *r, uint32_t number);
 
 #endif /* CAIRN_PACK_H */

@@ -314,3 +314,11 @@ cairn_object_get (struct cairn_txn *txn, enum cairn_object_type type,
 {
   return TOPS (txn)->object_get (txn->bt, type, id, data, NULL);
 }
+
+/* ---- For gc: the backend transaction under a store transaction ---- */
+
+struct cairn_btxn *
+cairn_txn_backend (struct cairn_txn *txn)
+{
+  return txn->bt;
+}
