@@ -43,6 +43,7 @@ vm_tests = \
 	test-vm-restore-corrupt.sh \
 	test-vm-commit-qemu-killed.sh \
 	test-vm-ls-console-stop.sh \
-	test-vm-restore-incompatible.sh
+	test-vm-restore-incompatible.sh \
+	test-vm-kept-by-prune-gc.sh
 TESTS += $(vm_tests)
 EXTRA_DIST += $(vm_tests) vm-functions.sh
