@@ -39,6 +39,8 @@ static const struct command commands[] = {
   { "fsck", "fsck [--read-data] [--json]", cmd_fsck },
   { "serve", "serve [--socket PATH] [--export REF] [-- NBDKIT-ARGS]",
     cmd_serve },
+  { "vm", "vm run|commit|restore|branch|ls|stop|console|guest ...  "
+    "(cairn vm --help)", cmd_vm },
 };
 
 static void

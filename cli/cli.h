@@ -89,6 +89,7 @@ int cmd_diff (struct cli *, int, char **);
 int cmd_du (struct cli *, int, char **);
 int cmd_serve (struct cli *, int, char **);
 int cmd_mount (struct cli *, int, char **);
+int cmd_vm (struct cli *, int, char **);
 int cmd_retention (struct cli *, int, char **);
 int cmd_prune (struct cli *, int, char **);
 int cmd_autocommit (struct cli *, int, char **);

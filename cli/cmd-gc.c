@@ -11,11 +11,11 @@
 
 #include "cli/cli.h"
 #include "gc/gc.h"
+#include "qemu-glue/vm.h"
 
-/* Commits only qemu-glue knows must keep their data (VMs running from
- * them): its reader of VM records goes here when it lands, and in
- * cmd-retention.c. */
-static const cairn_extra_roots_fn vm_roots = NULL;
+/* Commits only qemu-glue knows must keep their data: those VMs run from
+ * (vm.h). */
+static const cairn_extra_roots_fn vm_roots = vm_keep_commits;
 
 static void
 print_json (struct json_object *j)

@@ -9,11 +9,11 @@
 #include <json-c/json.h>
 
 #include "cli/cli.h"
+#include "qemu-glue/vm.h"
 #include "retention/prune.h"
 
-/* Commits only qemu-glue knows must stay (VMs running from them): its
- * reader of VM records goes here when it lands, and in cmd-gc.c. */
-static const cairn_retention_keep_fn vm_keep = NULL;
+/* Commits only qemu-glue knows must stay: those VMs run from (vm.h). */
+static const cairn_retention_keep_fn vm_keep = vm_keep_commits;
 
 static void
 print_json (struct json_object *j)

@@ -148,8 +148,10 @@ worker (void *arg)
     for (uint64_t q = pos; q < end; q++) {
       struct result r;
       uint64_t index = position_index (p, q);
-      bool hole = p->src->extents && !(holes.data >> (index - i0) & 1)
-        && i1 - i0 == end - 1 - pos;
+      /* The map covers only a run of consecutive indexes (then
+       * index - i0 < CLAIM): test that first, the shift needs it. */
+      bool hole = p->src->extents && i1 - i0 == end - 1 - pos
+        && !(holes.data >> (index - i0) & 1);
       int e = seal_one (p, index, hole, &r);
       pthread_mutex_lock (&p->lock);
       if (e < 0 && p->error == 0)

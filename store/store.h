@@ -419,6 +419,21 @@ int cairn_tree_builder_finish (struct cairn_tree_builder *tb,
                                struct cairn_txn *txn, struct cairn_id *root);
 void cairn_tree_builder_free (struct cairn_tree_builder *tb);
 
+/* Applies CHANGES (new chunk ids by index, sorted by index, each index
+ * once; the zero id makes a hole) to the tree of volume BASE, in write
+ * transaction TXN: O(changes x height) new nodes, every other node shared
+ * with BASE.  OUT is BASE with its new root.  The chunks must be stored
+ * (cairn_chunk_put) in TXN or before.  -EINVAL if an index is past the
+ * volume's end.  (What cairn_volume_store does with a changed-chunk
+ * bitmap, for a caller that stores several volumes in one transaction.) */
+struct cairn_tree_change {
+  uint64_t index;
+  struct cairn_id id;
+};
+int cairn_tree_update (struct cairn_txn *txn, const struct cairn_volume *base,
+                       const struct cairn_tree_change *changes, size_t n,
+                       struct cairn_volume *out);
+
 /* Reads tree node ID: its level and its 256 children (zero: hole). */
 int cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
                           unsigned *level, struct cairn_id *children);
@@ -530,6 +545,29 @@ void cairn_control_stop (struct cairn_control *ctl);
 int cairn_commit_branch (struct cairn_store *s, const char *name,
                          const struct cairn_commit_options *o,
                          struct cairn_id *id);
+
+/* ------------------------------------------------------------------ */
+/* Records of adapter tables (CAIRN_TABLE_VMS: qemu-glue's VM records,
+ * whose format qemu-glue/vm.h documents).  Small mutable values under
+ * byte-string keys, inside a store transaction. */
+
+/* The value of KEY, valid until TXN ends.  -ENOENT if there is none. */
+int cairn_record_get (struct cairn_txn *txn, enum cairn_table table,
+                      const void *key, size_t klen, struct cairn_val *value);
+/* Sets KEY to VALUE in a write transaction.  -EPERM for a table libcairn
+ * owns (only CAIRN_TABLE_VMS is writable here), -EROFS in a read-only
+ * transaction. */
+int cairn_record_put (struct cairn_txn *txn, enum cairn_table table,
+                      const void *key, size_t klen, const void *value,
+                      size_t vlen);
+/* Deletes KEY (-ENOENT if absent); the same rules as cairn_record_put. */
+int cairn_record_delete (struct cairn_txn *txn, enum cairn_table table,
+                         const void *key, size_t klen);
+/* Calls FN for every record whose key starts with PREFIX, in key order
+ * (see cairn_record_scan_fn in backend.h). */
+int cairn_record_scan (struct cairn_txn *txn, enum cairn_table table,
+                       const void *prefix, size_t plen,
+                       cairn_record_scan_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Space                                                               */

@@ -283,6 +283,36 @@ tree_update (struct cairn_txn *txn, const struct cairn_id *root,
   return update_node (txn, root, levels - 1, changes, n, new_root);
 }
 
+int
+cairn_tree_update (struct cairn_txn *txn, const struct cairn_volume *base,
+                   const struct cairn_tree_change *changes, size_t n,
+                   struct cairn_volume *out)
+{
+  unsigned levels = cairn_tree_levels (base->size, base->chunk_size);
+  struct tree_change *tc = malloc ((n ? n : 1) * sizeof *tc);
+  struct cairn_id root;
+  int r;
+
+  if (!tc)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    tc[i].index = changes[i].index;
+    tc[i].id = changes[i].id;
+    if (changes[i].index >= (base->size + base->chunk_size - 1)
+        / base->chunk_size || (i > 0 && changes[i].index <= tc[i - 1].index)) {
+      free (tc);
+      return -EINVAL;
+    }
+  }
+  r = tree_update (txn, &base->root, levels, tc, n, &root);
+  free (tc);
+  if (r == 0) {
+    *out = *base;
+    out->root = root;
+  }
+  return r;
+}
+
 /* Depth-first walk of the chunks in [FIRST, LAST] under node ID, whose
  * first chunk index is BASE. */
 static int

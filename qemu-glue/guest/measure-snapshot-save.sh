@@ -25,8 +25,14 @@
 # restored guest went on counting from where it was saved instead of
 # booting again.  Times depend heavily on what else runs on the host.
 #
+# With --rounds N, QEMU's snapshots are measured N times on the same
+# booted guest (save, let it run 3 s, load, delete), one line per round
+# with round=I; bench/bench-vm.sh takes the medians.
+#
 # Usage: measure-snapshot-save.sh [--ram SIZE]... [--fill MIB] [--guest DIR]
+#                                 [--rounds N] [--no-cairn]
 #   --ram SIZE   RAM sizes to measure (default: 256M and 1G)
+#   --rounds N   snapshot-save / snapshot-load rounds per size (default 1)
 #   --fill MIB   before measuring, make the guest write MIB of random data
 #                into a tmpfs, so that RAM is not mostly zero (default 0)
 #   --guest DIR  where build-guest.sh keeps the guest (/var/tmp/cairn-guest)
@@ -46,6 +52,7 @@ fi
 guest=/var/tmp/cairn-guest
 fill=0
 cairn=1
+rounds=1
 sizes=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -53,6 +60,7 @@ while [ $# -gt 0 ]; do
     --fill) fill=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
     --no-cairn) cairn=0; shift ;;
+    --rounds) rounds=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; $d'; exit 0 ;;
     *) echo "measure-snapshot-save.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -111,31 +119,36 @@ counter_ok () {
 
 # QEMU's internal snapshot: everything in the qcow2, RAM in the stream.
 measure_snapshot () {
-  local ram=$1 d=$work/snapshot save load before after vm_size first
+  local ram=$1 d=$work/snapshot save load before after vm_size first round tag
   mkdir "$d"
   "$QEMU_IMG" convert -O qcow2 "$guest/root.img" "$d/disk.qcow2"
   boot "$d" "$ram" "" \
     "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$d/disk.qcow2"
-  before=$(vm_last_counter "$d/console.log")
-  save=$("$CAIRN_QMP" -t 600 snapshot-save "$d/qmp.sock" cairn-snap disk0) ||
-    die "snapshot-save failed"
-  after=$(vm_last_counter "$d/console.log")
-  # Let the guest move on, so that the load really goes back in time.
-  vm_wait_log "$d" "cairn-counter $((after + 3))([^0-9]|$)" 60 ||
-    die "the guest stopped counting after snapshot-save"
-  cp "$d/console.log" "$d/console-before-load.log"
-  load=$("$CAIRN_QMP" -t 600 snapshot-load "$d/qmp.sock" cairn-snap disk0) ||
-    die "snapshot-load failed"
-  first=$(first_counter_after "$d" "$d/console-before-load.log")
-  vm_quit "$d"
-  vm_size=$("$QEMU_IMG" info --force-share --output=json "$d/disk.qcow2" |
-    sed -n 's/.*"vm-state-size": *\([0-9]*\).*/\1/p' | head -1)
+  for (( round = 1; round <= rounds; round++ )); do
+    tag=cairn-snap-$round
+    before=$(vm_last_counter "$d/console.log")
+    save=$("$CAIRN_QMP" -t 600 snapshot-save "$d/qmp.sock" "$tag" disk0) ||
+      die "snapshot-save failed"
+    after=$(vm_last_counter "$d/console.log")
+    # Let the guest move on, so that the load really goes back in time.
+    vm_wait_log "$d" "cairn-counter $((after + 3))([^0-9]|$)" 60 ||
+      die "the guest stopped counting after snapshot-save"
+    cp "$d/console.log" "$d/console-before-load.log"
+    load=$("$CAIRN_QMP" -t 600 snapshot-load "$d/qmp.sock" "$tag" disk0) ||
+      die "snapshot-load failed"
+    first=$(first_counter_after "$d" "$d/console-before-load.log")
+    vm_size=$("$QEMU_IMG" info --force-share --output=json "$d/disk.qcow2" |
+      sed -n 's/.*"vm-state-size": *\([0-9]*\).*/\1/p' | head -1)
+    "$CAIRN_QMP" -t 600 snapshot-delete "$d/qmp.sock" "$tag" disk0 >/dev/null ||
+      die "snapshot-delete failed"
 
-  echo "flow=snapshot-save ram=$ram" \
-       "save_ms=$(value job_ms "$save") save_pause_ms=$(value qemu_pause_ms "$save")" \
-       "load_ms=$(value job_ms "$load") load_pause_ms=$(value qemu_pause_ms "$load")" \
-       "vmstate_bytes=${vm_size:-?}" \
-       "counter_ok=$(counter_ok "$first" "$before" "$after")"
+    echo "flow=snapshot-save ram=$ram${rounds:+ round=$round}" \
+         "save_ms=$(value job_ms "$save") save_pause_ms=$(value qemu_pause_ms "$save")" \
+         "load_ms=$(value job_ms "$load") load_pause_ms=$(value qemu_pause_ms "$load")" \
+         "vmstate_bytes=${vm_size:-?}" \
+         "counter_ok=$(counter_ok "$first" "$before" "$after")"
+  done
+  vm_quit "$d"
   rm -rf "$d"
 }
 

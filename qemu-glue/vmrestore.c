@@ -1,0 +1,414 @@
+/* vmrestore.c: vm restore COMMIT NAME and vm branch NAME NEW.
+ *
+ * Restore, in order:
+ *
+ *   1. read the commit: its vm line (the machine), the volumes disk,
+ *      memory, vmstate, kernel and initrd; refuse a machine this host's
+ *      QEMU cannot load (another major.minor, another machine type) and
+ *      a taken VM or branch name;
+ *   2. check that every tree node and chunk of the disk is in the store
+ *      (the disk is served lazily, so its bytes are verified as the guest
+ *      reads them; a missing piece is caught here);
+ *   3. reserve the name (the record), start the branch's nbdkit;
+ *   4. read kernel, initrd, device state and RAM out of the store into
+ *      the run directory and the RAM file: every chunk is decompressed
+ *      and re-hashed on the way, so a corrupt or missing chunk fails the
+ *      restore here, before QEMU exists;
+ *   5. make the new branch from the commit;
+ *   6. start QEMU with the recorded machine, -incoming defer -S; load the
+ *      device state (x-ignore-shared: RAM is the file already); cont.
+ *
+ * Any failure from 3 on undoes everything it did: QEMU and the nbdkit it
+ * started are ended, the branch (if made) deleted, files and record
+ * removed.  Nothing half-restored is left, and no guest ever runs from
+ * state that was not verified.
+ *
+ * The restored VM's ram.ref starts invalid: its first commit rebuilds it
+ * while the guest runs (memscan.c), so the restore does not pay for a
+ * second copy of RAM.
+ *
+ * vm branch NAME NEW is a vm commit of NAME, then a restore of that
+ * commit as NEW whose RAM is a copy of NAME's ram.ref (taken under NAME's
+ * lock, right after the commit): ram.ref holds exactly the committed
+ * memory, so the bytes need not come back out of the store.  Kernel and
+ * initrd are copied from NAME's run directory likewise.
+ */
+#define _GNU_SOURCE
+#include <config.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qemu-glue/vm-internal.h"
+#include "qemu-glue/vmstate.h"
+
+/* Files that already hold a commit's state (vm branch). */
+struct prepared {
+  const char *ram;              /* renamed into place */
+  const char *kernel, *initrd;  /* copied */
+};
+
+struct presence {
+  struct cairn_txn *txn;
+  const char *what;
+};
+
+static int
+chunk_present (uint64_t index, const struct cairn_id *id, void *arg)
+{
+  struct presence *p = arg;
+  struct cairn_val v;
+  int r = cairn_object_get (p->txn, CAIRN_OBJECT_CHUNK, id, &v);
+
+  if (r == -ENOENT) {
+    char hex[CAIRN_HEX_SIZE + 1];
+    cairn_id_to_hex (id, hex);
+    return cairn_error (-EBADMSG, "chunk %s of the commit's %s is missing "
+                        "from the store", hex, p->what);
+  }
+  return r;
+}
+
+/* Every node and chunk of volume V is in the store. */
+static int
+volume_present (struct cairn_store *s, const struct cairn_volume *v)
+{
+  struct presence p = { .what = v->name };
+  int r = cairn_txn_begin (s, false, &p.txn);
+
+  if (r < 0)
+    return r;
+  r = cairn_tree_walk_nodes (p.txn, &v->root,
+                             cairn_tree_levels (v->size, v->chunk_size),
+                             NULL, chunk_present, &p);
+  cairn_txn_abort (s, p.txn);
+  if (r < 0 && r != -EBADMSG)
+    r = cairn_error (r, "the commit's %s is incomplete: %s", v->name,
+                     *cairn_last_error () ? cairn_last_error ()
+                     : cairn_strerror (r));
+  return r;
+}
+
+struct state_reader {
+  const uint8_t *data;
+  size_t len, off;
+};
+
+static ssize_t
+state_read (void *opaque, void *buf, size_t len)
+{
+  struct state_reader *sr = opaque;
+  size_t n = CAIRN_MIN (len, sr->len - sr->off);
+  memcpy (buf, sr->data + sr->off, n);
+  sr->off += n;
+  return n;
+}
+
+/* The commit's volume NAME into *V: CAIRN_ENOVOLUME if it has none. */
+static int
+need_volume (const struct cairn_commit *c, const char *name,
+             struct cairn_volume *v)
+{
+  const struct cairn_volume *found = cairn_commit_volume (c, name);
+  char hex[CAIRN_HEX_SIZE + 1];
+
+  if (found) {
+    *v = *found;
+    return 0;
+  }
+  cairn_id_to_hex (&c->id, hex);
+  return cairn_error (CAIRN_ENOVOLUME, "commit %.12s has no volume '%s': "
+                      "it is not a VM commit (cairn vm commit makes them)",
+                      hex, name);
+}
+
+/* Step 1: the commit and its machine; the names are free. */
+static int
+read_commit (struct cairn_store *s, const char *spec, const char *name,
+             const char *branch, struct cairn_id *id, struct vm_machine *m,
+             struct cairn_volume vols[5])
+{
+  static const char *const names[5] = {
+    "disk", "memory", "vmstate", "kernel", "initrd"
+  };
+  struct cairn_commit *c = NULL;
+  struct cairn_branch_info info;
+  struct cairn_txn *txn;
+  struct cairn_ref ref;
+  struct vm_record other;
+  char version[32], hex[CAIRN_HEX_SIZE + 1];
+  int e;
+
+  if (vm_record_get (s, name, &other) == 0) {
+    vm_record_free (&other);
+    return cairn_error (-EEXIST, "there is a VM '%s' already (cairn vm "
+                        "stop %s ends it)", name, name);
+  }
+  cairn_clear_error ();
+  if ((e = cairn_txn_begin (s, false, &txn)) < 0)
+    return e;
+  e = cairn_resolve (txn, spec, &ref);
+  if (e == 0)
+    e = cairn_commit_read (txn, &ref.commit, &c);
+  if (e == 0 && cairn_commit_pruned (txn, &ref.commit)) {
+    cairn_id_to_hex (&ref.commit, hex);
+    e = cairn_error (-ENOENT, "commit %.12s was pruned: its volumes are "
+                     "gone", hex);
+  }
+  if (e == 0) {
+    e = cairn_branch_info_get (txn, branch, &info);
+    if (e == 0) {
+      cairn_branch_info_free (&info);
+      e = cairn_error (-EEXIST, "there is a branch '%s' already: name "
+                       "another with --branch", branch);
+    }
+    else if (e == CAIRN_ENOREF) {
+      cairn_clear_error ();
+      e = 0;
+    }
+  }
+  cairn_txn_abort (s, txn);
+  if (e < 0)
+    goto out;
+  *id = ref.commit;
+  cairn_id_to_hex (id, hex);
+  if (!c->vm) {
+    e = cairn_error (-EINVAL, "commit %.12s has no vm line: it is not a VM "
+                     "commit (cairn vm commit makes them)", hex);
+    goto out;
+  }
+  for (int i = 0; i < 5 && e == 0; i++)
+    e = need_volume (c, names[i], &vols[i]);
+  if (e < 0 || (e = vm_machine_parse (c->vm, m)) < 0)
+    goto out;
+  if ((e = vm_qemu_version (s, version, sizeof version)) < 0
+      || (e = vm_machine_restorable (m, version)) < 0) {
+    vm_machine_free (m);
+    goto out;
+  }
+  if (vols[1].size != m->memory) {
+    e = cairn_error (-EBADMSG, "commit %.12s's memory volume holds %llu "
+                     "bytes, its vm line says %llu", hex,
+                     (unsigned long long) vols[1].size,
+                     (unsigned long long) m->memory);
+    vm_machine_free (m);
+    goto out;
+  }
+  snprintf (m->qemu_version, sizeof m->qemu_version, "%s", version);
+ out:
+  cairn_commit_free (c);
+  return e;
+}
+
+/* Step 4. */
+static int
+materialize (struct cairn_store *s, struct vm_record *r,
+             const struct cairn_volume vols[5], const struct prepared *prep,
+             void **state, struct vm_restore_result *res)
+{
+  int e;
+
+  if (prep) {
+    if ((e = vm_copy_sparse (prep->kernel, r->kernel)) < 0
+        || (e = vm_copy_sparse (prep->initrd, r->initrd)) < 0)
+      return e;
+    if (rename (prep->ram, r->ram) < 0)
+      return cairn_error (-errno, "%s: %m", r->ram);
+    res->memory_bytes = 0;
+  }
+  else {
+    if ((e = vm_volume_to_file (s, &vols[3], r->kernel)) < 0
+        || (e = vm_volume_to_file (s, &vols[4], r->initrd)) < 0
+        || (e = vm_volume_to_ram (s, &vols[1], r->ram,
+                                  &res->memory_bytes)) < 0)
+      return e;
+  }
+  return vm_volume_to_buffer (s, &vols[2], state);
+}
+
+/* Step 6, from QMP on. */
+static int
+load_state (struct vm_record *r, struct qmp *qmp, const void *state,
+            size_t len)
+{
+  struct state_reader sr = { state, len, 0 };
+  struct vmstate_stats stats;
+  char log[PATH_MAX], last[512];
+  int e = vmstate_load (qmp, state_read, &sr, VM_QMP_MS, &stats);
+
+  if (e == 0)
+    e = qmp_execute (qmp, "cont", NULL, NULL, VM_QMP_MS);
+  if (e == 0)
+    return 0;
+  if (!vm_process_alive (&r->qemu)) {
+    vm_path (r->dir, "qemu.log", log);
+    vm_log_last_line (log, last, sizeof last);
+    return cairn_error (e, "QEMU refused the device state and exited: %s",
+                        *last ? last : "(nothing in qemu.log)");
+  }
+  if (e == -EIO && stats.error[0])
+    return cairn_error (e, "loading the device state: %s", stats.error);
+  if (e == -EREMOTEIO)
+    return cairn_error (e, "loading the device state: %s", qmp_error (qmp));
+  return cairn_error (e, "loading the device state: %s", strerror (-e));
+}
+
+static int
+restore (struct cairn_store *s, const char *spec, const char *name,
+         const struct vm_restore_options *o, const struct prepared *prep,
+         struct vm_restore_result *res)
+{
+  const char *branch = o && o->branch ? o->branch : name;
+  struct cairn_volume vols[5];
+  struct vm_record r;
+  struct qmp *qmp = NULL;
+  void *state = NULL;
+  bool branch_made = false;
+  double t0 = vm_now_ms ();
+  int e;
+
+  memset (res, 0, sizeof *res);
+  memset (&r, 0, sizeof r);
+  if (!vm_name_valid (name))
+    return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid VM name "
+                        "(1-%d of A-Z a-z 0-9 . _ -)", name, VM_NAME_MAX);
+  if (!cairn_ref_name_valid (branch))
+    return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid branch name",
+                        branch);
+  snprintf (r.name, sizeof r.name, "%s", name);
+  snprintf (r.branch, sizeof r.branch, "%s", branch);
+  snprintf (res->branch, sizeof res->branch, "%s", branch);
+
+  /* 1, 2 */
+  if ((e = read_commit (s, spec, name, branch, &res->commit, &r.machine,
+                        vols)) < 0)
+    return e;
+  if ((e = volume_present (s, &vols[0])) < 0)
+    goto out;
+
+  /* 3: from here on, failures undo what was done. */
+  r.created = cairn_time_now ();
+  r.base = res->commit;
+  r.memory = vols[1];
+  r.have_memory = true;
+  r.ref_valid = false;
+  if ((e = vm_prepare_dirs (s, &r)) < 0) {
+    vm_files_remove (&r);
+    goto out;
+  }
+  if ((e = vm_record_put (s, &r, true)) < 0)
+    goto out;
+  if ((e = vm_nbd_start (s, &r)) < 0 || (e = vm_record_put (s, &r, false)) < 0)
+    goto undo;
+
+  /* 4 */
+  double t1 = vm_now_ms ();
+  if ((e = materialize (s, &r, vols, prep, &state, res)) < 0)
+    goto undo;
+  res->verify_ms = vm_now_ms () - t1;
+
+  /* 5 */
+  if ((e = cairn_branch_create_from (s, branch, &res->commit)) < 0)
+    goto undo;
+  branch_made = true;
+
+  /* 6 */
+  if ((e = vm_start_processes (s, &r, true, &qmp, &res->qemu_ms)) < 0)
+    goto undo;
+  double t2 = vm_now_ms ();
+  if ((e = load_state (&r, qmp, state, vols[2].size)) < 0)
+    goto undo;
+  res->load_ms = vm_now_ms () - t2;
+  qmp_close (qmp);
+  qmp = NULL;
+  res->total_ms = vm_now_ms () - t0;
+  goto out;
+
+ undo:
+  qmp_close (qmp);
+  qmp = NULL;
+  {
+    /* Keep the first error's sentence over the cleanup's. */
+    char msg[1024];
+    snprintf (msg, sizeof msg, "%s", cairn_last_error ());
+    vm_abandon (s, &r);
+    if (branch_made)
+      cairn_branch_delete (s, branch);
+    if (*msg)
+      cairn_error (e, "%s", msg);
+  }
+ out:
+  free (state);
+  vm_record_free (&r);
+  return e;
+}
+
+int
+vm_restore (struct cairn_store *s, const char *spec, const char *name,
+            const struct vm_restore_options *o, struct vm_restore_result *res)
+{
+  return restore (s, spec, name, o, NULL, res);
+}
+
+int
+vm_branch (struct cairn_store *s, const char *name, const char *new_name,
+           const struct vm_commit_options *co,
+           const struct vm_restore_options *ro,
+           struct vm_commit_result *cres, struct vm_restore_result *rres)
+{
+  char ramdir[PATH_MAX], ram[PATH_MAX], hex[CAIRN_HEX_SIZE + 1];
+  const char *branch = ro && ro->branch ? ro->branch : new_name;
+  struct cairn_branch_info info;
+  struct vm_record r, other;
+  struct cairn_txn *txn;
+  int lock, e;
+
+  /* Refuse what the restore would refuse before committing anything. */
+  if (!vm_name_valid (new_name))
+    return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid VM name "
+                        "(1-%d of A-Z a-z 0-9 . _ -)", new_name, VM_NAME_MAX);
+  if (!cairn_ref_name_valid (branch))
+    return cairn_error (CAIRN_EBADNAME, "'%s' is not a valid branch name",
+                        branch);
+  if (vm_record_get (s, new_name, &other) == 0) {
+    vm_record_free (&other);
+    return cairn_error (-EEXIST, "there is a VM '%s' already", new_name);
+  }
+  if ((e = cairn_txn_begin (s, false, &txn)) < 0)
+    return e;
+  e = cairn_branch_info_get (txn, branch, &info);
+  cairn_txn_abort (s, txn);
+  if (e == 0) {
+    cairn_branch_info_free (&info);
+    return cairn_error (-EEXIST, "there is a branch '%s' already: name "
+                        "another with --branch", branch);
+  }
+  cairn_clear_error ();
+  if ((e = vm_ram_dir (s, new_name, ramdir)) < 0
+      || (e = vm_path (ramdir, "ram.branch", ram)) < 0)
+    return e;
+
+  double t0 = vm_now_ms ();
+  if ((e = vm_commit_keep_lock (s, name, co, cres, &r, &lock)) < 0)
+    return e;
+  if (cairn_mkdir_p (ramdir) < 0)
+    e = cairn_error (-errno, "%s: %m", ramdir);
+  else
+    e = vm_copy_sparse (r.ref, ram);
+  close (lock);
+  if (e == 0) {
+    struct prepared prep = { ram, r.kernel, r.initrd };
+    cairn_id_to_hex (&cres->id, hex);
+    e = restore (s, hex, new_name, ro, &prep, rres);
+    rres->total_ms = vm_now_ms () - t0;
+  }
+  unlink (ram);
+  if (e < 0)
+    rmdir (ramdir);
+  vm_record_free (&r);
+  return e;
+}
