@@ -41,10 +41,12 @@ int cli_fail_code (int code, const char *what);
 int cli_usage (struct cli *cli, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
-/* Standard handling of --help and -S inside a subcommand's getopt loop:
- * returns -1 if OPT was not one of them, else the exit status (0 after
- * printing help). */
-int cli_common_option (struct cli *cli, int opt, const char *help);
+/* getopt_long for a subcommand, handling the options every command has:
+ * --help prints HELP and exits 0, -S sets the store, an unknown option
+ * prints the synopsis and exits 2.  Returns the next other option, or -1
+ * at the end of the options. */
+int cli_getopt (struct cli *cli, int argc, char **argv, const char *shortopts,
+                const struct option *longopts, int *index, const char *help);
 #define CLI_COMMON_LONG_OPTIONS \
   { "help", no_argument, NULL, 'h' }, \
   { "store", required_argument, NULL, 'S' }

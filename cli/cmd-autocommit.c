@@ -71,20 +71,14 @@ cmd_autocommit (struct cli *cli, int argc, char **argv)
   sigset_t stop;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "m:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "m:", opts, NULL,
           "Commits BRANCH every DURATION (30s, 1m, 1h, 1d12h), live or\n"
           "offline, and prints each new commit id.  With --prune, applies\n"
           "BRANCH's retention policy after each commit ('cairn retention\n"
           "set'), so that old commits thin out.  Runs in the foreground\n"
           "until SIGTERM or SIGINT (or --count commits), which stop it\n"
           "cleanly between two commits.  -m sets the message (default\n"
-          "\"autocommit\"), --label adds labels.\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "\"autocommit\"), --label adds labels.\n")) != -1) {
     switch (c) {
     case 'e':
       if (cairn_parse_duration (optarg, &every) < 0 || every <= 0)

@@ -24,15 +24,10 @@ cmd_init (struct cli *cli, int argc, char **argv)
   char path[4096];
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Creates an empty store.  --chunk-size is a power of two from 4K\n"
           "to 1M (default 64K); --compress is zstd:LEVEL (1-19, default 1)\n"
-          "or none.\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "or none.\n")) != -1) {
     if (c == 'c') {
       if ((r = cli_parse_size (cli, "chunk size", optarg, &cs)))
         return r;
@@ -76,16 +71,10 @@ cmd_create (struct cli *cli, int argc, char **argv)
   uint64_t size;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "v:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "v:", opts, NULL,
           "Creates branch BRANCH with an empty, sparse volume of SIZE bytes\n"
           "(a multiple of 512; K, M, G, T suffixes).  With --volume on an\n"
-          "existing branch, adds that volume to it.\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "existing branch, adds that volume to it.\n")) != -1) {
     if (c == 'v')
       volume = optarg;
   }
@@ -165,19 +154,15 @@ cmd_commit (struct cli *cli, int argc, char **argv)
   struct cairn_id id;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "m:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "m:", opts, NULL,
           "Freezes the branch's current state into a new commit and prints\n"
           "its id.  A branch served by nbdkit is committed by the serving\n"
           "process, with every write acknowledged so far.  --time sets the\n"
-          "commit's time (for importing a historical series).\n")) >= 0
-        || (r = commit_option (cli, c, &o, &labels, &nlabels)) >= 0) {
-      if (r)
-        return r;
-      continue;
+          "commit's time (for importing a historical series).\n")) != -1)
+    if ((r = commit_option (cli, c, &o, &labels, &nlabels)) > 0) {
+      free (labels);
+      return r;
     }
-  }
   if (argc - optind != 1)
     return cli_usage (cli, "commit needs one BRANCH");
   if ((r = cli_open_store (cli, 0, &s)))
@@ -294,7 +279,8 @@ branch_list (struct cli *cli, bool json)
     cairn_branch_info_free (&info);
   }
   if (json) {
-    puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+    puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PRETTY
+                                               | JSON_C_TO_STRING_SPACED
                                           | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put (arr);
   }
@@ -317,17 +303,11 @@ cmd_branch (struct cli *cli, int argc, char **argv)
   struct cairn_store *s;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "d:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "d:", opts, NULL,
           "Without arguments, lists branches.  NEW FROM makes branch NEW\n"
           "start at FROM, a commit, tag or branch (a live branch is\n"
           "committed first, so NEW has every write it acknowledged).\n"
-          "-d deletes a branch (its commits stay, by id and tag).\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "-d deletes a branch (its commits stay, by id and tag).\n")) != -1) {
     if (c == 'd')
       del = optarg;
     else if (c == 'j')
@@ -401,16 +381,10 @@ cmd_tag (struct cli *cli, int argc, char **argv)
   struct cairn_txn *txn;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "d:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "d:", opts, NULL,
           "NAME REF names the commit REF resolves to (tags are immutable and\n"
           "keep their commit from retention).  -d NAME deletes a tag.\n"
-          "Without arguments, lists tags.\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "Without arguments, lists tags.\n")) != -1) {
     if (c == 'd')
       del = optarg;
   }

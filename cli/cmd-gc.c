@@ -159,9 +159,7 @@ cmd_gc (struct cli *cli, int argc, char **argv)
   bool json = false;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "n", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "n", opts, NULL,
           "Reclaims the space of what nothing reaches any more: marks every\n"
           "tree node and chunk reachable from the commits that are not\n"
           "tombstones, branches (bases and working state), tags and live\n"
@@ -174,12 +172,7 @@ cmd_gc (struct cli *cli, int argc, char **argv)
           "holds the store's write lock only a few milliseconds at a time.\n"
           "kill -9 at any moment leaves a consistent store.  --dry-run\n"
           "reports what would be reclaimed and changes nothing.  Pruning\n"
-          "('cairn prune') is what makes old commits reclaimable.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "('cairn prune') is what makes old commits reclaimable.\n")) != -1) {
     if (c == 'n')
       o.dry_run = true;
     else if (c == 'j')
@@ -364,8 +357,7 @@ cmd_fsck (struct cli *cli, int argc, char **argv)
   bool json = false;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Checks the store: every commit hashes to its id and parses, every\n"
           "branch and tag names a commit that exists, and every tree node\n"
           "and chunk reachable from them (and from branches' working state)\n"
@@ -373,11 +365,7 @@ cmd_fsck (struct cli *cli, int argc, char **argv)
           "decompresses and re-hashes every reachable chunk.  Damage is\n"
           "reported with the commits, branches and tags it affects, and the\n"
           "exit status is then 1.  Unreachable objects and pack garbage are\n"
-          "reported as information ('cairn gc' reclaims them).\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "reported as information ('cairn gc' reclaims them).\n")) != -1) {
     if (c == 'r')
       o.read_data = true;
     else if (c == 'j')

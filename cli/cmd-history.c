@@ -96,9 +96,8 @@ commit_json (struct cairn_txn *txn, const struct cairn_commit *c,
     json_object_object_add (labels, key, json_object_new_string (eq + 1));
   }
   json_object_object_add (o, "labels", labels);
-  json_object_object_add (o, "pruned",
-                          json_object_new_boolean (cairn_commit_pruned (txn,
-                                                                        &c->id)));
+  bool pruned = cairn_commit_pruned (txn, &c->id);
+  json_object_object_add (o, "pruned", json_object_new_boolean (pruned));
   for (size_t i = 0; i < c->nvolumes; i++) {
     struct json_object *v = json_object_new_object ();
     cairn_id_to_hex (&c->volumes[i].root, hex);
@@ -121,7 +120,8 @@ commit_json (struct cairn_txn *txn, const struct cairn_commit *c,
 static void
 print_json (struct json_object *j)
 {
-  puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+  puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PRETTY
+                                        | JSON_C_TO_STRING_SPACED
                                         | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
@@ -281,18 +281,12 @@ cmd_log (struct cli *cli, int argc, char **argv)
   long max = -1;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "n:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "n:", opts, NULL,
           "Shows the history of REF (a branch, tag or commit), newest first;\n"
           "with --all or without REF, of every branch and tag.  --graph\n"
           "draws the branches, --json prints a JSON array of commits with\n"
           "id, time, parents, message, labels, pruned, volumes and refs.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+         != -1) {
     switch (c) {
     case 'g': graph = true; break;
     case 'a': all = true; break;
@@ -398,15 +392,10 @@ cmd_show (struct cli *cli, int argc, char **argv)
   bool json = false;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Shows commit REF: parents, time, labels, the VM it holds, its\n"
           "volumes with their sizes and tree roots, and its message.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+         != -1) {
     if (c == 'j')
       json = true;
   }
@@ -459,12 +448,10 @@ cmd_cat (struct cli *cli, int argc, char **argv)
   };
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1)
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Prints object ID: a commit's text (any unique prefix), a tree\n"
-          "node's children, or a chunk's raw bytes (full id).\n")) >= 0
-        && r)
-      return r;
+          "node's children, or a chunk's raw bytes (full id).\n")) != -1)
+    continue;
   if (argc - optind != 1)
     return cli_usage (cli, "cat takes one ID");
   const char *spec = argv[optind];
@@ -635,18 +622,12 @@ cmd_diff (struct cli *cli, int argc, char **argv)
   bool json = false;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "v:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "v:", opts, NULL,
           "Prints the byte ranges that differ between two commits, one per\n"
           "line as VOLUME OFFSET LENGTH (--json: an array of objects), for\n"
           "every volume or just --volume.  Unchanged subtrees are skipped\n"
           "by id, so the cost follows the change, not the volume size.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+         != -1) {
     if (c == 'v')
       volume = optarg;
     else if (c == 'j')
@@ -669,7 +650,8 @@ cmd_diff (struct cli *cli, int argc, char **argv)
     r = cairn_resolve (txn, argv[optind], &ra);
   if (r == 0)
     r = cairn_resolve (txn, argv[optind + 1], &rb);
-  if (r == 0 && (cairn_id_is_zero (&ra.commit) || cairn_id_is_zero (&rb.commit)))
+  if (r == 0
+      && (cairn_id_is_zero (&ra.commit) || cairn_id_is_zero (&rb.commit)))
     r = cairn_error (-ENOENT, "a branch with no commit has nothing to diff");
   if (r == 0)
     r = cairn_commit_read (txn, &ra.commit, &ca);
@@ -725,17 +707,11 @@ cmd_du (struct cli *cli, int argc, char **argv)
   bool json = false, bytes = false;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "b", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "b", opts, NULL,
           "For each commit of REF's history (or of every branch and tag),\n"
           "the stored bytes unique to it (what pruning it alone would free)\n"
           "and those it shares with other commits.  -b prints bytes.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+         != -1) {
     if (c == 'j')
       json = true;
     else if (c == 'b')

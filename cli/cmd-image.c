@@ -36,18 +36,13 @@ cmd_import (struct cli *cli, int argc, char **argv)
   size_t nlabels = 0;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "v:f:m:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "v:f:m:", opts,
+                          NULL,
           "Stores the image FILE (raw, or qcow2 and other formats through\n"
           "qemu-nbd) as volume --volume (default disk) of BRANCH and commits\n"
           "it, printing the commit id.  A new branch is created; into an\n"
           "existing one the volume is replaced and only chunks the store\n"
-          "does not have yet are written.\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "does not have yet are written.\n")) != -1) {
     switch (c) {
     case 'v': volume = optarg; break;
     case 'f': format = optarg; break;
@@ -159,17 +154,11 @@ cmd_export (struct cli *cli, int argc, char **argv)
   char ref[CAIRN_NAME_MAX + 80], volume[CAIRN_VOLUME_NAME_MAX + 8];
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "f:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "f:", opts, NULL,
           "Writes volume VOLUME (default disk) of REF - a commit, tag or\n"
           "branch (its last commit) - to FILE: raw and sparse, or any format\n"
           "qemu-img writes (--format qcow2).  FILE - writes raw to stdout.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+         != -1) {
     if (c == 'f')
       format = optarg;
   }

@@ -37,22 +37,14 @@ cmd_mount (struct cli *cli, int argc, char **argv)
   if (!program || !*program)
     program = CAIRNFS_PATH;
   cli_push (&args, &nargs, "cairnfs");
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "fo:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "fo:", opts, NULL,
           "Mounts the store read-only at MOUNTPOINT with cairnfs(1):\n"
           "commits/<id>/{commit,<volume>.img}, branches/, tags/ and\n"
           "by-time/<branch>/.  Returns once mounted; -f serves in the\n"
           "foreground until unmounted (fusermount3 -u MOUNTPOINT).\n"
           "-o passes cairnfs and FUSE options (cache=SIZE, readahead=SIZE,\n"
           "timeout=SECONDS, allow_other); --cache SIZE sets the cache of\n"
-          "decompressed chunks (default 64M).\n")) >= 0) {
-      if (r) {
-        free (args);
-        return r;
-      }
-      continue;
-    }
+          "decompressed chunks (default 64M).\n")) != -1) {
     switch (c) {
     case 'f':
       cli_push (&args, &nargs, "-f");

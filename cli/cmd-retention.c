@@ -63,13 +63,8 @@ retention_set (struct cli *cli, int argc, char **argv)
   int c, r, index;
   bool any = false;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, &index))
-         != -1) {
-    if ((r = cli_common_option (cli, c, retention_set_help)) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, &index,
+                        retention_set_help)) != -1) {
     const char *name = opts[index].name;
     r = cairn_retention_policy_set (&policy, name, optarg);
     if (r == -ERANGE)
@@ -196,15 +191,10 @@ retention_show (struct cli *cli, int argc, char **argv)
   struct shown sh = { 0 };
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Prints the retention policy of BRANCH, or of every branch (and\n"
           "policies left by deleted branches).  A branch without a policy\n"
-          "keeps every commit.\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "keeps every commit.\n")) != -1) {
     if (c == 'j')
       sh.json = true;
   }
@@ -257,12 +247,10 @@ retention_clear (struct cli *cli, int argc, char **argv)
   struct cairn_store *s;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1)
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Removes the retention policy of BRANCH: it keeps every commit\n"
-          "from then on.  Works for a deleted branch's policy too.\n")) >= 0
-        && r)
-      return r;
+          "from then on.  Works for a deleted branch's policy too.\n")) != -1)
+    continue;
   if (argc - optind != 1)
     return cli_usage (cli, "retention clear needs one BRANCH");
   if ((r = cli_open_store (cli, 0, &s)))
@@ -375,9 +363,7 @@ cmd_prune (struct cli *cli, int argc, char **argv)
   bool json = false;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "n", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "n", opts, NULL,
           "Applies the retention policies ('cairn retention'): each commit\n"
           "of BRANCH's first-parent chain (of every branch without BRANCH)\n"
           "is kept, with its reasons, or pruned: it becomes a tombstone.\n"
@@ -392,12 +378,7 @@ cmd_prune (struct cli *cli, int argc, char **argv)
           "\n"
           "--dry-run decides and prints without changing anything.  --json\n"
           "prints {\"keep\": [{\"id\", \"time\", \"reasons\"}],\n"
-          "\"prune\": [ids], \"unreachable\": [ids], \"dry_run\"}.\n"))
-        >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "\"prune\": [ids], \"unreachable\": [ids], \"dry_run\"}.\n")) != -1) {
     if (c == 'n')
       o.dry_run = true;
     else if (c == 'j')

@@ -65,19 +65,14 @@ cmd_serve (struct cli *cli, int argc, char **argv)
   struct cairn_txn *txn = NULL;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Runs nbdkit with the cairn plugin in the foreground on a Unix\n"
           "socket (default STORE/run/nbd.sock), serving every branch\n"
           "read-write and every tag and commit read-only, and prints the\n"
           "NBD URI of every branch first.  --export makes REF what clients\n"
           "get that name no export.  Arguments after -- go to nbdkit, for\n"
           "example -- -r (read-only), -v, cache=1G.  See\n"
-          "nbdkit-cairn-plugin(1).\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "nbdkit-cairn-plugin(1).\n")) != -1) {
     if (c == 's')
       socket = optarg;
     else if (c == 'e')

@@ -66,9 +66,8 @@ vm_cmd_run (struct cli *cli, int argc, char **argv)
   struct vm_record rec;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "b:m:c:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "b:m:c:", opts,
+                          NULL,
           "Boots VM NAME with branch BRANCH as its disk (served by nbdkit\n"
           "cairn unless `cairn serve` already serves the store), RAM in a\n"
           "file on tmpfs, a QMP socket and the serial console in a log.\n"
@@ -80,11 +79,7 @@ vm_cmd_run (struct cli *cli, int argc, char **argv)
           "                  qemu-glue/guest/build-guest.sh builds, built\n"
           "                  on first use; see cairn vm guest)\n"
           "  --accel tcg|kvm|auto   auto is tcg (a /dev/kvm that opens may\n"
-          "                  still not run guests); default auto\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "                  still not run guests); default auto\n")) != -1) {
     switch (c) {
     case 'b': o.branch = optarg; break;
     case 'k': o.kernel = optarg; break;
@@ -139,14 +134,17 @@ commit_json (const struct vm_commit_result *res)
 
   cairn_id_to_hex (&res->id, hex);
   json_object_object_add (o, "id", json_object_new_string (hex));
-  json_object_object_add (o, "pause_ms", json_object_new_double (res->pause_ms));
-  json_object_object_add (o, "total_ms", json_object_new_double (res->total_ms));
+  json_object_object_add (o, "pause_ms",
+                          json_object_new_double (res->pause_ms));
+  json_object_object_add (o, "total_ms",
+                          json_object_new_double (res->total_ms));
   json_object_object_add (o, "stop_ms", json_object_new_double (res->stop_ms));
   json_object_object_add (o, "save_ms", json_object_new_double (res->save_ms));
   json_object_object_add (o, "scan_ms", json_object_new_double (res->scan_ms));
   json_object_object_add (o, "vmstate_ms",
                           json_object_new_double (res->vmstate_ms));
-  json_object_object_add (o, "store_ms", json_object_new_double (res->store_ms));
+  json_object_object_add (o, "store_ms",
+                          json_object_new_double (res->store_ms));
   json_object_object_add (o, "commit_ms",
                           json_object_new_double (res->commit_ms));
   json_object_object_add (o, "cont_ms", json_object_new_double (res->cont_ms));
@@ -199,16 +197,11 @@ parse_commit_args (struct cli *cli, int argc, char **argv, const char *help,
     { "branch", required_argument, NULL, 'b' },
     { NULL },
   };
-  int c, r;
+  int c;
 
   memset (a, 0, sizeof *a);
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "m:", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c, help)) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "m:", opts, NULL,
+                        help)) != -1) {
     switch (c) {
     case 'm': a->co.message = optarg; break;
     case 'l':
@@ -278,7 +271,8 @@ restore_json (const char *name, const struct vm_restore_result *res)
   json_object_object_add (o, "name", json_object_new_string (name));
   json_object_object_add (o, "branch", json_object_new_string (res->branch));
   json_object_object_add (o, "commit", json_object_new_string (hex));
-  json_object_object_add (o, "total_ms", json_object_new_double (res->total_ms));
+  json_object_object_add (o, "total_ms",
+                          json_object_new_double (res->total_ms));
   json_object_object_add (o, "verify_ms",
                           json_object_new_double (res->verify_ms));
   json_object_object_add (o, "qemu_ms", json_object_new_double (res->qemu_ms));
@@ -436,16 +430,11 @@ vm_cmd_ls (struct cli *cli, int argc, char **argv)
   struct cairn_store *s;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Lists the VMs: name, state (running, paused, dead: its QEMU\n"
           "exited, busy: another command is talking to it), branch, the\n"
           "commit it runs from, RAM, vCPUs, QEMU's pid.\n"
-          "  --json\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "  --json\n")) != -1) {
     if (c == 'j')
       l.json = true;
   }
@@ -477,16 +466,13 @@ vm_cmd_stop (struct cli *cli, int argc, char **argv)
   struct cairn_store *s;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1)
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Stops VM NAME: QEMU quits (or is killed after 5 s), the nbdkit\n"
           "cairn started for it ends, its RAM and run files are removed.\n"
           "What it wrote to its disk stays in its branch; what is only in\n"
           "its RAM is lost unless committed.  A VM whose QEMU died is\n"
-          "cleaned up the same way.\n")) >= 0) {
-      if (r)
-        return r;
-    }
+          "cleaned up the same way.\n")) != -1)
+    continue;
   if (argc - optind != 1)
     return cli_usage (cli, "vm stop needs NAME");
   if ((r = cli_open_store (cli, 0, &s)))
@@ -541,16 +527,11 @@ vm_cmd_console (struct cli *cli, int argc, char **argv)
   char path[PATH_MAX];
   int c, r, fd;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT "f", opts, NULL))
-         != -1) {
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "f", opts, NULL,
           "Prints what VM NAME printed on its serial console so far.\n"
           "  -f, --follow   then keeps printing, until the VM ends or ^C\n"
-          "  --send LINE    types LINE and Enter on the console instead\n")) >= 0) {
-      if (r)
-        return r;
-      continue;
-    }
+          "  --send LINE    types LINE and Enter on the console instead\n"))
+         != -1) {
     if (c == 'f')
       follow = true;
     else if (c == 's')
@@ -603,17 +584,14 @@ vm_cmd_guest (struct cli *cli, int argc, char **argv)
   char dir[PATH_MAX];
   int c, r;
 
-  while ((c = getopt_long (argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1)
-    if ((r = cli_common_option (cli, c,
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
           "Prints the directory of the default guest (vmlinuz, initrd.img,\n"
           "root.img, cmdline), building it there first if it is not yet:\n"
           "$CAIRN_GUEST_DIR, else /var/cache/cairn/guest for root, else\n"
           "$XDG_CACHE_HOME/cairn/guest.  Building needs root and the Debian\n"
           "archive.  `cairn import BRANCH DIR/root.img` makes a branch of\n"
-          "its disk.\n")) >= 0) {
-      if (r)
-        return r;
-    }
+          "its disk.\n")) != -1)
+    continue;
   if (argc != optind)
     return cli_usage (cli, "vm guest takes no arguments");
   if ((r = vm_guest_dir (dir, sizeof dir)) < 0

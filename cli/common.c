@@ -63,20 +63,24 @@ cli_usage (struct cli *cli, const char *fmt, ...)
 }
 
 int
-cli_common_option (struct cli *cli, int opt, const char *help)
+cli_getopt (struct cli *cli, int argc, char **argv, const char *shortopts,
+            const struct option *longopts, int *index, const char *help)
 {
-  switch (opt) {
-  case 'h':
-    printf ("usage: cairn %s\n\n%s", cli->command, help);
-    exit (0);
-  case 'S':
-    cli->store_path = optarg;
-    return 0;
-  case '?':
-    fprintf (stderr, "usage: cairn %s\n", cli->command);
-    return EXIT_USAGE;
-  default:
-    return -1;
+  for (;;) {
+    int c = getopt_long (argc, argv, shortopts, longopts, index);
+    switch (c) {
+    case 'h':
+      printf ("usage: cairn %s\n\n%s", cli->command, help);
+      exit (0);
+    case 'S':
+      cli->store_path = optarg;
+      continue;
+    case '?':
+      fprintf (stderr, "usage: cairn %s\n", cli->command);
+      exit (EXIT_USAGE);
+    default:
+      return c;
+    }
   }
 }
 
