@@ -102,6 +102,30 @@ tag_ref_key (const char *name, char *key, size_t len)
   snprintf (key, len, "tags/%s", name);
 }
 
+/* The record of branch or tag NAME into V (0, -ENOENT or an error). */
+static int
+ref_lookup (struct cairn_txn *txn, bool tag, const char *name,
+            struct cairn_val *v)
+{
+  char key[CAIRN_NAME_MAX + 16];
+
+  (tag ? tag_ref_key : branch_ref_key) (name, key, sizeof key);
+  return TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                                 v);
+}
+
+/* Same, with "no branch/tag NAME" (CAIRN_ENOREF) when there is none. */
+static int
+ref_get (struct cairn_txn *txn, bool tag, const char *name,
+         struct cairn_val *v)
+{
+  int r = ref_lookup (txn, tag, name, v);
+  if (r == -ENOENT)
+    return cairn_error (CAIRN_ENOREF, "no %s '%s'", tag ? "tag" : "branch",
+                        name);
+  return r;
+}
+
 int
 meta_get_u64 (struct cairn_txn *txn, const char *name, uint64_t *v)
 {
@@ -244,14 +268,9 @@ int
 cairn_branch_info_get (struct cairn_txn *txn, const char *name,
                        struct cairn_branch_info *info)
 {
-  char key[CAIRN_NAME_MAX + 16];
   struct cairn_val v;
+  int r = ref_get (txn, false, name, &v);
 
-  branch_ref_key (name, key, sizeof key);
-  int r = TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_REFS, key,
-                                  strlen (key), &v);
-  if (r == -ENOENT)
-    return cairn_error (CAIRN_ENOREF, "no branch '%s'", name);
   if (r < 0)
     return r;
   r = branch_info_decode (v.data, v.len, info);
@@ -277,16 +296,11 @@ cairn_branch_info_get (struct cairn_txn *txn, const char *name,
 static int
 name_free (struct cairn_txn *txn, const char *name)
 {
-  char key[CAIRN_NAME_MAX + 16];
   struct cairn_val v;
 
-  branch_ref_key (name, key, sizeof key);
-  if (TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                              &v) == 0)
+  if (ref_lookup (txn, false, name, &v) == 0)
     return cairn_error (-EEXIST, "branch '%s' already exists", name);
-  tag_ref_key (name, key, sizeof key);
-  if (TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                              &v) == 0)
+  if (ref_lookup (txn, true, name, &v) == 0)
     return cairn_error (-EEXIST, "a tag named '%s' already exists", name);
   return 0;
 }
@@ -513,14 +527,9 @@ cairn_branch_is_held (struct cairn_store *s, const char *name, int *pid)
 int
 cairn_tag_get (struct cairn_txn *txn, const char *name, struct cairn_id *id)
 {
-  char key[CAIRN_NAME_MAX + 16];
   struct cairn_val v;
+  int r = ref_get (txn, true, name, &v);
 
-  tag_ref_key (name, key, sizeof key);
-  int r = TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_REFS, key,
-                                  strlen (key), &v);
-  if (r == -ENOENT)
-    return cairn_error (CAIRN_ENOREF, "no tag '%s'", name);
   if (r < 0)
     return r;
   if (v.len != CAIRN_ID_SIZE)
