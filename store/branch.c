@@ -760,10 +760,7 @@ cairn_branch_add_volume (struct cairn_branch *b, const char *name,
       r = put_branch_record (txn, b, &info);
     if (r == 0)
       r = bvol_load (b, txn, nv, &v);
-    if (r == 0)
-      r = cairn_txn_commit (b->s, txn);
-    else
-      cairn_txn_abort (b->s, txn);
+    r = cairn_txn_end (b->s, txn, r);
   }
   if (r == 0) {
     pthread_mutex_lock (&b->lock);
@@ -1405,10 +1402,7 @@ cairn_branch_flush (struct cairn_branch *b)
       r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
                                   items[i].rec, items[i].len);
     }
-    if (r == 0)
-      r = cairn_txn_commit (b->s, txn);
-    else if (txn)
-      cairn_txn_abort (b->s, txn);
+    r = cairn_txn_end (b->s, txn, r);
   }
 
   /* 3. Account for what was written, or put it back to be retried. */
@@ -1546,10 +1540,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
       r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
                                   rec, sizeof rec);
   }
-  if (r == 0)
-    r = cairn_txn_commit (b->s, txn);
-  else if (txn)
-    cairn_txn_abort (b->s, txn);
+  r = cairn_txn_end (b->s, txn, r);
 
   pthread_mutex_lock (&b->lock);
   for (size_t i = 0; i < n; i++) {
@@ -2012,10 +2003,7 @@ cairn_branch_commit (struct cairn_branch *b,
     r = cairn_txn_begin (b->s, true, &txn);
     if (r == 0) {
       r = commit_txn (b, txn, snaps, n, vols, nvols, o, &new_info, roots, id);
-      if (r == 0)
-        r = cairn_txn_commit (b->s, txn);
-      else
-        cairn_txn_abort (b->s, txn);
+      r = cairn_txn_end (b->s, txn, r);
     }
   }
 

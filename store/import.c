@@ -351,10 +351,7 @@ cairn_volume_store (struct cairn_store *s,
   }
   else
     r = cairn_tree_builder_finish (sink.tb, txn, &out->root);
-  if (r == 0)
-    r = cairn_txn_commit (s, txn);
-  else
-    cairn_txn_abort (s, txn);
+  r = cairn_txn_end (s, txn, r);
 
  out:
   cairn_tree_builder_free (sink.tb);

@@ -309,6 +309,17 @@ cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn)
 }
 
 int
+cairn_txn_end (struct cairn_store *s, struct cairn_txn *txn, int r)
+{
+  if (!txn)
+    return r;
+  if (r == 0)
+    return cairn_txn_commit (s, txn);
+  cairn_txn_abort (s, txn);
+  return r;
+}
+
+int
 cairn_object_get (struct cairn_txn *txn, enum cairn_object_type type,
                   const struct cairn_id *id, struct cairn_val *data)
 {

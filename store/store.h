@@ -84,6 +84,9 @@ int cairn_txn_begin (struct cairn_store *s, bool write,
                      struct cairn_txn **txn);
 int cairn_txn_commit (struct cairn_store *s, struct cairn_txn *txn);
 void cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn);
+/* Ends TXN as R says: commits it if R is 0, else aborts it (a NULL TXN
+ * is left alone).  Returns R, or the commit's error. */
+int cairn_txn_end (struct cairn_store *s, struct cairn_txn *txn, int r);
 
 /* The stored bytes of object ID (a chunk's are compressed), valid until
  * TXN ends.  -ENOENT if there is none. */

@@ -116,10 +116,7 @@ prune (struct cairn_store *s, const char *spec)
     r = cairn_txn_begin (s, true, &txn);
   if (r == 0) {
     r = cairn_commit_prune (txn, &id);
-    if (r == 0)
-      r = cairn_txn_commit (s, txn);
-    else
-      cairn_txn_abort (s, txn);
+    r = cairn_txn_end (s, txn, r);
   }
   return r < 0 ? fail (r, "prune") : 0;
 }

@@ -84,10 +84,7 @@ store_one_txn (struct cairn_store *s, struct memscan *ms,
     r = cairn_chunk_put (txn, &sealed[k]);
   if (r == 0)
     r = cairn_tree_update (txn, base, changes, n, out);
-  if (r == 0)
-    r = cairn_txn_commit (s, txn);
-  else
-    cairn_txn_abort (s, txn);
+  r = cairn_txn_end (s, txn, r);
   if (r == 0)
     memscan_forget (ms);
   for (size_t k = 0; k < n; k++)
