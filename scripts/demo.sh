@@ -109,8 +109,10 @@ for i in 1 2 3; do
   c=$(counter demo)
   run "$cairn" vm commit demo -m "commit $i"
   ids+=("$("$cairn" log main --oneline -n 1 | cut -d' ' -f1)")
-  at+=("$c")
-  say "-> commit ${ids[-1]} while the counter was at $c"
+  # The counter ticks once a second; the pause fell between these reads.
+  c2=$(counter demo)
+  [ "$c" = "$c2" ] && at+=("at $c") || at+=("between $c and $c2")
+  say "-> commit ${ids[-1]} while the counter was ${at[-1]}"
 done
 say "Only the RAM chunks the guest changed since the previous commit are stored;"
 say "the guest is paused only for its device state and a last comparison of RAM."
@@ -124,8 +126,8 @@ step "Restore the second commit as a new VM, 'left'"
 run "$cairn" vm restore "${ids[1]}" left --branch left
 wait_for left 'cairn-counter [0-9]+'
 watch left 3
-say "Commit ${ids[1]} was made at counter ${at[1]}; the restored guest went on at"
-say "$(first_counter left): its shell, its memory and its timers came back, it did not reboot."
+say "Commit ${ids[1]} was made with the counter ${at[1]}; the restored guest went on"
+say "at $(first_counter left): its shell, its memory and its timers came back, it did not reboot."
 
 step "Fork 'left' into a second VM, 'right': both run on, independently"
 run "$cairn" vm branch left right --branch right
