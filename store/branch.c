@@ -78,7 +78,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +93,10 @@
 #define SEALER_PERIOD_MS 50
 #define SEALER_IDLE_NS (200 * 1000000LL)
 #define SEALER_BATCH 64
+/* The sealer's nice value: background work, it yields the CPU to the
+ * threads that serve the writes (nbdkit's), and catches up when they
+ * pause; a commit seals whatever it left. */
+#define SEALER_NICE 10
 /* A commit stores what it seals when this much has piled up: memory
  * stays bounded, and each batch costs a few syncs. */
 #define COMMIT_BATCH_BYTES (16 << 20)
@@ -1598,6 +1604,9 @@ static void *
 sealer_main (void *arg)
 {
   struct cairn_branch *b = arg;
+
+  /* Linux: this thread only.  Failing to lower it changes nothing else. */
+  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), SEALER_NICE);
 
   pthread_mutex_lock (&b->lock);
   while (!b->sealer_stop) {
