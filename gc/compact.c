@@ -19,11 +19,12 @@
  *     let go of the others; list the entries of the chosen ones.
  *  3. Copy those records, in pack order, to new packs (numbers reserved
  *     from next-pack in a short transaction, never reused; each file made
- *     outside it), rolling over at the pack size limit, syncing every
- *     16 MiB and then resting four times as long as the sync took, with the
- *     copying thread's I/O in the idle class (so that commits' own syncs
- *     neither queue behind gigabytes of dirty pages nor lose the disk to
- *     gc for long).  After every output's final fdatasync,
+ *     outside it), rolling over at the pack size limit, writing each
+ *     1 MiB out at once (sync_file_range) and syncing every 16 MiB, and
+ *     after each resting four times as long as it took, with the copying
+ *     thread's I/O in the idle class (so that commits' own syncs neither
+ *     queue behind more than 1 MiB of gc's dirty pages nor lose the disk
+ *     to gc for long).  After every output's final fdatasync,
  *     repoint the entries in id order, in short write transactions (at
  *     most 2 ms and 1024 entries): the moved entries are most of what the
  *     index has left after the sweep, so consecutive ids share index
@@ -65,6 +66,10 @@
 #include "gc/gc-internal.h"
 
 #define SYNC_EVERY (16ULL << 20)
+/* What the output may have dirty in the page cache, at most: a writer's
+ * fsync (ext4 commits its journal, flushing data whose blocks it
+ * allocates) then never waits for more of gc's data than this. */
+#define WRITE_BEHIND (1ULL << 20)
 /* After each sync of the output, rest this many times as long as it
  * took: the disk is the writers' four fifths of the time. */
 #define REST_PER_SYNC 4
@@ -362,7 +367,7 @@ copy_live (struct compact *c)
 {
   uint64_t limit = cairn_pack_limit (cairn_store_backend (c->s));
   struct cairn_pack_out *out = NULL;
-  uint64_t unsynced = 0;
+  uint64_t unsynced = 0, behind = 0;
   int r = 0;
 
   if (c->nmoves > 1)
@@ -381,7 +386,7 @@ copy_live (struct compact *c)
       r = new_output (c, &out);
       if (r < 0)
         break;
-      unsynced = 0;
+      unsynced = behind = 0;
     }
     struct pack *p = find_pack (c, m->from.pack);
     r = cairn_pack_out_copy (out, p->fd, &m->id, &m->from, &m->to_offset);
@@ -397,7 +402,14 @@ copy_live (struct compact *c)
     m->copied = true;
     c->report->bytes_copied += len;
     unsynced += len;
-    if (unsynced >= SYNC_EVERY) {
+    behind += len;
+    if (behind >= WRITE_BEHIND) {
+      int64_t t0 = gc_now_ns ();
+      r = cairn_pack_out_write_behind (out);
+      gc_sleep_ns (REST_PER_SYNC * (gc_now_ns () - t0));
+      behind = 0;
+    }
+    if (r == 0 && unsynced >= SYNC_EVERY) {
       /* Rest: writers' own syncs get most of the disk. */
       int64_t t0 = gc_now_ns ();
       r = cairn_pack_out_sync (out);

@@ -890,6 +890,7 @@ cairn_pack_hold (struct cairn_backend *b, uint32_t number, int *fd)
 
 struct cairn_pack_out {
   struct pack_writer w;
+  uint64_t written_behind;      /* bytes known to be on disk */
 };
 
 int
@@ -1033,6 +1034,21 @@ int
 cairn_pack_out_sync (struct cairn_pack_out *out)
 {
   return pack_writer_sync (&out->w);
+}
+
+int
+cairn_pack_out_write_behind (struct cairn_pack_out *out)
+{
+  uint64_t from = out->written_behind, to = out->w.size;
+
+  if (to <= from)
+    return 0;
+  if (sync_file_range (out->w.fd, from, to - from,
+                       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE
+                       | SYNC_FILE_RANGE_WAIT_AFTER) == -1)
+    return -errno;
+  out->written_behind = to;
+  return 0;
 }
 
 int

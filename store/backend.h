@@ -191,6 +191,10 @@ int cairn_pack_hold (struct cairn_backend *b, uint32_t number, int *fd);
 /* A pack that compaction writes. */
 struct cairn_pack_out;
 
+/* Writes out what OUT got since the last call and waits until it is on
+ * disk, without a sync of metadata: so that a writer's fsync never finds
+ * more than that much of gc's data dirty in the page cache. */
+int cairn_pack_out_write_behind (struct cairn_pack_out *out);
 /* Takes the lowest free pack number at or above next-pack for a new
  * pack, in write transaction TXN (next-pack moves past it). */
 int cairn_pack_out_reserve (struct cairn_btxn *txn, uint32_t *number);
