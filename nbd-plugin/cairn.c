@@ -192,6 +192,7 @@ cairn_after_fork (void)
 static void
 cairn_cleanup (void)
 {
+  writers_close_all ();
   cairn_store_close (store);
   store = NULL;
 }

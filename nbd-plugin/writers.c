@@ -62,6 +62,20 @@ writer_acquire (struct cairn_store *s, const char *name, struct writer **out)
   return r;
 }
 
+/* Ends W, unlinked already.  writers_lock held. */
+static int
+writer_end (struct writer *w)
+{
+  /* Flush while the control socket still answers; stopping it lets a
+   * commit it is running finish.  Then the lock goes: a commit asked for
+   * in the moment between waits for it (cairn_commit_branch). */
+  int r = cairn_branch_flush (w->branch);
+  cairn_control_stop (w->control);
+  cairn_branch_close (w->branch);
+  free (w);
+  return r;
+}
+
 int
 writer_release (struct writer *w)
 {
@@ -73,16 +87,22 @@ writer_release (struct writer *w)
     while (*pp != w)
       pp = &(*pp)->next;
     *pp = w->next;
-    /* Flush while the control socket still answers; stopping it lets a
-     * commit it is running finish.  Then the lock goes: a commit asked
-     * for in the moment between waits for it (cairn_commit_branch). */
-    r = cairn_branch_flush (w->branch);
-    cairn_control_stop (w->control);
-    cairn_branch_close (w->branch);
-    free (w);
+    r = writer_end (w);
   }
   pthread_mutex_unlock (&writers_lock);
   return r;
+}
+
+void
+writers_close_all (void)
+{
+  pthread_mutex_lock (&writers_lock);
+  while (writers) {
+    struct writer *w = writers;
+    writers = w->next;
+    writer_end (w);
+  }
+  pthread_mutex_unlock (&writers_lock);
 }
 
 unsigned

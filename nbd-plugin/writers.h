@@ -41,4 +41,9 @@ int writer_release (struct writer *w);
 /* How many branches this process holds (for tests). */
 unsigned writers_count (void);
 
+/* Lets go of every branch still held, whoever uses it: for the plugin's
+ * cleanup, which nbdkit may run without having closed every connection
+ * (a branch's sealer would then outlive the store). */
+void writers_close_all (void);
+
 #endif /* CAIRN_NBD_WRITERS_H */
