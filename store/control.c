@@ -354,14 +354,15 @@ cairn_commit_branch (struct cairn_store *s, const char *name,
 
   /* Live: the writer commits.  A writer takes the lock before it opens
    * its socket and closes the socket before it lets go of the lock: in
-   * those moments the branch is held and nobody answers.  Wait them out
-   * (up to HANDOVER_MS), then report who holds it. */
+   * those moments the branch is held and nobody answers, or a connection
+   * made just before the socket closed is reset unanswered.  Wait them
+   * out (up to HANDOVER_MS), then report who holds it. */
   for (int waited = 0;; waited += HANDOVER_STEP_MS) {
     r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, &b);
     if (r != CAIRN_EHELD || waited >= HANDOVER_MS)
       break;
     r = cairn_control_commit (s, name, o, id);
-    if (r != -ENOENT)
+    if (r != -ENOENT && r != -ECONNRESET && r != -EPIPE)
       return r;
     nanosleep (&(struct timespec) { 0, HANDOVER_STEP_MS * 1000000L }, NULL);
   }
