@@ -77,7 +77,12 @@ stop_all () {
 bench_on_exit stop_all
 
 rows=()
-row () { rows+=("$(printf '%-5s %-44s %12s %12s %8s %s' "$@")"); }
+# Numbers with a fraction get one decimal.
+num () { [[ $1 == *.* ]] && printf '%.1f' "$1" || printf '%s' "$1"; }
+row () {
+  rows+=("$(printf '%-5s %-44s %12s %12s %8s %s' "$1" "$2" "$(num "$3")" \
+    "$(num "$4")" "$5" "$6")")
+}
 
 QEMU=${QEMU:-qemu-system-x86_64}
 . "$abs_top_srcdir/qemu-glue/guest/vm-lib.sh"
