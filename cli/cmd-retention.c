@@ -64,7 +64,7 @@ retention_set (struct cli *cli, int argc, char **argv)
   bool any = false;
 
   while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, &index,
-                        retention_set_help)) != -1) {
+                          retention_set_help)) != -1) {
     const char *name = opts[index].name;
     r = cairn_retention_policy_set (&policy, name, optarg);
     if (r == -ERANGE)

@@ -201,7 +201,7 @@ parse_commit_args (struct cli *cli, int argc, char **argv, const char *help,
 
   memset (a, 0, sizeof *a);
   while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "m:", opts, NULL,
-                        help)) != -1) {
+                          help)) != -1) {
     switch (c) {
     case 'm': a->co.message = optarg; break;
     case 'l':
@@ -221,6 +221,20 @@ parse_commit_args (struct cli *cli, int argc, char **argv, const char *help,
   return -1;
 }
 
+/* Checks that NARGS operands follow the options (else USAGE) and opens
+ * the store; on failure lets go of A's labels and returns the status. */
+static int
+commit_args_open (struct cli *cli, int argc, int nargs, const char *usage,
+                  struct commit_args *a, struct cairn_store **s)
+{
+  int r = argc - optind != nargs ? cli_usage (cli, "%s", usage)
+    : cli_open_store (cli, 0, s);
+
+  if (r)
+    free (a->labels);
+  return r;
+}
+
 static int
 vm_cmd_commit (struct cli *cli, int argc, char **argv)
 {
@@ -236,16 +250,10 @@ vm_cmd_commit (struct cli *cli, int argc, char **argv)
           "the pause goes to stderr (--json: both, and more, to stdout).\n"
           "  -m MSG, --label K=V, --json\n", false, &a);
 
-  if (r >= 0)
+  if (r >= 0
+      || (r = commit_args_open (cli, argc, 1, "vm commit needs NAME", &a,
+                                &s)))
     return r;
-  if (argc - optind != 1) {
-    free (a.labels);
-    return cli_usage (cli, "vm commit needs NAME");
-  }
-  if ((r = cli_open_store (cli, 0, &s))) {
-    free (a.labels);
-    return r;
-  }
   r = vm_commit (s, argv[optind], &a.co, &res);
   cairn_store_close (s);
   free (a.labels);
@@ -341,16 +349,10 @@ vm_cmd_branch (struct cli *cli, int argc, char **argv)
           "Both VMs then run on independently.  Prints the commit id.\n"
           "  -m MSG, --label K=V, --branch BRANCH, --json\n", true, &a);
 
-  if (r >= 0)
+  if (r >= 0
+      || (r = commit_args_open (cli, argc, 2, "vm branch needs NAME and NEW",
+                                &a, &s)))
     return r;
-  if (argc - optind != 2) {
-    free (a.labels);
-    return cli_usage (cli, "vm branch needs NAME and NEW");
-  }
-  if ((r = cli_open_store (cli, 0, &s))) {
-    free (a.labels);
-    return r;
-  }
   r = vm_branch (s, argv[optind], argv[optind + 1], &a.co, &a.ro, &cres,
                  &rres);
   cairn_store_close (s);
