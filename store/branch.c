@@ -156,6 +156,10 @@ struct cairn_branch {
   size_t nvols;
   uint64_t base_gen;            /* bumped when the base changes */
   size_t bitmap_bytes;          /* per entry: chunk size / 4096 */
+  /* Tests only ($CAIRN_TEST_WRITE_STALL_MS at open): each write sleeps
+   * this long between landing in the slot and being accounted, so that
+   * a test can commit while a write is in flight. */
+  unsigned test_write_stall_ms;
   /* unaligned writes read-modify-write whole sectors one at a time */
   pthread_mutex_t rmw_mutex;
   /* background sealer */
@@ -553,6 +557,8 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
     return -ENOMEM;
   }
   b->s = s;
+  const char *stall = getenv ("CAIRN_TEST_WRITE_STALL_MS");
+  b->test_write_stall_ms = stall ? (unsigned) atoi (stall) : 0;
   b->lock_fd = -1;
   b->bitmap_bytes = s->chunk_size / CAIRN_SECTOR / 8;
   pthread_mutex_init (&b->seal_mutex, NULL);
@@ -987,6 +993,10 @@ write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
   pthread_mutex_unlock (&b->lock);
 
   r = cairn_pwrite_all (v->scratch_fd, buf, len, slot_offset (v, slot) + within);
+  if (b->test_write_stall_ms)
+    nanosleep (&(struct timespec) { b->test_write_stall_ms / 1000,
+                                    (b->test_write_stall_ms % 1000)
+                                    * 1000000L }, NULL);
 
   pthread_mutex_lock (&b->lock);
   slot_unhold (v, slot);

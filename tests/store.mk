@@ -13,7 +13,8 @@ store_unit_tests = \
 	unit/test-branch-seal-flush \
 	unit/test-commit-branch-handover \
 	unit/test-branch-commit-memory \
-	unit/test-branch-detach-fresh
+	unit/test-branch-detach-fresh \
+	unit/test-branch-write-in-flight
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -42,3 +43,5 @@ unit_test_branch_commit_memory_SOURCES = unit/test-branch-commit-memory.c
 unit_test_branch_commit_memory_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_detach_fresh_SOURCES = unit/test-branch-detach-fresh.c
 unit_test_branch_detach_fresh_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_branch_write_in_flight_SOURCES = unit/test-branch-write-in-flight.c
+unit_test_branch_write_in_flight_LDADD = $(STORE_TEST_LDADD) -lpthread
