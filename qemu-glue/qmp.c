@@ -83,15 +83,14 @@ now_ms (void)
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* An absolute deadline, or -1 for none. */
-static int64_t
-deadline_after (int timeout_ms)
+int64_t
+qmp_deadline (int timeout_ms)
 {
   return timeout_ms < 0 ? -1 : now_ms () + timeout_ms;
 }
 
-static int
-poll_timeout (int64_t deadline)
+int
+qmp_left_ms (int64_t deadline)
 {
   int64_t left;
 
@@ -103,15 +102,14 @@ poll_timeout (int64_t deadline)
   return left > INT_MAX ? INT_MAX : (int) left;
 }
 
-/* Waits until FD is ready for EVENTS.  -ETIMEDOUT after DEADLINE. */
-static int
-wait_fd (int fd, short events, int64_t deadline)
+int
+qmp_wait_fd (int fd, short events, int64_t deadline)
 {
   struct pollfd pfd = { .fd = fd, .events = events };
   int r;
 
   for (;;) {
-    r = poll (&pfd, 1, poll_timeout (deadline));
+    r = poll (&pfd, 1, qmp_left_ms (deadline));
     if (r > 0)
       return 0;
     if (r == 0)
@@ -223,7 +221,7 @@ fill_buffer (struct qmp *qmp, int64_t deadline)
       continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       return -errno;
-    r = wait_fd (qmp->fd, POLLIN, deadline);
+    r = qmp_wait_fd (qmp->fd, POLLIN, deadline);
     if (r < 0)
       return r;
   }
@@ -312,7 +310,7 @@ send_message (struct qmp *qmp, const char *text, size_t len, int fd,
       return -ECONNRESET;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       return -errno;
-    r = wait_fd (qmp->fd, POLLOUT, deadline);
+    r = qmp_wait_fd (qmp->fd, POLLOUT, deadline);
     if (r < 0)
       return r;
   }
@@ -374,7 +372,7 @@ qmp_execute_with_fd (struct qmp *qmp, const char *command,
                      struct json_object *args, int fd,
                      struct json_object **reply, int timeout_ms)
 {
-  int64_t deadline = deadline_after (timeout_ms);
+  int64_t deadline = qmp_deadline (timeout_ms);
   int64_t id = ++qmp->next_id;
   struct json_object *msg;
   const char *text;
@@ -467,7 +465,7 @@ int
 qmp_wait_event (struct qmp *qmp, const char *name, int timeout_ms,
                 struct json_object **event)
 {
-  int64_t deadline = deadline_after (timeout_ms);
+  int64_t deadline = qmp_deadline (timeout_ms);
   struct json_object *msg;
   int r;
 
@@ -585,7 +583,7 @@ connect_once (const struct sockaddr_un *addr, int *fdp)
 int
 qmp_connect (const char *path, int timeout_ms, struct qmp **qmpp)
 {
-  int64_t deadline = deadline_after (timeout_ms);
+  int64_t deadline = qmp_deadline (timeout_ms);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   struct json_object *greeting;
   struct qmp *qmp;
@@ -627,7 +625,7 @@ qmp_connect (const char *path, int timeout_ms, struct qmp **qmpp)
     goto err_free;
 
   r = qmp_execute (qmp, "qmp_capabilities", NULL, NULL,
-                   poll_timeout (deadline));
+                   qmp_left_ms (deadline));
   if (r < 0)
     goto err_free;
   *qmpp = qmp;

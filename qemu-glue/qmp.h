@@ -20,6 +20,8 @@
 #ifndef CAIRN_QMP_H
 #define CAIRN_QMP_H
 
+#include <stdint.h>
+
 #include <json-c/json.h>
 
 struct qmp;
@@ -93,5 +95,15 @@ int qmp_discard_events (struct qmp *qmp, const char *name);
 /* An event's timestamp in microseconds since the epoch (QEMU's clock),
  * or -1 if EVENT has none. */
 long long qmp_event_time_us (struct json_object *event);
+
+/* Deadlines in CLOCK_MONOTONIC milliseconds, -1 for none, as the QMP
+ * client and the device-state transfer (vmstate.c) use them:
+ * qmp_deadline is TIMEOUT_MS (-1: none) from now; qmp_left_ms the
+ * milliseconds left, at least 0 (-1: none), for poll() or a command's
+ * timeout; qmp_wait_fd waits until FD is ready for EVENTS, -ETIMEDOUT
+ * after DEADLINE. */
+int64_t qmp_deadline (int timeout_ms);
+int qmp_left_ms (int64_t deadline);
+int qmp_wait_fd (int fd, short events, int64_t deadline);
 
 #endif /* CAIRN_QMP_H */

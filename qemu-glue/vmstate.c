@@ -43,45 +43,6 @@
 /* Longest sleep between query-migrate polls when no event comes. */
 #define VMSTATE_POLL_MS 20
 
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Milliseconds left until DEADLINE (-1: none), at least 0. */
-static int
-left_ms (int64_t deadline)
-{
-  int64_t left;
-
-  if (deadline < 0)
-    return -1;
-  left = deadline - now_ms ();
-  return left < 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int) left;
-}
-
-/* Waits for FD to be ready for EVENTS; -ETIMEDOUT after DEADLINE. */
-static int
-wait_fd (int fd, short events, int64_t deadline)
-{
-  struct pollfd pfd = { .fd = fd, .events = events };
-  int r;
-
-  for (;;) {
-    r = poll (&pfd, 1, left_ms (deadline));
-    if (r > 0)
-      return 0;
-    if (r == 0)
-      return -ETIMEDOUT;
-    if (errno != EINTR)
-      return -errno;
-  }
-}
-
 static int
 set_capabilities (struct qmp *qmp, int64_t deadline)
 {
@@ -89,7 +50,7 @@ set_capabilities (struct qmp *qmp, int64_t deadline)
                       "{\"capabilities\": ["
                       "{\"capability\": \"x-ignore-shared\", \"state\": true},"
                       "{\"capability\": \"events\", \"state\": true}]}",
-                      NULL, left_ms (deadline));
+                      NULL, qmp_left_ms (deadline));
 }
 
 /* Hands QEMU one end of a new socketpair as VMSTATE_FD_NAME and keeps the
@@ -103,10 +64,10 @@ pass_socket (struct qmp *qmp, int64_t deadline, int *ours)
    * closing it first keeps QEMU's fd table clean.  Errors (no such fd)
    * are expected. */
   qmp_execute (qmp, "closefd", "{\"fdname\": \"" VMSTATE_FD_NAME "\"}",
-               NULL, left_ms (deadline));
+               NULL, qmp_left_ms (deadline));
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return -errno;
-  r = qmp_getfd (qmp, VMSTATE_FD_NAME, sv[1], left_ms (deadline));
+  r = qmp_getfd (qmp, VMSTATE_FD_NAME, sv[1], qmp_left_ms (deadline));
   close (sv[1]);
   if (r < 0) {
     close (sv[0]);
@@ -126,7 +87,8 @@ wait_final_status (struct qmp *qmp, int64_t deadline,
   int r, wait;
 
   for (;;) {
-    r = qmp_execute (qmp, "query-migrate", NULL, &info, left_ms (deadline));
+    r = qmp_execute (qmp, "query-migrate", NULL, &info,
+                     qmp_left_ms (deadline));
     if (r < 0)
       return r;
     status = json_object_object_get_ex (info, "status", &member)
@@ -148,9 +110,9 @@ wait_final_status (struct qmp *qmp, int64_t deadline,
     json_object_put (info);
     if (r <= 0)
       return r;
-    if (left_ms (deadline) == 0)
+    if (qmp_left_ms (deadline) == 0)
       return -ETIMEDOUT;
-    wait = left_ms (deadline);
+    wait = qmp_left_ms (deadline);
     if (wait < 0 || wait > VMSTATE_POLL_MS)
       wait = VMSTATE_POLL_MS;
     r = qmp_wait_event (qmp, "MIGRATION", wait, NULL);
@@ -171,7 +133,7 @@ pump_out (int sock, vmstate_write_fn write, void *opaque, int64_t deadline,
   if (buf == NULL)
     return -ENOMEM;
   for (;;) {
-    r = wait_fd (sock, POLLIN, deadline);
+    r = qmp_wait_fd (sock, POLLIN, deadline);
     if (r < 0)
       return r;
     n = recv (sock, buf, VMSTATE_BUFFER, MSG_DONTWAIT);
@@ -207,7 +169,7 @@ pump_in (int sock, vmstate_read_fn read, void *opaque, int64_t deadline,
     if (n == 0)
       break;
     for (off = 0; off < n; off += sent) {
-      r = wait_fd (sock, POLLOUT, deadline);
+      r = qmp_wait_fd (sock, POLLOUT, deadline);
       if (r < 0)
         return r;
       sent = send (sock, buf + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -224,11 +186,32 @@ pump_in (int sock, vmstate_read_fn read, void *opaque, int64_t deadline,
   return 0;
 }
 
+/* Sets the capabilities, hands QEMU one end of a socket pair (our end in
+ * *SOCK, -1 on failure before that) and starts COMMAND ("migrate" or
+ * "migrate-incoming") on it, with no MIGRATION event of before queued. */
+static int
+start_migration (struct qmp *qmp, const char *command, int64_t deadline,
+                 int *sock)
+{
+  int r;
+
+  *sock = -1;
+  r = set_capabilities (qmp, deadline);
+  if (r == 0)
+    r = pass_socket (qmp, deadline, sock);
+  if (r == 0)
+    r = qmp_discard_events (qmp, "MIGRATION");
+  if (r == 0)
+    r = qmp_execute (qmp, command, "{\"uri\": \"fd:" VMSTATE_FD_NAME "\"}",
+                     NULL, qmp_left_ms (deadline));
+  return r;
+}
+
 int
 vmstate_save (struct qmp *qmp, vmstate_write_fn write, void *opaque,
               int timeout_ms, struct vmstate_stats *stats)
 {
-  int64_t deadline = timeout_ms < 0 ? -1 : now_ms () + timeout_ms;
+  int64_t deadline = qmp_deadline (timeout_ms);
   struct vmstate_stats ignored;
   struct json_object *status, *running;
   bool is_running;
@@ -238,7 +221,8 @@ vmstate_save (struct qmp *qmp, vmstate_write_fn write, void *opaque,
     stats = &ignored;
   memset (stats, 0, sizeof *stats);
 
-  r = qmp_execute (qmp, "query-status", NULL, &status, left_ms (deadline));
+  r = qmp_execute (qmp, "query-status", NULL, &status,
+                   qmp_left_ms (deadline));
   if (r < 0)
     return r;
   is_running = json_object_object_get_ex (status, "running", &running)
@@ -247,17 +231,7 @@ vmstate_save (struct qmp *qmp, vmstate_write_fn write, void *opaque,
   if (is_running)
     return -EBUSY;
 
-  r = set_capabilities (qmp, deadline);
-  if (r < 0)
-    return r;
-  r = pass_socket (qmp, deadline, &sock);
-  if (r < 0)
-    return r;
-  r = qmp_discard_events (qmp, "MIGRATION");
-  if (r < 0)
-    goto out_close;
-  r = qmp_execute (qmp, "migrate", "{\"uri\": \"fd:" VMSTATE_FD_NAME "\"}",
-                   NULL, left_ms (deadline));
+  r = start_migration (qmp, "migrate", deadline, &sock);
   if (r < 0)
     goto out_close;
 
@@ -268,7 +242,7 @@ vmstate_save (struct qmp *qmp, vmstate_write_fn write, void *opaque,
     qmp_execute (qmp, "migrate_cancel", NULL, NULL, 1000);
     close (sock);
     sock = -1;
-    r2 = wait_final_status (qmp, now_ms () + 5000, stats);
+    r2 = wait_final_status (qmp, qmp_deadline (5000), stats);
     if (r2 == -ECONNRESET)
       r = r2;
     goto out_close;
@@ -287,7 +261,7 @@ int
 vmstate_load (struct qmp *qmp, vmstate_read_fn read, void *opaque,
               int timeout_ms, struct vmstate_stats *stats)
 {
-  int64_t deadline = timeout_ms < 0 ? -1 : now_ms () + timeout_ms;
+  int64_t deadline = qmp_deadline (timeout_ms);
   struct vmstate_stats ignored;
   int sock = -1, r, r2;
 
@@ -295,24 +269,14 @@ vmstate_load (struct qmp *qmp, vmstate_read_fn read, void *opaque,
     stats = &ignored;
   memset (stats, 0, sizeof *stats);
 
-  r = set_capabilities (qmp, deadline);
-  if (r < 0)
-    return r;
-  r = pass_socket (qmp, deadline, &sock);
-  if (r < 0)
-    return r;
-  r = qmp_discard_events (qmp, "MIGRATION");
-  if (r < 0)
-    goto out_close;
-  r = qmp_execute (qmp, "migrate-incoming",
-                   "{\"uri\": \"fd:" VMSTATE_FD_NAME "\"}",
-                   NULL, left_ms (deadline));
+  r = start_migration (qmp, "migrate-incoming", deadline, &sock);
   if (r < 0)
     goto out_close;
 
   r = pump_in (sock, read, opaque, deadline, stats);
   /* On EPIPE QEMU stopped reading: it failed, and says why (or exited). */
-  r2 = wait_final_status (qmp, r < 0 ? now_ms () + 5000 : deadline, stats);
+  r2 = wait_final_status (qmp, r < 0 ? qmp_deadline (5000) : deadline,
+                          stats);
   if (r == 0 || r == -EPIPE || r == -ECONNRESET)
     r = r2;
 
