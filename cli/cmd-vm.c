@@ -319,13 +319,11 @@ vm_cmd_restore (struct cli *cli, int argc, char **argv)
           "commit made by another QEMU major.minor is refused.\n"
           "  --branch BRANCH, --json\n", true, &a);
 
-  if (r >= 0)
+  if (r >= 0
+      || (r = commit_args_open (cli, argc, 2,
+                                "vm restore needs COMMIT and NAME", &a, &s)))
     return r;
   free (a.labels);
-  if (argc - optind != 2)
-    return cli_usage (cli, "vm restore needs COMMIT and NAME");
-  if ((r = cli_open_store (cli, 0, &s)))
-    return r;
   r = vm_restore (s, argv[optind], argv[optind + 1], &a.ro, &res);
   cairn_store_close (s);
   if (r < 0)
