@@ -6,13 +6,13 @@ QEMU_TEST_LIBS = $(top_builddir)/qemu-glue/libcairn-qemu.la \
 
 check_PROGRAMS += unit/test-qmp
 TESTS += unit/test-qmp
-unit_test_qmp_SOURCES = unit/test-qmp.c
+unit_test_qmp_SOURCES = unit/test-qmp.c unit/qemu-child.h
 unit_test_qmp_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_qmp_LDADD = $(QEMU_TEST_LIBS)
 
 check_PROGRAMS += unit/test-qmp-vmstate
 TESTS += unit/test-qmp-vmstate
-unit_test_qmp_vmstate_SOURCES = unit/test-qmp-vmstate.c
+unit_test_qmp_vmstate_SOURCES = unit/test-qmp-vmstate.c unit/qemu-child.h
 unit_test_qmp_vmstate_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_qmp_vmstate_LDADD = $(QEMU_TEST_LIBS)
 

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qemu-child.h"
 #include "tap.h"
 #include "store/util.h"
 #include "qemu-glue/qmp.h"
@@ -45,21 +46,6 @@ cleanup (void)
   snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system (cmd) != 0)
     fprintf (stderr, "cannot remove %s\n", dir);
-}
-
-/* In a forked child: QEMU must not outlive a test that crashes, nor hold
- * its stdout (the TAP driver's pipe) open, or the suite would hang. */
-static void
-detach_child (const char *log)
-{
-  int fd;
-
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid () == 1)
-    _exit (127);
-  fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
-    _exit (127);
 }
 
 /* Starts a QEMU whose QMP socket is DIR/NAME.sock and RAM DIR/NAME.ram,

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qemu-child.h"
 #include "tap.h"
 #include "qemu-glue/qmp.h"
 
@@ -46,21 +47,6 @@ cleanup (void)
   unlink (qmp_path);
   unlink (log_path);
   rmdir (dir);
-}
-
-/* In a forked child: QEMU must not outlive a test that crashes, nor hold
- * its stdout (the TAP driver's pipe) open, or the suite would hang. */
-static void
-detach_child (const char *log)
-{
-  int fd;
-
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid () == 1)
-    _exit (127);
-  fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
-    _exit (127);
 }
 
 static void
