@@ -100,6 +100,11 @@
 /* A commit stores what it seals when this much has piled up: memory
  * stays bounded, and each batch costs a few syncs. */
 #define COMMIT_BATCH_BYTES (16 << 20)
+/* A commit's tree nodes go to the index in parts of this many, each its
+ * own transaction: LMDB keeps every page a transaction dirties in memory
+ * (and its freed pages for good), and random writes all over a big
+ * volume change a leaf per chunk.  4096 puts dirty at most 16 MiB. */
+#define COMMIT_CHECKPOINT_NODES 4096
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
@@ -1455,7 +1460,7 @@ struct seal_job {
   uint64_t index;
   uint64_t gen;
   uint32_t slot;                /* held while the job reads it */
-  uint8_t bitmap[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  uint8_t *bitmap;              /* b->bitmap_bytes, the caller's */
   struct cairn_id under;
   void *raw;                    /* the merged chunk, kept if known */
   struct cairn_sealed sealed;
@@ -1496,13 +1501,18 @@ static int
 seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
 {
   struct seal_job *jobs = NULL;
+  uint8_t *maps = NULL;
   size_t n = 0;
   int64_t now = mono_ns ();
   int r = 0;
 
   jobs = calloc (max, sizeof *jobs);
-  if (!jobs)
+  maps = calloc (max, b->bitmap_bytes);
+  if (!jobs || !maps) {
+    free (jobs);
+    free (maps);
     return -ENOMEM;
+  }
   pthread_mutex_lock (&b->lock);
   for (size_t i = 0; i < b->nvols && n < max; i++) {
     struct cairn_bvol *v = b->vols[i];
@@ -1512,7 +1522,8 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
       if (e->state != ENTRY_DIRTY || e->frozen || e->busy || e->writers
           || now - e->last_write < idle_ns)
         continue;
-      struct seal_job *job = &jobs[n++];
+      struct seal_job *job = &jobs[n];
+      job->bitmap = maps + n++ * b->bitmap_bytes;
       job->v = v;
       job->e = e;
       job->index = e->index;
@@ -1526,6 +1537,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   pthread_mutex_unlock (&b->lock);
   if (n == 0) {
     free (jobs);
+    free (maps);
     return 0;
   }
 
@@ -1594,6 +1606,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   for (size_t i = 0; i < n; i++)
     seal_job_free (&jobs[i]);
   free (jobs);
+  free (maps);
   return r < 0 ? r : (int) n;
 }
 
@@ -1928,6 +1941,7 @@ cairn_branch_commit (struct cairn_branch *b,
 {
   struct snap *snaps = NULL;
   struct frozen *frozen = NULL;
+  uint8_t *maps = NULL;         /* the frozen entries' bitmaps */
   struct cairn_bvol **vols = NULL;
   struct cairn_id *roots = NULL;
   struct cairn_branch_info new_info = { 0 };
@@ -1950,9 +1964,10 @@ cairn_branch_commit (struct cairn_branch *b,
   }
   snaps = calloc (total ? total : 1, sizeof *snaps);
   frozen = calloc (ndirty ? ndirty : 1, sizeof *frozen);
+  maps = calloc (ndirty ? ndirty : 1, b->bitmap_bytes);
   vols = malloc ((nvols ? nvols : 1) * sizeof *vols);
   roots = calloc (nvols ? nvols : 1, sizeof *roots);
-  if (!snaps || !frozen || !vols || !roots) {
+  if (!snaps || !frozen || !maps || !vols || !roots) {
     pthread_mutex_unlock (&b->lock);
     r = -ENOMEM;
     goto out;
@@ -1979,7 +1994,8 @@ cairn_branch_commit (struct cairn_branch *b,
     struct snap *sn = &snaps[i];
     struct entry *e = sn->e;
     if (e->state == ENTRY_DIRTY && !find_set_volume (o, sn->v->name)) {
-      struct frozen *fr = &frozen[nfrozen++];
+      struct frozen *fr = &frozen[nfrozen];
+      fr->job.bitmap = maps + nfrozen++ * b->bitmap_bytes;
       fr->job.v = sn->v;
       fr->job.e = e;
       fr->job.index = e->index;
@@ -1998,13 +2014,14 @@ cairn_branch_commit (struct cairn_branch *b,
    *    time under a pin (gc keeps them until the commit names them):
    *    memory stays one batch, not the whole working state, and the
    *    commit's own transaction only names them. */
-  if (nfrozen > 0)
+  if (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES)
     r = cairn_pin_begin (b->s, &pin);
   for (size_t i = 0, batch = 0, bytes = 0; i < nfrozen; i++) {
     int rr = capture_frozen (b, &frozen[i]);
     if (rr < 0 && r == 0)
       r = rr;
-    bytes += frozen[i].job.sealed.len;
+    bytes += frozen[i].job.sealed.len
+      + (frozen[i].job.raw ? frozen[i].job.v->cs : 0);
     if (r == 0 && (bytes >= COMMIT_BATCH_BYTES || i + 1 == nfrozen)) {
       r = store_frozen (b, &frozen[batch], i + 1 - batch);
       batch = i + 1;
@@ -2021,6 +2038,10 @@ cairn_branch_commit (struct cairn_branch *b,
     struct cairn_txn *txn;
     r = cairn_txn_begin (b->s, true, &txn);
     if (r == 0) {
+      /* The pin keeps gc off the nodes of parts committed before the
+       * commit that names them. */
+      if (pin)
+        txn->checkpoint_nodes = COMMIT_CHECKPOINT_NODES;
       r = commit_txn (b, txn, snaps, n, vols, nvols, o, &new_info, roots, id);
       r = cairn_txn_end (b->s, txn, r);
     }
@@ -2095,6 +2116,7 @@ cairn_branch_commit (struct cairn_branch *b,
   free (new_info.volumes);
   free (snaps);
   free (frozen);
+  free (maps);
   free (vols);
   free (roots);
   cairn_pin_end (pin);

@@ -92,6 +92,15 @@ compress_chunk (struct cairn_store *s, const void *chunk,
     size_t n = ZSTD_compressCCtx (cctx, buf, bound, chunk, cs,
                                   s->compress_level);
     if (!ZSTD_isError (n) && n < cs) {
+      /* Keep what it compressed to, not the worst case: a commit holds
+       * thousands of these between sealing and storing them, and a 4K
+       * write in a chunk of zeros compresses to a few KiB. */
+      void *fit = n < bound / 2 ? malloc (n) : NULL;
+      if (fit) {
+        memcpy (fit, buf, n);
+        free (buf);
+        buf = fit;
+      }
       out->data = buf;
       out->len = n;
       out->flags = CAIRN_OBJECT_ZSTD;

@@ -22,7 +22,17 @@ struct cairn_txn {
   struct cairn_store *s;
   struct cairn_btxn *bt;
   bool write;
+  /* Tree updates only (0: never): after this many node puts, the tree
+   * code commits what it has put and goes on in a new transaction, so
+   * that the pages a big update dirties stay bounded.  Only for a writer
+   * whose new nodes a pin keeps from gc until its last part commits. */
+  unsigned checkpoint_nodes;
+  unsigned nodes_put;
 };
+
+/* Commits what TXN holds and goes on in a new write transaction of the
+ * same store (TXN stays valid; pointers into the old one do not). */
+int txn_checkpoint (struct cairn_txn *txn);
 
 /* cairn_txn_begin, also for writing on a read-only store: only for the
  * session records of pins and leases (pin.c). */

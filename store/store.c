@@ -280,6 +280,7 @@ txn_begin_session (struct cairn_store *s, bool write, struct cairn_txn **out)
     return -ENOMEM;
   txn->s = s;
   txn->write = write;
+  txn->checkpoint_nodes = txn->nodes_put = 0;
   int r = BOPS (s)->txn_begin (BE (s), write, &txn->bt);
   if (r < 0) {
     free (txn);
@@ -292,6 +293,10 @@ txn_begin_session (struct cairn_store *s, bool write, struct cairn_txn **out)
 int
 cairn_txn_commit (struct cairn_store *s, struct cairn_txn *txn)
 {
+  if (!txn->bt) {               /* a checkpoint failed to go on */
+    free (txn);
+    return -EIO;
+  }
   int r = BOPS (s)->txn_commit (txn->bt);
   free (txn);
   if (r == -ENOSPC)
@@ -304,8 +309,24 @@ cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn)
 {
   if (!txn)
     return;
-  BOPS (s)->txn_abort (txn->bt);
+  if (txn->bt)
+    BOPS (s)->txn_abort (txn->bt);
   free (txn);
+}
+
+int
+txn_checkpoint (struct cairn_txn *txn)
+{
+  struct cairn_store *s = txn->s;
+  int r = BOPS (s)->txn_commit (txn->bt);
+
+  txn->bt = NULL;
+  txn->nodes_put = 0;
+  if (r == -ENOSPC)
+    return cairn_error (r, "the disk is full: nothing was changed");
+  if (r < 0)
+    return r;
+  return BOPS (s)->txn_begin (BE (s), true, &txn->bt);
 }
 
 int

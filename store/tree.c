@@ -182,9 +182,14 @@ node_store (struct cairn_txn *txn, const struct node *n, struct cairn_id *id)
   cairn_sha256 (buf, len, id);
   int r = TOPS (txn)->object_put (txn->bt, CAIRN_OBJECT_NODE, id, buf, len,
                                   len, 0);
-  if (r == 0)
-    atomic_fetch_add (&nodes_written, 1);
-  return r < 0 ? r : 0;
+  if (r < 0)
+    return r;
+  atomic_fetch_add (&nodes_written, 1);
+  /* The callers keep only copies of nodes (struct node): nothing points
+   * into the transaction across this. */
+  if (txn->checkpoint_nodes && ++txn->nodes_put >= txn->checkpoint_nodes)
+    return txn_checkpoint (txn);
+  return 0;
 }
 
 int
