@@ -105,6 +105,14 @@
  * (and its freed pages for good), and random writes all over a big
  * volume change a leaf per chunk.  4096 puts dirty at most 16 MiB. */
 #define COMMIT_CHECKPOINT_NODES 4096
+/* The dirty limit: with the sealer running, a write that would make one
+ * more chunk of a volume dirty waits while this much is dirty already
+ * (slots in use), until the sealer or a commit has caught up.  Random
+ * 4K writes all over a big volume dirty a whole chunk each, faster than
+ * two cores can seal them; without a limit the backlog - and the memory
+ * of its entries and of the commit that must seal it - grows without
+ * bound.  The kernel bounds dirty pages the same way. */
+#define DIRTY_LIMIT_BYTES (2ULL << 30)
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
@@ -172,6 +180,8 @@ struct cairn_branch {
   atomic_int commits_waiting;   /* for seal_mutex: the sealer yields */
   pthread_t sealer;
   pthread_cond_t sealer_cond;
+  unsigned throttled;           /* writers waiting on the dirty limit */
+  uint64_t dirty_limit;         /* DIRTY_LIMIT_BYTES, or the test's */
 };
 
 static int64_t
@@ -328,8 +338,19 @@ slot_unhold (struct cairn_bvol *v, uint32_t slot)
 {
   if (slot == NO_SLOT)
     return;
-  if (--v->holds[slot] == 0)
+  if (--v->holds[slot] == 0) {
     v->free_slots[v->nfree++] = slot;
+    if (v->b->throttled)
+      pthread_cond_broadcast (&v->b->cond);
+  }
+}
+
+/* A writer that would dirty one more chunk of V must wait (lock held). */
+static bool
+over_dirty_limit (const struct cairn_bvol *v)
+{
+  return v->b->sealer_running && !v->b->sealer_stop
+    && (uint64_t) (v->nslots - v->nfree) * v->cs >= v->b->dirty_limit;
 }
 
 /* The entry's persisted record now names NEW_SLOT (NO_SLOT: none). */
@@ -564,6 +585,10 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
   b->s = s;
   const char *stall = getenv ("CAIRN_TEST_WRITE_STALL_MS");
   b->test_write_stall_ms = stall ? (unsigned) atoi (stall) : 0;
+  /* Tests only: a dirty limit small enough to reach. */
+  const char *limit = getenv ("CAIRN_TEST_DIRTY_LIMIT_KB");
+  b->dirty_limit = limit ? strtoull (limit, NULL, 10) << 10
+    : DIRTY_LIMIT_BYTES;
   b->lock_fd = -1;
   b->bitmap_bytes = s->chunk_size / CAIRN_SECTOR / 8;
   pthread_mutex_init (&b->seal_mutex, NULL);
@@ -623,6 +648,7 @@ cairn_branch_close (struct cairn_branch *b)
     pthread_mutex_lock (&b->lock);
     b->sealer_stop = true;
     pthread_cond_signal (&b->sealer_cond);
+    pthread_cond_broadcast (&b->cond);   /* writers at the dirty limit */
     pthread_mutex_unlock (&b->lock);
     pthread_join (b->sealer, NULL);
   }
@@ -938,6 +964,12 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
     struct entry *e = entry_find (v, index);
     if (e && e->busy) {
       pthread_cond_wait (&b->cond, &b->lock);
+      continue;
+    }
+    if ((!e || e->state == ENTRY_SEALED) && over_dirty_limit (v)) {
+      b->throttled++;
+      pthread_cond_wait (&b->cond, &b->lock);
+      b->throttled--;
       continue;
     }
     if (e) {
