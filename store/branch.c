@@ -173,6 +173,11 @@ struct cairn_branch {
    * this long between landing in the slot and being accounted, so that
    * a test can commit while a write is in flight. */
   unsigned test_write_stall_ms;
+  /* Tests only, likewise: a commit sleeps this long between its freeze
+   * and its first capture ($CAIRN_TEST_CAPTURE_STALL_MS); a detach
+   * between taking a fresh slot and copying the old one
+   * ($CAIRN_TEST_DETACH_STALL_MS). */
+  unsigned test_capture_stall_ms, test_detach_stall_ms;
   /* unaligned writes read-modify-write whole sectors one at a time */
   pthread_mutex_t rmw_mutex;
   /* background sealer */
@@ -183,6 +188,22 @@ struct cairn_branch {
   unsigned throttled;           /* writers waiting on the dirty limit */
   uint64_t dirty_limit;         /* DIRTY_LIMIT_BYTES, or the test's */
 };
+
+/* Tests' stall hooks: milliseconds from the environment, 0 if unset. */
+static unsigned
+env_ms (const char *name)
+{
+  const char *v = getenv (name);
+  return v ? (unsigned) atoi (v) : 0;
+}
+
+static void
+sleep_ms (unsigned ms)
+{
+  if (ms)
+    nanosleep (&(struct timespec) { ms / 1000, (ms % 1000) * 1000000L },
+               NULL);
+}
 
 static int64_t
 mono_ns (void)
@@ -583,8 +604,9 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
     return -ENOMEM;
   }
   b->s = s;
-  const char *stall = getenv ("CAIRN_TEST_WRITE_STALL_MS");
-  b->test_write_stall_ms = stall ? (unsigned) atoi (stall) : 0;
+  b->test_write_stall_ms = env_ms ("CAIRN_TEST_WRITE_STALL_MS");
+  b->test_capture_stall_ms = env_ms ("CAIRN_TEST_CAPTURE_STALL_MS");
+  b->test_detach_stall_ms = env_ms ("CAIRN_TEST_DETACH_STALL_MS");
   /* Tests only: a dirty limit small enough to reach. */
   const char *limit = getenv ("CAIRN_TEST_DIRTY_LIMIT_KB");
   b->dirty_limit = limit ? strtoull (limit, NULL, 10) << 10
@@ -1030,10 +1052,7 @@ write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
   pthread_mutex_unlock (&b->lock);
 
   r = cairn_pwrite_all (v->scratch_fd, buf, len, slot_offset (v, slot) + within);
-  if (b->test_write_stall_ms)
-    nanosleep (&(struct timespec) { b->test_write_stall_ms / 1000,
-                                    (b->test_write_stall_ms % 1000)
-                                    * 1000000L }, NULL);
+  sleep_ms (b->test_write_stall_ms);
 
   pthread_mutex_lock (&b->lock);
   slot_unhold (v, slot);
@@ -1739,6 +1758,7 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
   }
   e->busy = true;
   pthread_mutex_unlock (&b->lock);
+  sleep_ms (b->test_detach_stall_ms);
   /* Copy the sectors the bitmap marks, run by run: they are the chunk's,
    * and the rest of the old slot may lie past the end of the file. */
   char *buf = malloc (v->cs);
@@ -2048,6 +2068,8 @@ cairn_branch_commit (struct cairn_branch *b,
    *    commit's own transaction only names them. */
   if (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES)
     r = cairn_pin_begin (b->s, &pin);
+  if (nfrozen > 0)
+    sleep_ms (b->test_capture_stall_ms);
   for (size_t i = 0, batch = 0, bytes = 0; i < nfrozen; i++) {
     int rr = capture_frozen (b, &frozen[i]);
     if (rr < 0 && r == 0)

@@ -15,7 +15,8 @@ store_unit_tests = \
 	unit/test-branch-commit-memory \
 	unit/test-branch-detach-fresh \
 	unit/test-branch-write-in-flight \
-	unit/test-branch-dirty-limit
+	unit/test-branch-dirty-limit \
+	unit/test-branch-detach-copy
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -36,6 +37,8 @@ unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_sessions_SOURCES = unit/test-sessions.c
 unit_test_sessions_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_sessions_LDADD = $(STORE_TEST_LDADD) $(JSONC_LIBS)
+unit_test_branch_detach_copy_SOURCES = unit/test-branch-detach-copy.c
+unit_test_branch_detach_copy_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_dirty_limit_SOURCES = unit/test-branch-dirty-limit.c
 unit_test_branch_dirty_limit_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
