@@ -8,7 +8,7 @@
 #   - commits every 100 ms through the branch's control socket while fio
 #     writes 4K at random, at a busy VM's 1000 IOPS and flat out: the
 #     commit round trip (p50, p99) and fio's p99 completion latency with
-#     and without commits (goal: within 2 x);
+#     and without commits (goal: within 2 x), ROUNDS times in turns;
 #   - the plugin's peak RSS serving a 1 TiB sparse branch to fio random
 #     reads and writes (target: 64 MiB plus the configured cache), without
 #     and with a commit every 2 s.
@@ -167,21 +167,27 @@ start_server cairn "$NBDKIT" --foreground --unix "$BENCH_DIR/cairn.sock" \
 # ---- commits every 100 ms while fio writes ------------------------------
 
 # commit_run LABEL [FIO-ARGS...]: fio 4K random writes with FIO-ARGS,
-# once alone and once with a commit asked for every 100 ms through the
-# control socket; each run starts from a committed branch.  A commit seals
-# what was written since the one before, so its round trip grows with
-# the write rate; fio should not notice.
+# alone and with a commit asked for every 100 ms through the control
+# socket, in turns, ROUNDS times; each run starts from a committed branch.
+# A commit seals what was written since the one before, so its round trip
+# grows with the write rate; fio should not notice.  fio's p99 moves a
+# lot from run to run on a shared machine: the table gives the medians of
+# the rounds and the median of their ratios, and the commit round trips
+# of all rounds together.
 commit_run () {
-  local label=$1 base with ncommits c50 c99 p99_base p99_with iops_with r
+  local label=$1 base with p99_base p99_with iops_base iops_with round
+  local bases=() withs=() ratios=() iops_bases=() iops_withs=()
   shift
-  "$CAIRN" commit bench >/dev/null
-  base=$(run_fio "$uri_cairn" randwrite 4k --runtime=$((SECONDS_PER_RUN * 2)) "$@")
-  "$CAIRN" commit bench >/dev/null
-  $PY - "$CAIRN_STORE/run/bench.sock" $((SECONDS_PER_RUN * 2 + 1)) \
-    >"$BENCH_DIR/commits.txt" <<'EOF' &
+  : > "$BENCH_DIR/rtts.txt"
+  for (( round = 0; round < ROUNDS; round++ )); do
+    "$CAIRN" commit bench >/dev/null
+    base=$(run_fio "$uri_cairn" randwrite 4k --runtime=$((SECONDS_PER_RUN * 2)) "$@")
+    "$CAIRN" commit bench >/dev/null
+    $PY - "$CAIRN_STORE/run/bench.sock" $((SECONDS_PER_RUN * 2 + 1)) \
+      >>"$BENCH_DIR/rtts.txt" <<'EOF' &
 import json, socket, sys, time
 path, seconds = sys.argv[1], float(sys.argv[2])
-rtts, end = [], time.monotonic() + seconds
+end = time.monotonic() + seconds
 next_at = time.monotonic()
 while time.monotonic() < end:
     time.sleep(max(0, next_at - time.monotonic()))
@@ -201,32 +207,39 @@ while time.monotonic() < end:
                 break
             reply += part
         if json.loads(reply).get("ok"):
-            rtts.append((time.monotonic() - t) * 1000)
+            print("%.3f" % ((time.monotonic() - t) * 1000))
     except (OSError, ValueError):
         pass                    # the branch closed under the request
     s.close()
-rtts.sort()
-if rtts:
-    print(len(rtts), rtts[len(rtts) // 2],
-          rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))])
-else:
-    print(0, 0, 0)
 EOF
-  local committer=$!
-  with=$(run_fio "$uri_cairn" randwrite 4k --runtime=$((SECONDS_PER_RUN * 2)) "$@")
-  wait $committer
-  read -r ncommits c50 c99 < "$BENCH_DIR/commits.txt"
-  read -r _ _ p99_base <<<"$base"
-  read -r iops_with _ p99_with <<<"$with"
-  r=$(ratio "$p99_with" "$p99_base")
+    local committer=$!
+    with=$(run_fio "$uri_cairn" randwrite 4k --runtime=$((SECONDS_PER_RUN * 2)) "$@")
+    wait $committer
+    read -r iops_base _ p99_base <<<"$base"
+    read -r iops_with _ p99_with <<<"$with"
+    bases+=("$p99_base") withs+=("$p99_with")
+    iops_bases+=("$iops_base") iops_withs+=("$iops_with")
+    ratios+=("$(ratio "$p99_with" "$p99_base")")
+  done
+  local n c50 c99 r
+  read -r n c50 c99 < <(sort -g "$BENCH_DIR/rtts.txt" | awk '
+    { v[NR] = $1 }
+    END { if (NR == 0) { print 0, 0, 0; exit }
+          i = int(NR * 0.99); if (i < 1) i = 1
+          print NR, v[int((NR + 1) / 2)], v[i] }')
+  r=$(printf '%s\n' "${ratios[@]}" | median)
   printf '  %-30s %3d commits, round trip p50 %6.0f ms, p99 %6.0f ms\n' \
-    "$label" "$ncommits" "$c50" "$c99"
-  [ "$ncommits" != 0 ] || printf '  %-30s (no commit finished while fio ran)\n' ""
+    "$label" "$n" "$c50" "$c99"
+  [ "$n" != 0 ] || printf '  %-30s (no commit finished while fio ran)\n' ""
+  printf '  %-30s fio p99 per round, us: alone %s / with commits %s\n' "" \
+    "${bases[*]}" "${withs[*]}"
   printf '  %-30s fio p99 %s us alone, %s us with commits: %s x (goal <= 2: %s)\n' \
-    "" "$p99_base" "$p99_with" "$r" \
+    "" "$(printf '%s\n' "${bases[@]}" | median)" \
+    "$(printf '%s\n' "${withs[@]}" | median)" "$r" \
     "$(awk -v r="$r" 'BEGIN { print (r <= 2 ? "ok" : "MISSED") }')"
   printf '  %-30s fio IOPS %s alone, %s with commits\n' "" \
-    "$(cut -d' ' -f1 <<<"$base")" "$iops_with"
+    "$(printf '%s\n' "${iops_bases[@]}" | median)" \
+    "$(printf '%s\n' "${iops_withs[@]}" | median)"
 }
 echo
 echo "commits every 100 ms through run/bench.sock while fio writes 4K at random:"
