@@ -1519,24 +1519,38 @@ struct seal_job {
   bool stale;                   /* written since captured: not persisted */
 };
 
-/* Reads and seals the chunk JOB describes (slot already held). */
+/* The two halves of sealing the chunk JOB describes (slot already
+ * held): the bytes out of the slot, then the sealing of that copy, which
+ * needs the slot no more. */
 static int
-seal_job_run (struct seal_job *job)
+seal_job_read (struct seal_job *job)
 {
   struct cairn_bvol *v = job->v;
-  int r;
 
   job->raw = malloc (v->cs);
   if (!job->raw)
     return -ENOMEM;
-  r = read_dirty (v, job->slot, job->bitmap, &job->under, job->raw, v->cs, 0);
-  if (r == 0)
-    r = cairn_chunk_seal (v->b->s, job->raw, &job->sealed);
+  return read_dirty (v, job->slot, job->bitmap, &job->under, job->raw, v->cs,
+                     0);
+}
+
+static int
+seal_job_seal (struct seal_job *job)
+{
+  int r = cairn_chunk_seal (job->v->b->s, job->raw, &job->sealed);
   if (r == 0 && !job->sealed.known) {
     free (job->raw);            /* the compressed copy is enough */
     job->raw = NULL;
   }
   return r;
+}
+
+/* Reads and seals the chunk JOB describes (slot already held). */
+static int
+seal_job_run (struct seal_job *job)
+{
+  int r = seal_job_read (job);
+  return r < 0 ? r : seal_job_seal (job);
 }
 
 static void
@@ -1811,7 +1825,9 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
   }
   pthread_mutex_unlock (&b->lock);
 
-  int r = seal_job_run (job);
+  /* Writers of the chunk wait only while its bytes are copied out, not
+   * while the copy is hashed and compressed (at the sealer's nice). */
+  int r = seal_job_read (job);
 
   if (blocked) {
     pthread_mutex_lock (&b->lock);
@@ -1820,7 +1836,7 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
     pthread_cond_broadcast (&b->cond);
     pthread_mutex_unlock (&b->lock);
   }
-  return r;
+  return r < 0 ? r : seal_job_seal (job);
 }
 
 /* Stores the sealed chunks of N captured frozen entries in one
@@ -1845,6 +1861,47 @@ store_frozen (struct cairn_branch *b, struct frozen *fr, size_t n)
     fr[i].job.sealed.known = true;
   }
   return r;
+}
+
+/* Step 2 of a commit: capture, seal and store its frozen chunks. */
+struct capture {
+  struct cairn_branch *b;
+  struct frozen *frozen;
+  size_t n;
+  int r;                        /* in: an earlier error; out: the first */
+};
+
+static void *
+capture_all (void *arg)
+{
+  struct capture *c = arg;
+
+  /* Every frozen chunk is captured, also after an error: that is what
+   * lets its writers go on. */
+  for (size_t i = 0, batch = 0, bytes = 0; i < c->n; i++) {
+    struct frozen *fr = &c->frozen[i];
+    int rr = capture_frozen (c->b, fr);
+    if (rr < 0 && c->r == 0)
+      c->r = rr;
+    bytes += fr->job.sealed.len + (fr->job.raw ? fr->job.v->cs : 0);
+    if (c->r == 0 && (bytes >= COMMIT_BATCH_BYTES || i + 1 == c->n)) {
+      c->r = store_frozen (c->b, &c->frozen[batch], i + 1 - batch);
+      batch = i + 1;
+      bytes = 0;
+    }
+  }
+  return NULL;
+}
+
+/* capture_all at the sealer's nice value, in a thread of its own: the
+ * hashing and compressing a commit of a served branch does then yields
+ * the CPU to the threads serving the writes, as the sealer's does, and
+ * their latency does not follow the commits (the committer waits). */
+static void *
+capture_niced (void *arg)
+{
+  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), SEALER_NICE);
+  return capture_all (arg);
 }
 
 static int
@@ -2068,19 +2125,15 @@ cairn_branch_commit (struct cairn_branch *b,
    *    commit's own transaction only names them. */
   if (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES)
     r = cairn_pin_begin (b->s, &pin);
-  if (nfrozen > 0)
+  if (nfrozen > 0) {
+    struct capture cap = { b, frozen, nfrozen, r };
+    pthread_t helper;
     sleep_ms (b->test_capture_stall_ms);
-  for (size_t i = 0, batch = 0, bytes = 0; i < nfrozen; i++) {
-    int rr = capture_frozen (b, &frozen[i]);
-    if (rr < 0 && r == 0)
-      r = rr;
-    bytes += frozen[i].job.sealed.len
-      + (frozen[i].job.raw ? frozen[i].job.v->cs : 0);
-    if (r == 0 && (bytes >= COMMIT_BATCH_BYTES || i + 1 == nfrozen)) {
-      r = store_frozen (b, &frozen[batch], i + 1 - batch);
-      batch = i + 1;
-      bytes = 0;
-    }
+    if (pthread_create (&helper, NULL, capture_niced, &cap) == 0)
+      pthread_join (helper, NULL);
+    else
+      capture_all (&cap);
+    r = cap.r;
   }
   for (size_t i = 0; r == 0 && i < n; i++)
     if (snaps[i].frozen)
