@@ -105,6 +105,10 @@
  * (and its freed pages for good), and random writes all over a big
  * volume change a leaf per chunk.  4096 puts dirty at most 16 MiB. */
 #define COMMIT_CHECKPOINT_NODES 4096
+/* A commit that seals more chunks than this does it at SEALER_NICE (see
+ * capture_niced); fewer are a few milliseconds of CPU, over sooner at
+ * full priority than yielding to whatever else runs (gc, say). */
+#define COMMIT_NICE_CHUNKS 64
 /* The dirty limit: with the sealer running, a write that would make one
  * more chunk of a volume dirty waits while this much is dirty already
  * (slots in use), until the sealer or a commit has caught up.  Random
@@ -2129,7 +2133,8 @@ cairn_branch_commit (struct cairn_branch *b,
     struct capture cap = { b, frozen, nfrozen, r };
     pthread_t helper;
     sleep_ms (b->test_capture_stall_ms);
-    if (pthread_create (&helper, NULL, capture_niced, &cap) == 0)
+    if (nfrozen > COMMIT_NICE_CHUNKS
+        && pthread_create (&helper, NULL, capture_niced, &cap) == 0)
       pthread_join (helper, NULL);
     else
       capture_all (&cap);
