@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -139,6 +141,23 @@ print_gc (const struct cairn_gc_report *g)
   printf (", %s of index space %sfreed for reuse\n", a, would);
 }
 
+/* gc is background work: it gives the CPU and the disk to what serves
+ * and commits branches beside it (nice 10, the sealer's; the lowest
+ * best-effort I/O priority, where the I/O scheduler honours one).  A
+ * failure to lower them changes nothing else. */
+#define GC_NICE 10
+#define IOPRIO_CLASS_BE 2
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_WHO_PROCESS 1
+
+static void
+gc_yield (void)
+{
+  setpriority (PRIO_PROCESS, 0, GC_NICE);
+  syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+           IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT | 7);
+}
+
 int
 cmd_gc (struct cli *cli, int argc, char **argv)
 {
@@ -170,6 +189,7 @@ cmd_gc (struct cli *cli, int argc, char **argv)
           "gc runs while branches are served, written and committed: it\n"
           "never deletes anything written or reused after it started, and\n"
           "holds the store's write lock only a few milliseconds at a time.\n"
+          "It runs at nice 10 and the lowest best-effort I/O priority.\n"
           "kill -9 at any moment leaves a consistent store.  --dry-run\n"
           "reports what would be reclaimed and changes nothing.  Pruning\n"
           "('cairn prune') is what makes old commits reclaimable.\n")) != -1) {
@@ -190,6 +210,7 @@ cmd_gc (struct cli *cli, int argc, char **argv)
     return cli_usage (cli, "gc takes no arguments");
   if ((r = cli_open_store (cli, 0, &s)))
     return r;
+  gc_yield ();
   r = cairn_gc (s, &o, &report);
   if (progress.last)
     fputs ("\r\033[K", stderr);
