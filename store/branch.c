@@ -209,6 +209,14 @@ sleep_ms (unsigned ms)
                NULL);
 }
 
+/* The calling thread (Linux: this thread only) to SEALER_NICE, for
+ * background sealing.  Failing to lower it changes nothing else. */
+static void
+nice_this_thread (void)
+{
+  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), SEALER_NICE);
+}
+
 static int64_t
 mono_ns (void)
 {
@@ -1697,8 +1705,7 @@ sealer_main (void *arg)
 {
   struct cairn_branch *b = arg;
 
-  /* Linux: this thread only.  Failing to lower it changes nothing else. */
-  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), SEALER_NICE);
+  nice_this_thread ();
 
   pthread_mutex_lock (&b->lock);
   while (!b->sealer_stop) {
@@ -1904,7 +1911,7 @@ capture_all (void *arg)
 static void *
 capture_niced (void *arg)
 {
-  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), SEALER_NICE);
+  nice_this_thread ();
   return capture_all (arg);
 }
 
