@@ -290,18 +290,23 @@ txn_begin_session (struct cairn_store *s, bool write, struct cairn_txn **out)
   return 0;
 }
 
-int
-cairn_txn_commit (struct cairn_store *s, struct cairn_txn *txn)
+/* Commits backend transaction BT, naming a full disk. */
+static int
+btxn_commit (struct cairn_store *s, struct cairn_btxn *bt)
 {
-  if (!txn->bt) {               /* a checkpoint failed to go on */
-    free (txn);
-    return -EIO;
-  }
-  int r = BOPS (s)->txn_commit (txn->bt);
-  free (txn);
+  int r = BOPS (s)->txn_commit (bt);
   if (r == -ENOSPC)
     return cairn_error (r, "the disk is full: nothing was changed");
   return r;
+}
+
+int
+cairn_txn_commit (struct cairn_store *s, struct cairn_txn *txn)
+{
+  struct cairn_btxn *bt = txn->bt;
+
+  free (txn);
+  return bt ? btxn_commit (s, bt) : -EIO;  /* NULL: a checkpoint failed */
 }
 
 void
@@ -318,15 +323,11 @@ int
 txn_checkpoint (struct cairn_txn *txn)
 {
   struct cairn_store *s = txn->s;
-  int r = BOPS (s)->txn_commit (txn->bt);
+  int r = btxn_commit (s, txn->bt);
 
   txn->bt = NULL;
   txn->nodes_put = 0;
-  if (r == -ENOSPC)
-    return cairn_error (r, "the disk is full: nothing was changed");
-  if (r < 0)
-    return r;
-  return BOPS (s)->txn_begin (BE (s), true, &txn->bt);
+  return r < 0 ? r : BOPS (s)->txn_begin (BE (s), true, &txn->bt);
 }
 
 int
