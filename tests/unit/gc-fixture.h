@@ -1,4 +1,5 @@
-/* gc-fixture.h: stores with a history, for the tests of gc and retention.
+/* gc-fixture.h: stores with a history, for the tests of gc and retention
+ * (and fixture_view, a commit's volume to read, for the branch tests).
  *
  * A fixture is a fresh store in a temporary directory.  Commits are made
  * through the store API with chosen times and seeded contents, and the
@@ -98,19 +99,30 @@ fixture_commit (struct cairn_store *s, const char *branch, uint64_t off,
   return r;
 }
 
+/* A view of volume "disk" of commit ID (it outlives the transaction
+ * that found the commit). */
+static inline int
+fixture_view (struct cairn_store *s, const struct cairn_id *id,
+              struct cairn_view *v)
+{
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (s, false, &txn);
+
+  if (r < 0)
+    return r;
+  r = cairn_view_open (s, txn, id, "disk", v);
+  cairn_txn_abort (s, txn);
+  return r;
+}
+
 /* SHA-256 of volume "disk" of commit ID, read through a view. */
 static inline int
 fixture_digest (struct cairn_store *s, const struct cairn_id *id,
                 struct cairn_id *digest)
 {
   struct cairn_view v;
-  struct cairn_txn *txn;
-  int r = cairn_txn_begin (s, false, &txn);
+  int r = fixture_view (s, id, &v);
 
-  if (r < 0)
-    return r;
-  r = cairn_view_open (s, txn, id, "disk", &v);
-  cairn_txn_abort (s, txn);
   if (r < 0)
     return r;
   char *buf = malloc (v.vol.size);

@@ -19,6 +19,7 @@
 
 #include "store/store.h"
 #include "tap.h"
+#include "gc-fixture.h"
 
 #define CHUNKS 1000
 #define LIMIT_CHUNKS 64
@@ -65,11 +66,9 @@ main (void)
   ok (cairn_branch_commit (b, NULL, &id) == 0, "committed");
   cairn_branch_close (b);
 
-  struct cairn_txn *txn;
   struct cairn_view view;
   unsigned good = 0;
-  if (cairn_txn_begin (s, false, &txn) < 0
-      || cairn_view_open (s, txn, &id, "disk", &view) < 0)
+  if (fixture_view (s, &id, &view) < 0)
     abort ();
   for (unsigned c = 0; c < CHUNKS; c++) {
     unsigned got = ~0u;
@@ -77,7 +76,6 @@ main (void)
         && got == c)
       good++;
   }
-  cairn_txn_abort (s, txn);
   ok (good == CHUNKS, "the commit holds every write (%u of %d)", good,
       CHUNKS);
 
