@@ -990,11 +990,9 @@ wal_pending (struct local_backend *lb)
   return r == 1;
 }
 
-/* REPLAY_FOR_READERS: a read-only open that finds a record to replay
- * replays it first, if this process may write. */
-static int
-open_local (const char *store_path, bool readonly, bool replay_for_readers,
-            struct cairn_backend **out)
+int
+cairn_backend_local_open (const char *store_path, bool readonly,
+                          struct cairn_backend **out)
 {
   char path[4096];
   struct local_backend *lb = calloc (1, sizeof *lb);
@@ -1050,14 +1048,11 @@ open_local (const char *store_path, bool readonly, bool replay_for_readers,
       goto err_wal;
     mdb_env_set_flags (lb->env, MDB_NOMETASYNC, 1);
   }
-  else if (replay_for_readers && wal_pending (lb)) {
-    /* A reader first after a crash.  One environment at a time: LMDB's
-     * locks belong to the process, closing a second one drops them. */
+  else if (wal_pending (lb)) {
+    /* A reader first after a crash: replay if this process may write. */
     struct cairn_backend *rw;
-    local_close (&lb->base);
-    if (open_local (store_path, false, false, &rw) == 0)
+    if (cairn_backend_local_open (store_path, false, &rw) == 0)
       local_close (rw);
-    return open_local (store_path, true, false, out);
   }
   *out = &lb->base;
   return 0;
@@ -1071,13 +1066,6 @@ open_local (const char *store_path, bool readonly, bool replay_for_readers,
   free (lb->packs_dir);
   free (lb);
   return r;
-}
-
-int
-cairn_backend_local_open (const char *store_path, bool readonly,
-                          struct cairn_backend **out)
-{
-  return open_local (store_path, readonly, true, out);
 }
 
 /* ---- Pack maintenance, for gc (see backend.h) --------------------- */
