@@ -34,16 +34,9 @@
  * that read transactions are not tied to threads.  It must be opened after
  * any fork (nbdkit's .after_fork).
  *
- * "meta" also holds "wal-seq" and "wal-off", the write-ahead log's place
- * (wal.h).
- *
  * Durability: a write transaction that appended chunks fdatasyncs the pack
- * before it commits: a record is durable before the index names it.  Then
- * LMDB flushes its pages while the helper thread flushes the transaction's
- * record in the write-ahead log (wal.h); the meta page is written but not
- * flushed (MDB_NOMETASYNC).  A transaction is durable when it returns:
- * opening the store replays the record if a crash undid it.  Every change
- * goes through db_put and db_del, which also log it.
+ * before mdb_txn_commit, which itself syncs data then meta page: a record
+ * is durable before the index names it, and a commit is durable on return.
  */
 #include <config.h>
 
@@ -55,7 +48,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,7 +56,6 @@
 #include "store/backend.h"
 #include "store/pack.h"
 #include "store/util.h"
-#include "store/wal.h"
 
 #define DEFAULT_MAP_SIZE (32ULL << 30)
 
@@ -100,8 +91,6 @@ struct local_backend {
   uint64_t pack_limit;
   struct pack_writer writer;    /* guarded by LMDB's write lock */
   struct pack_readers readers;
-  struct wal wal;
-  int logged_txns;              /* for the CAIRN_TEST_WAL_* hooks */
 };
 
 struct cairn_btxn {
@@ -111,7 +100,6 @@ struct cairn_btxn {
   bool appended;                /* chunks appended to a pack */
   bool have_epoch;
   uint64_t epoch;
-  struct wal_log log;           /* the changes, for the write-ahead log */
   void **bufs;                  /* chunk reads, freed at the end */
   size_t nbufs, capbufs;
 };
@@ -144,50 +132,7 @@ txn_free (struct cairn_btxn *t)
   for (size_t i = 0; i < t->nbufs; i++)
     free (t->bufs[i]);
   free (t->bufs);
-  wal_log_free (&t->log);
   free (t);
-}
-
-/* DB is WAL_DB_OBJECT + an object type or WAL_DB_TABLE + a table. */
-static int
-db_handle (struct local_backend *lb, int db, MDB_dbi *dbi)
-{
-  if (db >= WAL_DB_OBJECT && db < WAL_DB_OBJECT + CAIRN_OBJECT_TYPES)
-    *dbi = lb->objects[db - WAL_DB_OBJECT];
-  else if (db >= WAL_DB_TABLE && db < WAL_DB_TABLE + CAIRN_TABLES)
-    *dbi = lb->tables[db - WAL_DB_TABLE];
-  else
-    return -EBADMSG;
-  return 0;
-}
-
-static int
-db_put (struct cairn_btxn *t, int db, MDB_val *k, MDB_val *d)
-{
-  MDB_dbi dbi;
-  int r = db_handle (t->lb, db, &dbi);
-
-  if (r < 0)
-    return r;
-  r = mdb_errno (mdb_put (t->txn, dbi, k, d, 0));
-  if (r == 0)
-    wal_log_op (&t->log, WAL_PUT, db, k->mv_data, k->mv_size, d->mv_data,
-                d->mv_size);
-  return r;
-}
-
-static int
-db_del (struct cairn_btxn *t, int db, MDB_val *k)
-{
-  MDB_dbi dbi;
-  int r = db_handle (t->lb, db, &dbi);
-
-  if (r < 0)
-    return r;
-  r = mdb_errno (mdb_del (t->txn, dbi, k, NULL));
-  if (r == 0)
-    wal_log_op (&t->log, WAL_DELETE, db, k->mv_data, k->mv_size, NULL, 0);
-  return r;
 }
 
 /* Keeps zero-filled, allocated headroom past LMDB's last page.  LMDB
@@ -243,127 +188,17 @@ local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
   return 0;
 }
 
-static int meta_get_u64 (struct cairn_btxn *t, const char *name,
-                         uint64_t *v);
-
-/* Where the log stands: the last record applied and where the next goes. */
-static int
-wal_position (struct cairn_btxn *t, uint64_t *seq, uint64_t *end)
-{
-  int r = meta_get_u64 (t, "wal-seq", seq);
-  return r < 0 ? r : meta_get_u64 (t, "wal-off", end);
-}
-
-/* Records the log's new place; not itself logged (replay sets it). */
-static int
-wal_set_position (struct cairn_btxn *t, uint64_t seq, uint64_t end)
-{
-  uint8_t a[8], b[8];
-  MDB_val ks = { 7, "wal-seq" }, ke = { 7, "wal-off" };
-  MDB_val ds = { 8, a }, de = { 8, b };
-  MDB_dbi meta = t->lb->tables[CAIRN_TABLE_META];
-
-  cairn_put_le64 (a, seq);
-  cairn_put_le64 (b, end);
-  int rc = mdb_put (t->txn, meta, &ks, &ds, 0);
-  if (rc == 0)
-    rc = mdb_put (t->txn, meta, &ke, &de, 0);
-  return mdb_errno (rc);
-}
-
-/* Which logged transaction of this process the CAIRN_TEST_WAL_* hook VAR
- * names, if it is this one (N). */
-static bool
-test_hook (const char *var, int n)
-{
-  const char *v = getenv (var);
-  return v && atoi (v) == n;
-}
-
-/* A transaction LMDB makes durable alone: pages, then meta page. */
-static int
-commit_flushing_twice (struct cairn_btxn *t)
-{
-  int r = mdb_errno (mdb_txn_commit (t->txn));
-  if (r == 0 && !t->lb->nosync)
-    r = mdb_errno (mdb_env_sync (t->lb->env, 1));
-  return r;
-}
-
-/* A transaction whose commit failed after its record was written: the
- * record must not be replayed.  Under a new write transaction, so that no
- * other writer has put its own record there meanwhile. */
-static void
-wal_unwrite (struct local_backend *lb, uint64_t seq, uint64_t off)
-{
-  struct cairn_btxn t = { .lb = lb, .write = true };
-  uint64_t now_seq, now_end;
-
-  if (mdb_txn_begin (lb->env, NULL, 0, &t.txn) != 0)
-    return;
-  if (wal_position (&t, &now_seq, &now_end) == 0 && now_seq + 1 == seq)
-    wal_invalidate (&lb->wal, off);
-  mdb_txn_abort (t.txn);
-}
-
-/* The record flushed by the helper thread while LMDB flushes its pages. */
-static int
-commit_logged (struct cairn_btxn *t)
-{
-  struct local_backend *lb = t->lb;
-  uint64_t seq, end, off = 0, size = wal_record_size (t->log.len);
-  int r, w;
-
-  if (size > lb->wal.ring / 4)
-    return commit_flushing_twice (t);
-  r = wal_position (t, &seq, &end);
-  if (r == 0) {
-    off = wal_place (&lb->wal, end, size);
-    r = wal_prepare (&lb->wal, off, size);
-  }
-  if (r == 0)
-    r = wal_set_position (t, seq + 1, off + size);
-  struct wal_job job = { .log = &t->log, .seq = seq + 1, .off = off };
-  if (r == 0)
-    r = wal_write_start (&lb->wal, &job);
-  if (r < 0)
-    return commit_flushing_twice (t);
-
-  int n = ++lb->logged_txns;
-  if (test_hook ("CAIRN_TEST_WAL_LOSE_TXN", n)) {
-    /* As if a crash undid the transaction after its record was flushed. */
-    mdb_txn_abort (t->txn);
-    wal_write_wait (&lb->wal, &job);
-    raise (SIGKILL);
-  }
-  r = mdb_errno (mdb_txn_commit (t->txn));
-  w = wal_write_wait (&lb->wal, &job);
-  if (r < 0) {
-    wal_unwrite (lb, seq + 1, off);
-    return r;
-  }
-  if (test_hook ("CAIRN_TEST_WAL_KILL_AFTER", n))
-    raise (SIGKILL);
-  /* The record did not make it: LMDB's own meta flush does the job. */
-  return w < 0 ? mdb_errno (mdb_env_sync (lb->env, 1)) : 0;
-}
-
 static int
 local_txn_commit (struct cairn_btxn *t)
 {
-  struct local_backend *lb = t->lb;
   int r = 0;
 
-  if (t->appended && !lb->nosync)
-    r = pack_writer_sync (&lb->writer);
+  if (t->appended && !t->lb->nosync)
+    r = pack_writer_sync (&t->lb->writer);
   if (r < 0)
     mdb_txn_abort (t->txn);
-  else if (!t->write || lb->nosync || (t->log.len == 0 && !t->log.overflow))
-    r = mdb_errno (mdb_txn_commit (t->txn));
-  else if (lb->wal.fd < 0 || t->log.overflow)
-    r = commit_flushing_twice (t);
   else
-    r = commit_logged (t);
+    r = mdb_errno (mdb_txn_commit (t->txn));
   txn_free (t);
   return r;
 }
@@ -397,7 +232,8 @@ meta_put_u32 (struct cairn_btxn *t, const char *name, uint32_t v)
   uint8_t buf[4];
   cairn_put_le32 (buf, v);
   MDB_val k = { strlen (name), (void *) name }, d = { 4, buf };
-  return db_put (t, WAL_DB_TABLE + CAIRN_TABLE_META, &k, &d);
+  return mdb_errno (mdb_put (t->txn, t->lb->tables[CAIRN_TABLE_META],
+                             &k, &d, 0));
 }
 
 static int
@@ -545,9 +381,9 @@ freshen (struct cairn_btxn *t, enum cairn_object_type type, MDB_val *k,
   memcpy (copy, d->mv_data, d->mv_size);
   cairn_put_le64 ((uint8_t *) copy + at, epoch);
   MDB_val nd = { d->mv_size, copy };
-  int r = db_put (t, WAL_DB_OBJECT + type, k, &nd);
+  int rc = mdb_put (t->txn, t->lb->objects[type], k, &nd, 0);
   free (copy);
-  return r;
+  return mdb_errno (rc);
 }
 
 static int
@@ -593,7 +429,7 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
     chunk_entry_encode (entry, &info);
     d.mv_size = sizeof entry;
     d.mv_data = entry;
-    return db_put (t, WAL_DB_OBJECT + type, &k, &d);
+    return mdb_errno (mdb_put (t->txn, lb->objects[type], &k, &d, 0));
   }
 
   d.mv_size = INLINE_HEADER_SIZE + len;
@@ -602,8 +438,6 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
     return mdb_errno (rc);
   cairn_put_le64 (d.mv_data, epoch);
   memcpy ((uint8_t *) d.mv_data + INLINE_HEADER_SIZE, data, len);
-  wal_log_op (&t->log, WAL_PUT, WAL_DB_OBJECT + type, k.mv_data, k.mv_size,
-              d.mv_data, d.mv_size);
   return 0;
 }
 
@@ -658,7 +492,7 @@ local_object_delete (struct cairn_btxn *t, enum cairn_object_type type,
   MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes };
   if (!t->write)
     return -EROFS;
-  return db_del (t, WAL_DB_OBJECT + type, &k);
+  return mdb_errno (mdb_del (t->txn, t->lb->objects[type], &k, NULL));
 }
 
 static int
@@ -722,7 +556,7 @@ local_record_put (struct cairn_btxn *t, enum cairn_table table,
   MDB_val k = { klen, (void *) key }, d = { vlen, (void *) value };
   if (!t->write)
     return -EROFS;
-  return db_put (t, WAL_DB_TABLE + table, &k, &d);
+  return mdb_errno (mdb_put (t->txn, t->lb->tables[table], &k, &d, 0));
 }
 
 static int
@@ -732,7 +566,7 @@ local_record_delete (struct cairn_btxn *t, enum cairn_table table,
   MDB_val k = { klen, (void *) key };
   if (!t->write)
     return -EROFS;
-  return db_del (t, WAL_DB_TABLE + table, &k);
+  return mdb_errno (mdb_del (t->txn, t->lb->tables[table], &k, NULL));
 }
 
 static int
@@ -752,8 +586,6 @@ local_record_delete_prefix (struct cairn_btxn *t, enum cairn_table table,
     : mdb_cursor_get (c, &k, &d, MDB_FIRST);
   while (rc == 0 && k.mv_size >= plen
          && memcmp (k.mv_data, prefix, plen) == 0) {
-    wal_log_op (&t->log, WAL_DELETE, WAL_DB_TABLE + table, k.mv_data,
-                k.mv_size, NULL, 0);
     rc = mdb_cursor_del (c, 0);
     if (rc == 0)
       rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
@@ -859,7 +691,6 @@ local_close (struct cairn_backend *b)
 
   pack_writer_close (&lb->writer);
   pack_readers_free (&lb->readers);
-  wal_close (&lb->wal);
   mdb_env_close (lb->env);
   free (lb->packs_dir);
   free (lb);
@@ -903,91 +734,6 @@ open_databases (struct local_backend *lb)
     return mdb_errno (rc);
   }
   return mdb_errno (mdb_txn_commit (txn));
-}
-
-static int
-replay_op (int kind, int db, const void *key, size_t klen, const void *value,
-           size_t vlen, void *arg)
-{
-  struct cairn_btxn *t = arg;
-  MDB_val k = { klen, (void *) key }, d = { vlen, (void *) value };
-  MDB_dbi dbi;
-  int r = db_handle (t->lb, db, &dbi);
-
-  if (r < 0)
-    return r;
-  int rc = kind == WAL_PUT ? mdb_put (t->txn, dbi, &k, &d, 0)
-    : mdb_del (t->txn, dbi, &k, NULL);
-  return rc == MDB_NOTFOUND ? 0 : mdb_errno (rc);
-}
-
-/* The record after the last one applied, if the log has it: 1 and its
- * operations (malloc'd), sequence and offset; 0 if none. */
-static int
-wal_next (struct cairn_btxn *t, uint8_t **ops, size_t *len, uint64_t *seq,
-          uint64_t *off)
-{
-  uint64_t end;
-  int r = wal_position (t, seq, &end);
-
-  if (r < 0)
-    return r;
-  (*seq)++;
-  *off = end;
-  r = wal_read (&t->lb->wal, end, *seq, ops, len);
-  if (r == 0 && end != 0) {
-    *off = 0;
-    r = wal_read (&t->lb->wal, 0, *seq, ops, len);
-  }
-  return r;
-}
-
-/* Applies the records of transactions a crash undid, and makes the result
- * durable the way LMDB does alone. */
-static int
-wal_replay (struct local_backend *lb)
-{
-  struct cairn_btxn t = { .lb = lb, .write = true };
-  uint64_t seq, off;
-  uint8_t *ops;
-  size_t len;
-  int r, applied = 0;
-
-  r = mdb_errno (mdb_txn_begin (lb->env, NULL, 0, &t.txn));
-  if (r < 0)
-    return r;
-  while ((r = wal_next (&t, &ops, &len, &seq, &off)) == 1) {
-    r = wal_ops_walk (ops, len, replay_op, &t);
-    free (ops);
-    if (r == 0)
-      r = wal_set_position (&t, seq, off + wal_record_size (len));
-    if (r < 0)
-      break;
-    applied++;
-  }
-  if (r < 0 || applied == 0) {
-    mdb_txn_abort (t.txn);
-    return r;
-  }
-  return commit_flushing_twice (&t);
-}
-
-/* Whether a record waits to be replayed, seen from a read transaction. */
-static bool
-wal_pending (struct local_backend *lb)
-{
-  struct cairn_btxn t = { .lb = lb };
-  uint64_t seq, off;
-  uint8_t *ops = NULL;
-  size_t len;
-  int r;
-
-  if (lb->wal.fd < 0 || mdb_txn_begin (lb->env, NULL, MDB_RDONLY, &t.txn))
-    return false;
-  r = wal_next (&t, &ops, &len, &seq, &off);
-  free (ops);
-  mdb_txn_abort (t.txn);
-  return r == 1;
 }
 
 int
@@ -1038,27 +784,9 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   r = open_databases (lb);
   if (r < 0)
     goto err_env;
-
-  /* Without the log (a read-only directory), commits flush twice. */
-  snprintf (path, sizeof path, "%s/index", store_path);
-  wal_open (&lb->wal, path, readonly);
-  if (!readonly) {
-    r = wal_replay (lb);
-    if (r < 0)
-      goto err_wal;
-    mdb_env_set_flags (lb->env, MDB_NOMETASYNC, 1);
-  }
-  else if (wal_pending (lb)) {
-    /* A reader first after a crash: replay if this process may write. */
-    struct cairn_backend *rw;
-    if (cairn_backend_local_open (store_path, false, &rw) == 0)
-      local_close (rw);
-  }
   *out = &lb->base;
   return 0;
 
- err_wal:
-  wal_close (&lb->wal);
  err_env:
   mdb_env_close (lb->env);
  err:
@@ -1361,7 +1089,8 @@ cairn_chunk_relocate (struct cairn_btxn *t, const struct cairn_id *id,
   chunk_entry_encode (entry, &info);
   d.mv_size = sizeof entry;
   d.mv_data = entry;
-  return db_put (t, WAL_DB_OBJECT + CAIRN_OBJECT_CHUNK, &k, &d);
+  return mdb_errno (mdb_put (t->txn, t->lb->objects[CAIRN_OBJECT_CHUNK],
+                             &k, &d, 0));
 }
 
 int

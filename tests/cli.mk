@@ -14,7 +14,6 @@ cli_tests = \
 	test-cli-full-disk.sh \
 	test-cli-corrupt-chunk.sh \
 	test-cli-kill-import-commit.sh \
-	test-cli-wal-replay.sh \
 	test-cli-help.sh
 TESTS += $(cli_tests)
 EXTRA_DIST += $(cli_tests)

@@ -16,14 +16,11 @@ store_unit_tests = \
 	unit/test-branch-detach-fresh \
 	unit/test-branch-write-in-flight \
 	unit/test-branch-dirty-limit \
-	unit/test-branch-detach-copy \
-	unit/test-wal
+	unit/test-branch-detach-copy
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
 unit_test_util_SOURCES = unit/test-util.c
-unit_test_wal_SOURCES = unit/test-wal.c
-unit_test_wal_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_util_LDADD = $(STORE_TEST_LDADD)
 unit_test_tree_SOURCES = unit/test-tree.c
 unit_test_tree_LDADD = $(STORE_TEST_LDADD)
