@@ -12,9 +12,10 @@
  *   with seal     the commit also hashes and compresses the 1 MiB itself
  *                 (no background sealer caught up).
  *
- * Then branch creation from a commit, N times.  The peer measured in the
- * same run is the durability floor of this disk: write 1 MiB to a raw file
- * and fdatasync it.
+ * Then branch creation from a commit, N times.  The peers measured in the
+ * same run are the durability floors of this disk: write 1 MiB to a raw
+ * file and fdatasync it, and overwrite 4 KiB of a written file and
+ * fdatasync it (one device flush, the least any durable operation costs).
  *
  * Usage: bench-commit DIR [N]
  */
@@ -122,19 +123,27 @@ run_commits (struct cairn_store *s, const char *branch, uint64_t size,
   return st;
 }
 
+/* Writes LEN bytes at one of 64 places of a file and fdatasyncs, N times;
+ * the file is written whole first. */
 static struct stats
-fsync_floor (const char *dir, int n)
+fsync_floor (const char *dir, int n, size_t len)
 {
   char path[4096];
   int64_t *ns = malloc (n * sizeof *ns);
-  char *buf = malloc (1 << 20);
+  char *buf = malloc (len);
   unsigned seed = 7;
 
   snprintf (path, sizeof path, "%s/floor.raw", dir);
   int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  for (int i = 0; i < 64; i++) {
+    fill_random (buf, len, &seed);
+    if (pwrite (fd, buf, len, (uint64_t) i * len) < 0)
+      exit (1);
+  }
+  fdatasync (fd);
   for (int i = 0; i < n; i++) {
-    fill_random (buf, 1 << 20, &seed);
-    if (pwrite (fd, buf, 1 << 20, (uint64_t) (i % 64) << 20) < 0)
+    fill_random (buf, len, &seed);
+    if (pwrite (fd, buf, len, (uint64_t) (i % 64) * len) < 0)
       exit (1);
     int64_t t0 = now_ns ();
     fdatasync (fd);
@@ -186,7 +195,8 @@ main (int argc, char **argv)
                                   m == DURABLE ? &branch[v][0]
                                   : m == METADATA ? &branch[v][1] : NULL);
     }
-  struct stats floor = fsync_floor (argv[1], n);
+  struct stats floor = fsync_floor (argv[1], n, 1 << 20);
+  struct stats flush = fsync_floor (argv[1], n, 4096);
   cairn_store_close (s);
 
   printf ("Commit of 1 MiB written since the last commit, %d commits each, "
@@ -215,5 +225,7 @@ main (int argc, char **argv)
           "p50 %.0f us, p99 %.0f us\n", floor.p50, floor.p99);
   printf ("durable commit p50 / fsync floor p50: 8 GiB %.2fx, 1 TiB %.2fx\n",
           commit[0][0].p50 / floor.p50, commit[1][0].p50 / floor.p50);
+  printf ("peer, same run: overwrite 4 KiB + fdatasync (one device flush): "
+          "p50 %.0f us, p99 %.0f us\n", flush.p50, flush.p99);
   return 0;
 }
