@@ -113,13 +113,15 @@
  * pause; a commit seals whatever it left. */
 #define SEALER_NICE 10
 /* A commit stores what it seals when this much has piled up: memory
- * stays bounded, and each batch costs a few syncs. */
-#define COMMIT_BATCH_BYTES (16 << 20)
+ * stays bounded (the plugin's whole budget beside its cache is 64 MiB),
+ * and each batch costs a few syncs. */
+#define COMMIT_BATCH_BYTES (4 << 20)
 /* A commit's tree nodes go to the index in parts of this many, each its
  * own transaction: LMDB keeps every page a transaction dirties in memory
  * (and its freed pages for good), and random writes all over a big
- * volume change a leaf per chunk.  4096 puts dirty at most 16 MiB. */
-#define COMMIT_CHECKPOINT_NODES 4096
+ * volume change a leaf per chunk.  1024 puts dirty about 4 MiB, which
+ * LMDB then keeps for reuse. */
+#define COMMIT_CHECKPOINT_NODES 1024
 /* A commit that seals more chunks than this does it at SEALER_NICE (see
  * capture_niced); fewer are a few milliseconds of CPU, over sooner at
  * full priority than yielding to whatever else runs (gc, say). */
@@ -1869,8 +1871,9 @@ seal_job_free (struct seal_job *job)
   cairn_sealed_free (&job->sealed);
 }
 
-/* One pass of the sealer: seals up to MAX quiet DIRTY chunks, idle for
- * IDLE_NS or more, and persists them.  Returns how many it sealed. */
+/* One pass of the sealer: evicts entries past the bound, seals up to MAX
+ * quiet DIRTY chunks, idle for IDLE_NS or more, and persists them.
+ * Returns how many it sealed. */
 static int
 seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
 {
@@ -1880,6 +1883,8 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   int64_t now = mono_ns ();
   int r = 0;
 
+  /* What the last pass sealed need not stay in memory. */
+  branch_evict (b);
   jobs = calloc (max, sizeof *jobs);
   maps = calloc (max, b->bitmap_bytes);
   if (!jobs || !maps) {
@@ -1993,7 +1998,6 @@ cairn_branch_seal (struct cairn_branch *b)
   do
     r = seal_pass (b, 0, SEALER_BATCH);
   while (r > 0);
-  branch_evict (b);
   pthread_mutex_unlock (&b->seal_mutex);
   return r;
 }
@@ -2026,7 +2030,6 @@ sealer_main (void *arg)
       r = seal_pass (b, SEALER_IDLE_NS, SEALER_BATCH);
     while (r == (int) SEALER_BATCH && !b->sealer_stop
            && atomic_load (&b->commits_waiting) == 0);
-    branch_evict (b);
     pthread_mutex_unlock (&b->seal_mutex);
     pthread_mutex_lock (&b->lock);
   }
