@@ -48,7 +48,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -715,6 +717,64 @@ static const struct cairn_backend_ops local_ops = {
   .record_scan = local_record_scan,
   .space = local_space,
 };
+
+/* Where this process maps FD: LMDB does not say (mdb_env_info's
+ * me_mapaddr is the MDB_FIXEDMAP address, NULL otherwise). */
+static int
+find_map (int fd, char **start, size_t *len)
+{
+  struct stat st;
+  char line[4096];
+  FILE *maps;
+  int r = -ENOENT;
+
+  if (fstat (fd, &st) == -1)
+    return -errno;
+  maps = fopen ("/proc/self/maps", "re");
+  if (!maps)
+    return -errno;
+  while (r == -ENOENT && fgets (line, sizeof line, maps)) {
+    unsigned long from, to, ino;
+    unsigned major, minor;
+    if (sscanf (line, "%lx-%lx %*s %*s %x:%x %lu", &from, &to, &major, &minor,
+                &ino) == 5
+        && ino == st.st_ino && major == major (st.st_dev)
+        && minor == minor (st.st_dev)) {
+      *start = (char *) from;
+      *len = to - from;
+      r = 0;
+    }
+  }
+  fclose (maps);
+  return r;
+}
+
+/* backend.h.  The map is read-only (no MDB_WRITEMAP): dropping its pages
+ * from this process leaves them in the page cache, and a read of one
+ * faults it back, also one in a transaction under way. */
+int
+cairn_backend_local_release_map (struct cairn_backend *b)
+{
+  MDB_envinfo info;
+  MDB_stat st;
+  char *map;
+  size_t len;
+  int fd;
+
+  if (b->ops != &local_ops)
+    return -ENOTSUP;
+  struct local_backend *lb = local (b);
+  if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0
+      || mdb_env_get_fd (lb->env, &fd) != 0)
+    return -EIO;
+  int r = find_map (fd, &map, &len);
+  if (r < 0)
+    return r;
+  size_t used = ((size_t) info.me_last_pgno + 1) * st.ms_psize;
+  if (madvise (map, CAIRN_MIN (used, len), MADV_DONTNEED) == -1)
+    return -errno;
+  return 0;
+}
 
 static int
 open_databases (struct local_backend *lb)

@@ -57,6 +57,21 @@
  * Entries untouched since the freeze leave the overlay; touched ones stay,
  * with the committed chunk as their underlay.
  *
+ * Eviction.  An entry that is SEALED and persisted says nothing its record
+ * does not, so it need not stay in memory: random writes all over a big
+ * volume leave one such entry per chunk they touched, and without a bound
+ * the overlay grew with them.  Past ENTRY_CACHE_MAX entries a volume's
+ * sealer pass evicts them by clock (second chance for an entry used since
+ * the last sweep); a lookup that misses in memory while the volume has
+ * evicted entries reads the record back (entry_get).  Records of entries
+ * not in memory never change: flush and the sealer write only the records
+ * of entries in memory, and a commit first reads every evicted entry back
+ * in (it must name them, and delete their records).  A lookup drops the
+ * lock while it reads, so it starts over if an eviction, a commit's read-
+ * back or a new base came meanwhile (evict_gen, base_gen): what it read
+ * may be stale then.  Eviction runs under seal_mutex and persist_mutex, so
+ * no seal job, commit or flush holds a pointer to the entry it frees.
+ *
  * Locks, in the order they are taken:
  *   seal_mutex     one sealing pass or commit at a time (the sealer lets a
  *                  waiting commit in between two passes)
@@ -98,13 +113,15 @@
  * pause; a commit seals whatever it left. */
 #define SEALER_NICE 10
 /* A commit stores what it seals when this much has piled up: memory
- * stays bounded, and each batch costs a few syncs. */
-#define COMMIT_BATCH_BYTES (16 << 20)
+ * stays bounded (the plugin's whole budget beside its cache is 64 MiB),
+ * and each batch costs a few syncs. */
+#define COMMIT_BATCH_BYTES (4 << 20)
 /* A commit's tree nodes go to the index in parts of this many, each its
  * own transaction: LMDB keeps every page a transaction dirties in memory
  * (and its freed pages for good), and random writes all over a big
- * volume change a leaf per chunk.  4096 puts dirty at most 16 MiB. */
-#define COMMIT_CHECKPOINT_NODES 4096
+ * volume change a leaf per chunk.  1024 puts dirty about 4 MiB, which
+ * LMDB then keeps for reuse. */
+#define COMMIT_CHECKPOINT_NODES 1024
 /* A commit that seals more chunks than this does it at SEALER_NICE (see
  * capture_niced); fewer are a few milliseconds of CPU, over sooner at
  * full priority than yielding to whatever else runs (gc, say). */
@@ -117,6 +134,10 @@
  * of its entries and of the commit that must seal it - grows without
  * bound.  The kernel bounds dirty pages the same way. */
 #define DIRTY_LIMIT_BYTES (2ULL << 30)
+/* Entries a volume keeps in memory before the sealer evicts SEALED,
+ * persisted ones (about 150 bytes each): 16384 is a few MiB, and more
+ * than a guest's working set of recently written chunks usually is. */
+#define ENTRY_CACHE_MAX 16384
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
@@ -132,6 +153,7 @@ struct entry {
   bool persisted;               /* a record exists for this index */
   bool dirty_meta;              /* state differs from the record */
   bool busy;                    /* slot being captured or copied */
+  bool referenced;              /* used since the clock last passed */
   unsigned writers;             /* writes in flight */
   uint64_t gen;                 /* bumped by every write */
   uint64_t persist_seq;         /* bumped by every record write */
@@ -153,6 +175,10 @@ struct cairn_bvol {
   /* entries by chunk index */
   struct entry **buckets;
   size_t nbuckets, count;
+  /* entries evicted: their records, not in memory (see Eviction) */
+  size_t evicted;
+  uint64_t evict_gen;           /* bumped when entries leave or come back */
+  size_t clock_hand;            /* next bucket eviction looks at */
   /* slots */
   uint32_t *holds;              /* per slot */
   uint32_t nslots;              /* high-water mark */
@@ -191,6 +217,7 @@ struct cairn_branch {
   pthread_cond_t sealer_cond;
   unsigned throttled;           /* writers waiting on the dirty limit */
   uint64_t dirty_limit;         /* DIRTY_LIMIT_BYTES, or the test's */
+  size_t entry_cache_max;       /* ENTRY_CACHE_MAX, or the test's */
 };
 
 /* Tests' stall hooks: milliseconds from the environment, 0 if unset. */
@@ -441,6 +468,12 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
 
   if (key.len != 16 || value.len < 4 + CAIRN_ID_SIZE)
     goto bad;
+  /* Sealed records past the bound stay evicted: read back when used. */
+  if (p[0] == WORK_SEALED && value.len == 4 + CAIRN_ID_SIZE
+      && v->count >= v->b->entry_cache_max) {
+    v->evicted++;
+    return 0;
+  }
   uint64_t index = cairn_be64 ((const uint8_t *) key.data + 8);
   struct entry *e = entry_new (v, index);
   if (!e) {
@@ -478,6 +511,231 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
   lc->r = cairn_error (-EBADMSG, "working state of branch '%s' is corrupt",
                        v->b->name);
   return lc->r;
+}
+
+/* ---- eviction ----------------------------------------------------- */
+
+/* Reads the record of V's chunk INDEX, whose entry was not in memory:
+ * 1 and *ID if it names a sealed chunk, 0 if there is none, -EAGAIN if
+ * it names a slot (the entry came back and was written meanwhile). */
+static int
+work_lookup (struct cairn_bvol *v, uint64_t index, struct cairn_id *id)
+{
+  struct cairn_txn *txn;
+  struct cairn_val val;
+  uint8_t key[16];
+  int r = cairn_txn_begin (v->b->s, false, &txn);
+
+  if (r < 0)
+    return r;
+  work_key (v->wid, index, key);
+  r = TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
+                              &val);
+  if (r == 0) {
+    const uint8_t *p = val.data;
+    if (val.len == 4 + CAIRN_ID_SIZE && p[0] == WORK_SEALED) {
+      memcpy (id->bytes, p + 4, CAIRN_ID_SIZE);
+      r = 1;
+    }
+    else
+      r = -EAGAIN;
+  }
+  else if (r == -ENOENT)
+    r = 0;
+  cairn_txn_abort (v->b->s, txn);
+  return r;
+}
+
+/* Puts back in memory the entry of INDEX, evicted as SEALED(ID).  Lock
+ * held. */
+static struct entry *
+entry_reload (struct cairn_bvol *v, uint64_t index, const struct cairn_id *id)
+{
+  struct entry *e = entry_new (v, index);
+
+  if (!e)
+    return NULL;
+  e->state = ENTRY_SEALED;
+  e->id = *id;
+  e->persisted = true;
+  e->referenced = true;
+  v->evicted--;
+  return e;
+}
+
+/* The entry of chunk INDEX, read back in if it was evicted; NULL if the
+ * chunk is the base's.  Lock held on entry and return, dropped while the
+ * record is read. */
+static int
+entry_get (struct cairn_bvol *v, uint64_t index, struct entry **out)
+{
+  struct cairn_branch *b = v->b;
+
+  for (;;) {
+    struct entry *e = entry_find (v, index);
+    if (e || v->evicted == 0) {
+      if (e)
+        e->referenced = true;
+      *out = e;
+      return 0;
+    }
+    uint64_t evict_gen = v->evict_gen, base_gen = b->base_gen;
+    struct cairn_id id;
+    pthread_mutex_unlock (&b->lock);
+    int r = work_lookup (v, index, &id);
+    pthread_mutex_lock (&b->lock);
+    if (r == -EAGAIN || evict_gen != v->evict_gen || base_gen != b->base_gen
+        || entry_find (v, index))
+      continue;                 /* what was read may be stale */
+    if (r <= 0) {
+      *out = NULL;
+      return r;
+    }
+    *out = entry_reload (v, index, &id);
+    return *out ? 0 : -ENOMEM;
+  }
+}
+
+/* What an entry says that its record does not: nothing, if this is
+ * false. */
+static bool
+entry_evictable (const struct entry *e)
+{
+  return e->state == ENTRY_SEALED && e->persisted && !e->dirty_meta
+    && !e->frozen && !e->busy && e->writers == 0;
+}
+
+/* Evicts V's entries by clock until at most MAX are left, sweeping the
+ * buckets at most twice (the first sweep clears the referenced bits).
+ * Lock, seal_mutex and persist_mutex held: nothing else holds a pointer
+ * to an evictable entry then. */
+static void
+entries_evict (struct cairn_bvol *v, size_t max)
+{
+  size_t before = v->evicted;
+
+  for (size_t seen = 0; v->count > max && seen < 2 * v->nbuckets; seen++) {
+    struct entry **pp = &v->buckets[v->clock_hand++ & (v->nbuckets - 1)];
+    while (*pp) {
+      struct entry *e = *pp;
+      if (e->referenced || !entry_evictable (e)) {
+        e->referenced = false;
+        pp = &e->hnext;
+        continue;
+      }
+      *pp = e->hnext;
+      free (e);
+      v->count--;
+      v->evicted++;
+    }
+  }
+  if (v->evicted != before)
+    v->evict_gen++;
+}
+
+/* Keeps each volume's overlay within the entry bound.  seal_mutex held. */
+static void
+branch_evict (struct cairn_branch *b)
+{
+  pthread_mutex_lock (&b->persist_mutex);
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; i < b->nvols; i++)
+    entries_evict (b->vols[i], b->entry_cache_max);
+  pthread_mutex_unlock (&b->lock);
+  pthread_mutex_unlock (&b->persist_mutex);
+}
+
+/* The sealed records of chunks FIRST..LAST of a volume. */
+struct sealed_list {
+  uint64_t last;
+  uint64_t *index;
+  struct cairn_id *id;
+  size_t n, cap;
+};
+
+static int
+collect_sealed (struct cairn_val key, struct cairn_val value, void *arg)
+{
+  struct sealed_list *l = arg;
+  const uint8_t *p = value.data;
+
+  if (key.len != 16)
+    return -EBADMSG;
+  uint64_t index = cairn_be64 ((const uint8_t *) key.data + 8);
+  if (index > l->last)
+    return 1;
+  if (value.len != 4 + CAIRN_ID_SIZE || p[0] != WORK_SEALED)
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 256;
+    uint64_t *ix = realloc (l->index, cap * sizeof *ix);
+    if (!ix)
+      return -ENOMEM;
+    l->index = ix;
+    struct cairn_id *id = realloc (l->id, cap * sizeof *id);
+    if (!id)
+      return -ENOMEM;
+    l->id = id;
+    l->cap = cap;
+  }
+  l->index[l->n] = index;
+  memcpy (l->id[l->n++].bytes, p + 4, CAIRN_ID_SIZE);
+  return 0;
+}
+
+static int
+work_scan_sealed (struct cairn_txn *txn, const struct cairn_bvol *v,
+                  uint64_t first, uint64_t last, struct sealed_list *l)
+{
+  uint8_t prefix[8], start[16];
+
+  cairn_put_be64 (prefix, v->wid);
+  work_key (v->wid, first, start);
+  l->last = last;
+  int r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
+                                   sizeof prefix, start, sizeof start,
+                                   collect_sealed, l);
+  return r < 0 ? r : 0;
+}
+
+static void
+sealed_list_free (struct sealed_list *l)
+{
+  free (l->index);
+  free (l->id);
+}
+
+/* Reads every evicted entry of V back in: a commit must name them, and
+ * delete their records.  seal_mutex held (nothing is evicted meanwhile),
+ * lock not. */
+static int
+entries_reload_all (struct cairn_bvol *v)
+{
+  struct cairn_branch *b = v->b;
+  struct sealed_list l = { 0 };
+  struct cairn_txn *txn;
+
+  pthread_mutex_lock (&b->lock);
+  size_t evicted = v->evicted;
+  pthread_mutex_unlock (&b->lock);
+  if (evicted == 0)
+    return 0;
+  int r = cairn_txn_begin (b->s, false, &txn);
+  if (r < 0)
+    return r;
+  r = work_scan_sealed (txn, v, 0, UINT64_MAX, &l);
+  cairn_txn_abort (b->s, txn);
+
+  /* A record scanned is still that of an evicted entry unless its entry
+   * is in memory now: the entry alone can change it. */
+  pthread_mutex_lock (&b->lock);
+  for (size_t i = 0; r == 0 && i < l.n; i++)
+    if (!entry_find (v, l.index[i]) && !entry_reload (v, l.index[i], &l.id[i]))
+      r = -ENOMEM;
+  v->evict_gen++;
+  pthread_mutex_unlock (&b->lock);
+  sealed_list_free (&l);
+  return r;
 }
 
 /* ---- volumes ------------------------------------------------------ */
@@ -623,6 +881,10 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
   const char *limit = getenv ("CAIRN_TEST_DIRTY_LIMIT_KB");
   b->dirty_limit = limit ? strtoull (limit, NULL, 10) << 10
     : DIRTY_LIMIT_BYTES;
+  /* Tests only: an entry bound small enough to pass. */
+  const char *entries = getenv ("CAIRN_TEST_ENTRY_CACHE");
+  b->entry_cache_max = entries ? strtoull (entries, NULL, 10)
+    : ENTRY_CACHE_MAX;
   b->lock_fd = -1;
   b->bitmap_bytes = s->chunk_size / CAIRN_SECTOR / 8;
   pthread_mutex_init (&b->seal_mutex, NULL);
@@ -916,7 +1178,12 @@ read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
   int r;
 
   pthread_mutex_lock (&b->lock);
-  struct entry *e = entry_find (v, index);
+  struct entry *e;
+  r = entry_get (v, index, &e);
+  if (r < 0) {
+    pthread_mutex_unlock (&b->lock);
+    return r;
+  }
   if (!e) {
     root = v->root;
     pthread_mutex_unlock (&b->lock);
@@ -995,7 +1262,10 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
   struct cairn_branch *b = v->b;
 
   for (;;) {
-    struct entry *e = entry_find (v, index);
+    struct entry *e;
+    int r = entry_get (v, index, &e);
+    if (r < 0)
+      return r;
     if (e && e->busy) {
       pthread_cond_wait (&b->cond, &b->lock);
       continue;
@@ -1007,7 +1277,7 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
       continue;
     }
     if (e) {
-      int r = prepare_dirty (v, e, full);
+      r = prepare_dirty (v, e, full);
       if (r < 0)
         return r;
       if (e->busy || entry_find (v, index) != e)
@@ -1019,7 +1289,7 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
     uint64_t base_gen = b->base_gen;
     if (!full && !cairn_id_is_zero (&root)) {
       pthread_mutex_unlock (&b->lock);
-      int r = base_lookup (v, &root, index, &under);
+      r = base_lookup (v, &root, index, &under);
       pthread_mutex_lock (&b->lock);
       if (r < 0)
         return r;
@@ -1031,7 +1301,7 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
       return -ENOMEM;
     e->state = ENTRY_DIRTY;
     e->id = under;
-    int r = slot_alloc (v, &e->slot);
+    r = slot_alloc (v, &e->slot);
     if (r < 0) {
       entry_remove (v, e);
       return r;
@@ -1149,7 +1419,9 @@ zero_chunk (struct cairn_bvol *v, uint64_t index, bool base_nonzero)
   struct entry *e;
 
   for (;;) {
-    e = entry_find (v, index);
+    int r = entry_get (v, index, &e);
+    if (r < 0)
+      return r;
     if (!e || !e->busy)
       break;
     pthread_cond_wait (&b->cond, &b->lock);
@@ -1238,8 +1510,22 @@ cairn_bvol_zero (struct cairn_bvol *v, size_t len, uint64_t off)
     }
     indexes[n++] = e->index;
   }
+  /* Evicted entries in range (read under the lock: no commit can take
+   * their records from under it). */
+  struct sealed_list evicted = { 0 };
+  if (v->evicted > 0) {
+    struct cairn_txn *txn;
+    r = cairn_txn_begin (b->s, false, &txn);
+    if (r == 0) {
+      r = work_scan_sealed (txn, v, first, end_full - 1, &evicted);
+      cairn_txn_abort (b->s, txn);
+    }
+  }
   for (size_t i = 0; r == 0 && i < n; i++)
     r = zero_chunk (v, indexes[i], false);
+  for (size_t i = 0; r == 0 && i < evicted.n; i++)
+    r = zero_chunk (v, evicted.index[i], false);
+  sealed_list_free (&evicted);
   free (indexes);
   if (r == 0 && !cairn_id_is_zero (&root)) {
     struct cairn_txn *txn;
@@ -1337,6 +1623,23 @@ ext_base (uint64_t index, const struct cairn_id *id, void *arg)
   return ext_chunk (m, index, false);
 }
 
+/* Adds overlay chunk INDEX to M's list. */
+static int
+ext_add (struct ext_merge *m, size_t *cap, uint64_t index, bool hole)
+{
+  if (m->nov == *cap) {
+    size_t n = *cap ? 2 * *cap : 64;
+    struct ext_entry *p = realloc (m->ov, n * sizeof *p);
+    if (!p)
+      return -ENOMEM;
+    m->ov = p;
+    *cap = n;
+  }
+  m->ov[m->nov].index = index;
+  m->ov[m->nov++].hole = hole;
+  return 0;
+}
+
 int
 cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
                     cairn_extent_fn fn, void *arg)
@@ -1356,41 +1659,37 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
   pthread_mutex_lock (&b->lock);
   struct cairn_id root = v->root;
   if (last - first < 64) {
-    for (uint64_t i = first; i <= last; i++) {
+    for (uint64_t i = first; r == 0 && i <= last; i++) {
       struct entry *e = entry_find (v, i);
-      if (!e)
-        continue;
-      if (m.nov == cap) {
-        cap = cap ? 2 * cap : 64;
-        struct ext_entry *p = realloc (m.ov, cap * sizeof *p);
-        if (!p) {
-          r = -ENOMEM;
-          break;
-        }
-        m.ov = p;
-      }
-      m.ov[m.nov].index = i;
-      m.ov[m.nov++].hole = e->state == ENTRY_SEALED
-        && cairn_id_is_zero (&e->id);
+      if (e)
+        r = ext_add (&m, &cap, i, e->state == ENTRY_SEALED
+                     && cairn_id_is_zero (&e->id));
     }
   }
   else {
     FOR_EACH_ENTRY (v, e) {
-      if (e->index < first || e->index > last)
-        continue;
-      if (m.nov == cap) {
-        cap = cap ? 2 * cap : 64;
-        struct ext_entry *p = realloc (m.ov, cap * sizeof *p);
-        if (!p) {
-          r = -ENOMEM;
-          break;
-        }
-        m.ov = p;
-      }
-      m.ov[m.nov].index = e->index;
-      m.ov[m.nov++].hole = e->state == ENTRY_SEALED
-        && cairn_id_is_zero (&e->id);
+      if (r < 0)
+        break;
+      if (e->index >= first && e->index <= last)
+        r = ext_add (&m, &cap, e->index, e->state == ENTRY_SEALED
+                     && cairn_id_is_zero (&e->id));
     }
+  }
+  /* Evicted entries in range, read under the lock: no commit can take
+   * their records from under it. */
+  if (r == 0 && v->evicted > 0) {
+    struct sealed_list evicted = { 0 };
+    struct cairn_txn *txn;
+    r = cairn_txn_begin (b->s, false, &txn);
+    if (r == 0) {
+      r = work_scan_sealed (txn, v, first, last, &evicted);
+      cairn_txn_abort (b->s, txn);
+    }
+    for (size_t i = 0; r == 0 && i < evicted.n; i++)
+      if (!entry_find (v, evicted.index[i]))
+        r = ext_add (&m, &cap, evicted.index[i],
+                     cairn_id_is_zero (&evicted.id[i]));
+    sealed_list_free (&evicted);
   }
   pthread_mutex_unlock (&b->lock);
   if (r < 0)
@@ -1572,8 +1871,9 @@ seal_job_free (struct seal_job *job)
   cairn_sealed_free (&job->sealed);
 }
 
-/* One pass of the sealer: seals up to MAX quiet DIRTY chunks, idle for
- * IDLE_NS or more, and persists them.  Returns how many it sealed. */
+/* One pass of the sealer: evicts entries past the bound, seals up to MAX
+ * quiet DIRTY chunks, idle for IDLE_NS or more, and persists them.
+ * Returns how many it sealed. */
 static int
 seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
 {
@@ -1583,6 +1883,8 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   int64_t now = mono_ns ();
   int r = 0;
 
+  /* What the last pass sealed need not stay in memory. */
+  branch_evict (b);
   jobs = calloc (max, sizeof *jobs);
   maps = calloc (max, b->bitmap_bytes);
   if (!jobs || !maps) {
@@ -2073,6 +2375,14 @@ cairn_branch_commit (struct cairn_branch *b,
   pthread_mutex_lock (&b->seal_mutex);
   atomic_fetch_sub (&b->commits_waiting, 1);
 
+  /* 0. Evicted entries back in: the commit names every entry and deletes
+   *    the records it absorbed.  (A volume added meanwhile has none.) */
+  struct cairn_bvol *rv;
+  for (size_t i = 0; r == 0 && (rv = cairn_branch_volume_at (b, i)); i++)
+    r = entries_reload_all (rv);
+  if (r < 0)
+    goto out;
+
   /* 1. Freeze. */
   pthread_mutex_lock (&b->lock);
   nvols = b->nvols;
@@ -2251,6 +2561,7 @@ cairn_branch_stats (struct cairn_branch *b, struct cairn_branch_stats *st)
   for (size_t i = 0; i < b->nvols; i++) {
     struct cairn_bvol *v = b->vols[i];
     st->entries += v->count;
+    st->evicted += v->evicted;
     st->scratch_slots += v->nslots;
     FOR_EACH_ENTRY (v, e)
       st->unsealed += e->state == ENTRY_DIRTY;

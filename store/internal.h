@@ -3,6 +3,7 @@
 #define CAIRN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "store/store.h"
 
@@ -15,7 +16,11 @@ struct cairn_store {
   int compress_level;           /* -1: none */
   bool readonly;
   struct chunk_cache *cache;
+  _Atomic int64_t map_released; /* CLOCK_MONOTONIC ns (store.c) */
 };
+
+/* How often a store unmaps the index pages it has read (store.c). */
+#define MAP_RELEASE_NS (250 * 1000000LL)
 
 /* A store transaction: the backend's, and the store it belongs to. */
 struct cairn_txn {

@@ -317,7 +317,9 @@ int cairn_branch_commit (struct cairn_branch *b,
 
 /* Statistics of the working state, for tests and benchmarks. */
 struct cairn_branch_stats {
-  uint64_t entries;             /* chunks that differ from the base */
+  uint64_t entries;             /* chunks that differ from the base, in
+                                   memory */
+  uint64_t evicted;             /* more, sealed, only in the index */
   uint64_t unsealed;            /* of those, not yet sealed */
   uint64_t scratch_slots;       /* slots allocated in scratch files */
 };

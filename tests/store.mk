@@ -16,6 +16,7 @@ store_unit_tests = \
 	unit/test-branch-detach-fresh \
 	unit/test-branch-write-in-flight \
 	unit/test-branch-dirty-limit \
+	unit/test-branch-evict \
 	unit/test-branch-detach-copy
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
@@ -41,6 +42,8 @@ unit_test_branch_detach_copy_SOURCES = unit/test-branch-detach-copy.c unit/gc-fi
 unit_test_branch_detach_copy_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_dirty_limit_SOURCES = unit/test-branch-dirty-limit.c unit/gc-fixture.h
 unit_test_branch_dirty_limit_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_evict_SOURCES = unit/test-branch-evict.c unit/gc-fixture.h
+unit_test_branch_evict_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
 unit_test_branch_seal_flush_LDADD = $(STORE_TEST_LDADD)
 unit_test_commit_branch_handover_SOURCES = unit/test-commit-branch-handover.c
