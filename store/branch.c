@@ -602,7 +602,8 @@ static bool
 entry_evictable (const struct entry *e)
 {
   return e->state == ENTRY_SEALED && e->persisted && !e->dirty_meta
-    && !e->frozen && !e->busy && e->writers == 0;
+    && !e->frozen && !e->busy && e->writers == 0 && e->slot == NO_SLOT
+    && e->rec_slot == NO_SLOT;
 }
 
 /* Evicts V's entries by clock until at most MAX are left, sweeping the
