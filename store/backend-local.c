@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -81,6 +83,11 @@ static const char *const table_db_names[CAIRN_TABLES] = {
 #define INDEX_HEADROOM_LOW (4ULL << 20)
 #define INDEX_HEADROOM_STEP (16ULL << 20)
 #define INLINE_HEADER_SIZE 8
+/* How often a process unmaps the index pages it has read (see
+ * cairn_backend_local_release_map): every so long, or every so many
+ * accesses (a commit's scans read the whole index in less). */
+#define MAP_RELEASE_NS (50 * 1000000LL)
+#define MAP_RELEASE_ACCESSES 512
 
 struct local_backend {
   struct cairn_backend base;
@@ -93,6 +100,10 @@ struct local_backend {
   uint64_t pack_limit;
   struct pack_writer writer;    /* guarded by LMDB's write lock */
   struct pack_readers readers;
+  _Atomic int64_t map_released; /* CLOCK_MONOTONIC ns */
+  _Atomic uint64_t accesses;    /* to the index, counted by touch_index */
+  char *map;                    /* LMDB's map, once found */
+  size_t map_len;
 };
 
 struct cairn_btxn {
@@ -126,6 +137,26 @@ static struct local_backend *
 local (struct cairn_backend *b)
 {
   return (struct local_backend *) b;
+}
+
+/* Every MAP_RELEASE_NS of use or MAP_RELEASE_ACCESSES accesses, an
+ * access to the index unmaps the pages this process has read: random I/O
+ * all over a big volume, and a commit's tree update and scans, read index
+ * pages all over the map, and each would stay in the RSS once read.  The
+ * hot ones fault back from the page cache. */
+static void
+touch_index (struct local_backend *lb)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  int64_t now = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+  int64_t last = atomic_load (&lb->map_released);
+  bool many = atomic_fetch_add (&lb->accesses, 1) % MAP_RELEASE_ACCESSES
+    == MAP_RELEASE_ACCESSES - 1;
+
+  if ((many || now - last >= MAP_RELEASE_NS)
+      && atomic_compare_exchange_strong (&lb->map_released, &last, now))
+    cairn_backend_local_release_map (&lb->base);
 }
 
 static void
@@ -174,6 +205,7 @@ local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
 
   if (write && lb->readonly)
     return -EROFS;
+  touch_index (lb);
   struct cairn_btxn *t = calloc (1, sizeof *t);
   if (!t)
     return -ENOMEM;
@@ -359,6 +391,7 @@ local_object_stat (struct cairn_btxn *t, enum cairn_object_type type,
                    const struct cairn_id *id, struct cairn_object_info *info)
 {
   MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes }, d;
+  touch_index (t->lb);
   int rc = mdb_get (t->txn, t->lb->objects[type], &k, &d);
   if (rc)
     return mdb_errno (rc);
@@ -400,6 +433,7 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
 
   if (!t->write)
     return -EROFS;
+  touch_index (lb);
   r = txn_epoch (t, &epoch);
   if (r < 0)
     return r;
@@ -454,6 +488,7 @@ local_object_get (struct cairn_btxn *t, enum cairn_object_type type,
 
   if (!info)
     info = &tmp;
+  touch_index (t->lb);
   rc = mdb_get (t->txn, t->lb->objects[type], &k, &d);
   if (rc)
     return mdb_errno (rc);
@@ -529,6 +564,7 @@ local_object_scan (struct cairn_btxn *t, enum cairn_object_type type,
       r = fn (&id, &info, arg);
     if (r != 0)
       break;
+    touch_index (t->lb);
     rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
   }
   mdb_cursor_close (c);
@@ -542,6 +578,7 @@ local_record_get (struct cairn_btxn *t, enum cairn_table table,
                   const void *key, size_t klen, struct cairn_val *value)
 {
   MDB_val k = { klen, (void *) key }, d;
+  touch_index (t->lb);
   int rc = mdb_get (t->txn, t->lb->tables[table], &k, &d);
   if (rc)
     return mdb_errno (rc);
@@ -558,6 +595,7 @@ local_record_put (struct cairn_btxn *t, enum cairn_table table,
   MDB_val k = { klen, (void *) key }, d = { vlen, (void *) value };
   if (!t->write)
     return -EROFS;
+  touch_index (t->lb);
   return mdb_errno (mdb_put (t->txn, t->lb->tables[table], &k, &d, 0));
 }
 
@@ -647,6 +685,7 @@ local_record_scan (struct cairn_btxn *t, enum cairn_table table,
             (struct cairn_val) { d.mv_data, d.mv_size }, arg);
     if (r != 0)
       break;
+    touch_index (t->lb);
     rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
   }
   mdb_cursor_close (c);
@@ -767,9 +806,14 @@ cairn_backend_local_release_map (struct cairn_backend *b)
   if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0
       || mdb_env_get_fd (lb->env, &fd) != 0)
     return -EIO;
-  int r = find_map (fd, &map, &len);
+  /* LMDB maps the index once, at open (we never resize the map). */
+  int r = 0;
+  if (!lb->map)
+    r = find_map (fd, &lb->map, &lb->map_len);
   if (r < 0)
     return r;
+  map = lb->map;
+  len = lb->map_len;
   size_t used = ((size_t) info.me_last_pgno + 1) * st.ms_psize;
   if (madvise (map, CAIRN_MIN (used, len), MADV_DONTNEED) == -1)
     return -errno;
@@ -833,7 +877,8 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   mdb_env_set_mapsize (lb->env, map_size);
   snprintf (path, sizeof path, "%s/index", store_path);
   r = mdb_errno (mdb_env_open (lb->env, path,
-                               MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
+                               MDB_NOTLS | MDB_NORDAHEAD
+                               | (readonly ? MDB_RDONLY : 0),
                                0644));
   if (r < 0)
     goto err_env;

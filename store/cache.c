@@ -7,6 +7,10 @@
  * parallel readers from contending.  A reader copies the bytes it needs
  * while holding the shard's lock, so an entry never has to be pinned.
  * Capacity is a byte budget split evenly over the shards.
+ *
+ * Chunk buffers are recycled: an evicted one serves the next miss.  A
+ * malloc and a free per miss, from many threads' arenas, fragmented the
+ * heap of a busy plugin to several times the cache's budget.
  */
 #include <config.h>
 
@@ -17,6 +21,7 @@
 #include "store/internal.h"
 
 #define SHARDS 16
+#define SPARE_MAX 32            /* buffers kept for the next misses */
 
 struct entry {
   struct cairn_id id;
@@ -36,7 +41,34 @@ struct shard {
 struct chunk_cache {
   uint32_t chunk_size;
   struct shard shards[SHARDS];
+  pthread_mutex_t spare_lock;
+  void *spare[SPARE_MAX];
+  size_t nspare;
 };
+
+void *
+chunk_cache_buffer (struct chunk_cache *c)
+{
+  void *data = NULL;
+
+  pthread_mutex_lock (&c->spare_lock);
+  if (c->nspare > 0)
+    data = c->spare[--c->nspare];
+  pthread_mutex_unlock (&c->spare_lock);
+  return data ? data : malloc (c->chunk_size);
+}
+
+void
+chunk_cache_release (struct chunk_cache *c, void *data)
+{
+  pthread_mutex_lock (&c->spare_lock);
+  if (c->nspare < SPARE_MAX) {
+    c->spare[c->nspare++] = data;
+    data = NULL;
+  }
+  pthread_mutex_unlock (&c->spare_lock);
+  free (data);
+}
 
 static struct shard *
 shard_of (struct chunk_cache *c, const struct cairn_id *id)
@@ -69,7 +101,7 @@ lru_push_front (struct shard *sh, struct entry *e)
 }
 
 static void
-evict_one (struct shard *sh)
+evict_one (struct chunk_cache *c, struct shard *sh)
 {
   struct entry *e = sh->lru.prev;
   struct entry **pp = &sh->buckets[bucket_of (sh, &e->id)];
@@ -78,13 +110,14 @@ evict_one (struct shard *sh)
     pp = &(*pp)->hnext;
   *pp = e->hnext;
   lru_unlink (e);
-  free (e->data);
+  chunk_cache_release (c, e->data);
   free (e);
   sh->count--;
 }
 
 static void
-shard_set_capacity (struct shard *sh, size_t max_count)
+shard_set_capacity (struct chunk_cache *c, struct shard *sh,
+                    size_t max_count)
 {
   size_t nb = 64;
 
@@ -93,7 +126,7 @@ shard_set_capacity (struct shard *sh, size_t max_count)
   pthread_mutex_lock (&sh->lock);
   sh->max_count = max_count;
   while (sh->count > max_count)
-    evict_one (sh);
+    evict_one (c, sh);
   if (nb > sh->nbuckets) {
     struct entry **b = calloc (nb, sizeof *b);
     if (b) {
@@ -126,6 +159,7 @@ chunk_cache_new (uint64_t capacity, uint32_t chunk_size)
   if (!c)
     return NULL;
   c->chunk_size = chunk_size;
+  pthread_mutex_init (&c->spare_lock, NULL);
   for (int i = 0; i < SHARDS; i++) {
     struct shard *sh = &c->shards[i];
     pthread_mutex_init (&sh->lock, NULL);
@@ -141,7 +175,7 @@ chunk_cache_set_capacity (struct chunk_cache *c, uint64_t capacity)
   size_t per_shard = capacity / c->chunk_size / SHARDS;
 
   for (int i = 0; i < SHARDS; i++)
-    shard_set_capacity (&c->shards[i], per_shard);
+    shard_set_capacity (c, &c->shards[i], per_shard);
 }
 
 void
@@ -152,10 +186,13 @@ chunk_cache_free (struct chunk_cache *c)
   for (int i = 0; i < SHARDS; i++) {
     struct shard *sh = &c->shards[i];
     while (sh->count > 0)
-      evict_one (sh);
+      evict_one (c, sh);
     free (sh->buckets);
     pthread_mutex_destroy (&sh->lock);
   }
+  while (c->nspare > 0)
+    free (c->spare[--c->nspare]);
+  pthread_mutex_destroy (&c->spare_lock);
   free (c);
 }
 
@@ -203,11 +240,11 @@ chunk_cache_insert (struct chunk_cache *c, const struct cairn_id *id,
   sh->buckets[at] = e;
   lru_push_front (sh, e);
   if (++sh->count > sh->max_count)
-    evict_one (sh);
+    evict_one (c, sh);
   pthread_mutex_unlock (&sh->lock);
   return;
 
  drop:
   pthread_mutex_unlock (&sh->lock);
-  free (data);
+  chunk_cache_release (c, data);
 }

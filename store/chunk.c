@@ -257,12 +257,12 @@ cairn_chunk_read_part (struct cairn_store *s, const struct cairn_id *id,
   }
   if (chunk_cache_get (s->cache, id, buf, off, len))
     return 0;
-  void *chunk = malloc (s->chunk_size);
+  void *chunk = chunk_cache_buffer (s->cache);
   if (!chunk)
     return -ENOMEM;
   int r = fetch_chunk (s, id, chunk);
   if (r < 0) {
-    free (chunk);
+    chunk_cache_release (s->cache, chunk);
     return r;
   }
   memcpy (buf, (char *) chunk + off, len);

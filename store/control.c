@@ -24,6 +24,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -418,6 +419,9 @@ handle (struct cairn_control *ctl, const char *line)
     if (r == 0)
       r = cairn_branch_commit (ctl->b, &p.o, &id);
     parsed_free (&p);
+    /* A commit frees what it captured and read back in many threads'
+     * arenas: give the pages back, the server lives long. */
+    malloc_trim (0);
     if (r == 0) {
       cairn_id_to_hex (&id, hex);
       json_object_object_add (reply, "id", json_object_new_string (hex));

@@ -3,7 +3,6 @@
 #define CAIRN_INTERNAL_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 
 #include "store/store.h"
 
@@ -16,11 +15,8 @@ struct cairn_store {
   int compress_level;           /* -1: none */
   bool readonly;
   struct chunk_cache *cache;
-  _Atomic int64_t map_released; /* CLOCK_MONOTONIC ns (store.c) */
 };
 
-/* How often a store unmaps the index pages it has read (store.c). */
-#define MAP_RELEASE_NS (250 * 1000000LL)
 
 /* A store transaction: the backend's, and the store it belongs to. */
 struct cairn_txn {
@@ -56,9 +52,13 @@ void chunk_cache_set_capacity (struct chunk_cache *c, uint64_t capacity);
 /* Copies LEN bytes at OFF of chunk ID into BUF if cached. */
 bool chunk_cache_get (struct chunk_cache *c, const struct cairn_id *id,
                       void *buf, size_t off, size_t len);
-/* Inserts chunk ID; takes ownership of DATA (malloc'd, chunk size). */
+/* Inserts chunk ID; takes ownership of DATA (from chunk_cache_buffer). */
 void chunk_cache_insert (struct chunk_cache *c, const struct cairn_id *id,
                          void *data);
+/* A chunk-size buffer, recycled if one is spare; chunk_cache_release
+ * gives one back. */
+void *chunk_cache_buffer (struct chunk_cache *c);
+void chunk_cache_release (struct chunk_cache *c, void *data);
 
 /* tree.c */
 #define TREE_FANOUT_BITS 8

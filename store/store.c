@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "store/internal.h"
@@ -265,30 +264,11 @@ cairn_store_set_cache_size (struct cairn_store *s, uint64_t bytes)
   chunk_cache_set_capacity (s->cache, bytes);
 }
 
-/* Every MAP_RELEASE_NS, the first transaction to begin unmaps the index
- * pages this process has read (cairn_backend_local_release_map): random
- * I/O all over a big volume reads index pages all over the map, and each
- * would stay in the RSS once read.  The hot ones fault back from the
- * page cache. */
-static void
-release_map_now_and_then (struct cairn_store *s)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  int64_t now = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-  int64_t last = atomic_load (&s->map_released);
-
-  if (now - last >= MAP_RELEASE_NS
-      && atomic_compare_exchange_strong (&s->map_released, &last, now))
-    cairn_backend_local_release_map (s->backend);
-}
-
 int
 cairn_txn_begin (struct cairn_store *s, bool write, struct cairn_txn **out)
 {
   if (write && s->readonly)
     return -EROFS;
-  release_map_now_and_then (s);
   return txn_begin_session (s, write, out);
 }
 
@@ -347,9 +327,6 @@ txn_checkpoint (struct cairn_txn *txn)
 
   txn->bt = NULL;
   txn->nodes_put = 0;
-  /* A big update reads index pages all over: this process need not keep
-   * them mapped. */
-  cairn_backend_local_release_map (BE (s));
   return r < 0 ? r : BOPS (s)->txn_begin (BE (s), true, &txn->bt);
 }
 
