@@ -102,7 +102,7 @@ struct local_backend {
   struct pack_readers readers;
   _Atomic int64_t map_released; /* CLOCK_MONOTONIC ns */
   _Atomic uint64_t accesses;    /* to the index, counted by touch_index */
-  char *map;                    /* LMDB's map, once found */
+  char *map;                    /* LMDB's map, NULL if not found */
   size_t map_len;
 };
 
@@ -796,26 +796,16 @@ cairn_backend_local_release_map (struct cairn_backend *b)
 {
   MDB_envinfo info;
   MDB_stat st;
-  char *map;
-  size_t len;
-  int fd;
 
   if (b->ops != &local_ops)
     return -ENOTSUP;
   struct local_backend *lb = local (b);
-  if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0
-      || mdb_env_get_fd (lb->env, &fd) != 0)
-    return -EIO;
-  /* LMDB maps the index once, at open (we never resize the map). */
-  int r = 0;
   if (!lb->map)
-    r = find_map (fd, &lb->map, &lb->map_len);
-  if (r < 0)
-    return r;
-  map = lb->map;
-  len = lb->map_len;
+    return -ENOENT;
+  if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0)
+    return -EIO;
   size_t used = ((size_t) info.me_last_pgno + 1) * st.ms_psize;
-  if (madvise (map, CAIRN_MIN (used, len), MADV_DONTNEED) == -1)
+  if (madvise (lb->map, CAIRN_MIN (used, lb->map_len), MADV_DONTNEED) == -1)
     return -errno;
   return 0;
 }
@@ -886,6 +876,11 @@ cairn_backend_local_open (const char *store_path, bool readonly,
    * pages forever. */
   int dead;
   mdb_reader_check (lb->env, &dead);
+  /* Where LMDB maps the index, for cairn_backend_local_release_map: it
+   * maps it once, here (the map is never resized). */
+  int fd;
+  if (mdb_env_get_fd (lb->env, &fd) == 0)
+    find_map (fd, &lb->map, &lb->map_len);
   r = open_databases (lb);
   if (r < 0)
     goto err_env;
