@@ -87,7 +87,7 @@ static const char *const table_db_names[CAIRN_TABLES] = {
  * cairn_backend_local_release_map): every so long, or every so many
  * accesses (a commit's scans read the whole index in less). */
 #define MAP_RELEASE_NS (50 * 1000000LL)
-#define MAP_RELEASE_ACCESSES 512
+#define MAP_RELEASE_ACCESSES 128
 
 struct local_backend {
   struct cairn_backend base;
