@@ -238,7 +238,10 @@ vm_qmp_connect_starting (const char *path, const struct vm_process *p,
       return cairn_error (-ECONNRESET, "QEMU exited: %s",
                           *last ? last : "(nothing in qemu.log)");
     }
-    if (e != -ETIMEDOUT && e != -ECONNRESET)
+    /* A garbled greeting or reply while QEMU starts (seen once, under
+     * load, in the test suite) is retried like a slow one; a QEMU that
+     * keeps it up runs into the deadline below. */
+    if (e != -ETIMEDOUT && e != -ECONNRESET && e != -EPROTO)
       return cairn_error (e, "QMP %s: %s", path, strerror (-e));
     if (vm_now_ms () > deadline)
       return cairn_error (-ETIMEDOUT, "QEMU did not answer on %s", path);
