@@ -84,7 +84,7 @@ static const char *const table_db_names[CAIRN_TABLES] = {
 #define INDEX_HEADROOM_STEP (16ULL << 20)
 #define INLINE_HEADER_SIZE 8
 /* How often a process unmaps the index pages it has read (see
- * cairn_backend_local_release_map): every so long, or every so many
+ * release_map): every so long, or every so many
  * accesses (a commit's scans read the whole index in less). */
 #define MAP_RELEASE_NS (50 * 1000000LL)
 #define MAP_RELEASE_ACCESSES 128
@@ -139,6 +139,58 @@ local (struct cairn_backend *b)
   return (struct local_backend *) b;
 }
 
+/* Where this process maps FD: LMDB does not say (mdb_env_info's
+ * me_mapaddr is the MDB_FIXEDMAP address, NULL otherwise). */
+static int
+find_map (int fd, char **start, size_t *len)
+{
+  struct stat st;
+  char line[4096];
+  FILE *maps;
+  int r = -ENOENT;
+
+  if (fstat (fd, &st) == -1)
+    return -errno;
+  maps = fopen ("/proc/self/maps", "re");
+  if (!maps)
+    return -errno;
+  while (r == -ENOENT && fgets (line, sizeof line, maps)) {
+    unsigned long from, to, ino;
+    unsigned major, minor;
+    if (sscanf (line, "%lx-%lx %*s %*s %x:%x %lu", &from, &to, &major, &minor,
+                &ino) == 5
+        && ino == st.st_ino && major == major (st.st_dev)
+        && minor == minor (st.st_dev)) {
+      *start = (char *) from;
+      *len = to - from;
+      r = 0;
+    }
+  }
+  fclose (maps);
+  return r;
+}
+
+/* Unmaps from this process the index pages it has read.  LMDB maps the
+ * whole index, and every page a reader touches stays in the process's RSS
+ * until the kernel needs the memory.  The map is read-only (no
+ * MDB_WRITEMAP): dropping its pages leaves them in the page cache, and a
+ * read of one faults it back, also one in a transaction under way. */
+static int
+release_map (struct local_backend *lb)
+{
+  MDB_envinfo info;
+  MDB_stat st;
+
+  if (!lb->map)
+    return -ENOENT;
+  if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0)
+    return -EIO;
+  size_t used = ((size_t) info.me_last_pgno + 1) * st.ms_psize;
+  if (madvise (lb->map, CAIRN_MIN (used, lb->map_len), MADV_DONTNEED) == -1)
+    return -errno;
+  return 0;
+}
+
 /* Every MAP_RELEASE_NS of use or MAP_RELEASE_ACCESSES accesses, an
  * access to the index unmaps the pages this process has read: random I/O
  * all over a big volume, and a commit's tree update and scans, read index
@@ -156,7 +208,7 @@ touch_index (struct local_backend *lb)
 
   if ((many || now - last >= MAP_RELEASE_NS)
       && atomic_compare_exchange_strong (&lb->map_released, &last, now))
-    cairn_backend_local_release_map (&lb->base);
+    release_map (lb);
 }
 
 static void
@@ -757,59 +809,6 @@ static const struct cairn_backend_ops local_ops = {
   .space = local_space,
 };
 
-/* Where this process maps FD: LMDB does not say (mdb_env_info's
- * me_mapaddr is the MDB_FIXEDMAP address, NULL otherwise). */
-static int
-find_map (int fd, char **start, size_t *len)
-{
-  struct stat st;
-  char line[4096];
-  FILE *maps;
-  int r = -ENOENT;
-
-  if (fstat (fd, &st) == -1)
-    return -errno;
-  maps = fopen ("/proc/self/maps", "re");
-  if (!maps)
-    return -errno;
-  while (r == -ENOENT && fgets (line, sizeof line, maps)) {
-    unsigned long from, to, ino;
-    unsigned major, minor;
-    if (sscanf (line, "%lx-%lx %*s %*s %x:%x %lu", &from, &to, &major, &minor,
-                &ino) == 5
-        && ino == st.st_ino && major == major (st.st_dev)
-        && minor == minor (st.st_dev)) {
-      *start = (char *) from;
-      *len = to - from;
-      r = 0;
-    }
-  }
-  fclose (maps);
-  return r;
-}
-
-/* backend.h.  The map is read-only (no MDB_WRITEMAP): dropping its pages
- * from this process leaves them in the page cache, and a read of one
- * faults it back, also one in a transaction under way. */
-int
-cairn_backend_local_release_map (struct cairn_backend *b)
-{
-  MDB_envinfo info;
-  MDB_stat st;
-
-  if (b->ops != &local_ops)
-    return -ENOTSUP;
-  struct local_backend *lb = local (b);
-  if (!lb->map)
-    return -ENOENT;
-  if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0)
-    return -EIO;
-  size_t used = ((size_t) info.me_last_pgno + 1) * st.ms_psize;
-  if (madvise (lb->map, CAIRN_MIN (used, lb->map_len), MADV_DONTNEED) == -1)
-    return -errno;
-  return 0;
-}
-
 static int
 open_databases (struct local_backend *lb)
 {
@@ -876,7 +875,7 @@ cairn_backend_local_open (const char *store_path, bool readonly,
    * pages forever. */
   int dead;
   mdb_reader_check (lb->env, &dead);
-  /* Where LMDB maps the index, for cairn_backend_local_release_map: it
+  /* Where LMDB maps the index, for release_map: it
    * maps it once, here (the map is never resized). */
   int fd;
   if (mdb_env_get_fd (lb->env, &fd) == 0)

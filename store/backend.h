@@ -156,14 +156,6 @@ int cairn_backend_local_open (const char *store_path, bool readonly,
  * Never for real use: a crash may then lose or corrupt the store. */
 void cairn_backend_local_set_nosync (struct cairn_backend *b, bool nosync);
 
-/* Unmaps from this process the index pages it has read (LMDB maps the
- * whole index, and every page a reader touches stays in the process's
- * RSS until the kernel needs the memory): a long-lived writer such as the
- * plugin calls it from time to time, so that its RSS does not grow with
- * the index.  The pages stay in the page cache; nothing else changes.
- * -ENOTSUP on another backend. */
-int cairn_backend_local_release_map (struct cairn_backend *b);
-
 /* ---- Pack maintenance, for gc ------------------------------------
  *
  * gc/ reclaims pack space through these functions, and nothing else should

@@ -684,18 +684,25 @@ collect_sealed (struct cairn_val key, struct cairn_val value, void *arg)
   return 0;
 }
 
+/* The sealed records of V's chunks FIRST..LAST, in a read transaction of
+ * its own. */
 static int
-work_scan_sealed (struct cairn_txn *txn, const struct cairn_bvol *v,
-                  uint64_t first, uint64_t last, struct sealed_list *l)
+work_scan_sealed (const struct cairn_bvol *v, uint64_t first, uint64_t last,
+                  struct sealed_list *l)
 {
   uint8_t prefix[8], start[16];
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (v->b->s, false, &txn);
 
+  if (r < 0)
+    return r;
   cairn_put_be64 (prefix, v->wid);
   work_key (v->wid, first, start);
   l->last = last;
-  int r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
-                                   sizeof prefix, start, sizeof start,
-                                   collect_sealed, l);
+  r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
+                               sizeof prefix, start, sizeof start,
+                               collect_sealed, l);
+  cairn_txn_abort (v->b->s, txn);
   return r < 0 ? r : 0;
 }
 
@@ -714,18 +721,13 @@ entries_reload_all (struct cairn_bvol *v)
 {
   struct cairn_branch *b = v->b;
   struct sealed_list l = { 0 };
-  struct cairn_txn *txn;
 
   pthread_mutex_lock (&b->lock);
   size_t evicted = v->evicted;
   pthread_mutex_unlock (&b->lock);
   if (evicted == 0)
     return 0;
-  int r = cairn_txn_begin (b->s, false, &txn);
-  if (r < 0)
-    return r;
-  r = work_scan_sealed (txn, v, 0, UINT64_MAX, &l);
-  cairn_txn_abort (b->s, txn);
+  int r = work_scan_sealed (v, 0, UINT64_MAX, &l);
 
   /* A record scanned is still that of an evicted entry unless its entry
    * is in memory now: the entry alone can change it. */
@@ -1514,14 +1516,8 @@ cairn_bvol_zero (struct cairn_bvol *v, size_t len, uint64_t off)
   /* Evicted entries in range (read under the lock: no commit can take
    * their records from under it). */
   struct sealed_list evicted = { 0 };
-  if (v->evicted > 0) {
-    struct cairn_txn *txn;
-    r = cairn_txn_begin (b->s, false, &txn);
-    if (r == 0) {
-      r = work_scan_sealed (txn, v, first, end_full - 1, &evicted);
-      cairn_txn_abort (b->s, txn);
-    }
-  }
+  if (v->evicted > 0)
+    r = work_scan_sealed (v, first, end_full - 1, &evicted);
   for (size_t i = 0; r == 0 && i < n; i++)
     r = zero_chunk (v, indexes[i], false);
   for (size_t i = 0; r == 0 && i < evicted.n; i++)
@@ -1680,12 +1676,7 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
    * their records from under it. */
   if (r == 0 && v->evicted > 0) {
     struct sealed_list evicted = { 0 };
-    struct cairn_txn *txn;
-    r = cairn_txn_begin (b->s, false, &txn);
-    if (r == 0) {
-      r = work_scan_sealed (txn, v, first, last, &evicted);
-      cairn_txn_abort (b->s, txn);
-    }
+    r = work_scan_sealed (v, first, last, &evicted);
     for (size_t i = 0; r == 0 && i < evicted.n; i++)
       if (!entry_find (v, evicted.index[i]))
         r = ext_add (&m, &cap, evicted.index[i],

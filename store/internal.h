@@ -17,7 +17,6 @@ struct cairn_store {
   struct chunk_cache *cache;
 };
 
-
 /* A store transaction: the backend's, and the store it belongs to. */
 struct cairn_txn {
   struct cairn_store *s;
