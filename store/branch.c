@@ -141,6 +141,18 @@
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
+/* The queues an entry can be on (see Queues), and its links in one. */
+enum { Q_SEAL, Q_META, NQUEUES };
+
+struct entry;
+struct qlink {
+  struct entry *prev, *next;
+  bool on;
+};
+struct queue {
+  struct entry *head, *tail;
+};
+
 struct frozen;
 
 struct entry {
@@ -159,6 +171,7 @@ struct entry {
   uint64_t persist_seq;         /* bumped by every record write */
   int64_t last_write;           /* monotonic ns */
   struct frozen *frozen;        /* a commit has not captured it yet */
+  struct qlink q[NQUEUES];
   uint8_t bitmap[];             /* DIRTY: sectors in the slot */
 };
 
@@ -179,6 +192,7 @@ struct cairn_bvol {
   size_t evicted;
   uint64_t evict_gen;           /* bumped when entries leave or come back */
   size_t clock_hand;            /* next bucket eviction looks at */
+  struct queue queues[NQUEUES];
   /* slots */
   uint32_t *holds;              /* per slot */
   uint32_t nslots;              /* high-water mark */
@@ -313,6 +327,82 @@ entry_new (struct cairn_bvol *v, uint64_t index)
   return e;
 }
 
+/* ---- queues ---------------------------------------------------------
+ *
+ * The sealer and flush must not look at every entry in memory while
+ * holding the lock: there are up to ENTRY_CACHE_MAX of them (more while
+ * no commit came), and a walk of them all under the lock stalled every
+ * writer for a millisecond or two, every sealer pass.  So each volume
+ * keeps two queues, both under the lock:
+ *
+ *   Q_SEAL  DIRTY entries, least recently written first: the sealer
+ *           takes the quiet ones from the head and stops at the first
+ *           one written too recently;
+ *   Q_META  entries whose record is stale (dirty_meta): flush takes
+ *           them all.
+ *
+ * An entry may stay queued after it stopped qualifying (a DIRTY entry
+ * zeroed, say); whoever pops it checks.  Entries leave every queue
+ * before they are freed. */
+
+static void
+queue_remove (struct cairn_bvol *v, struct entry *e, int q)
+{
+  struct qlink *l = &e->q[q];
+  struct queue *qu = &v->queues[q];
+
+  if (!l->on)
+    return;
+  if (l->prev)
+    l->prev->q[q].next = l->next;
+  else
+    qu->head = l->next;
+  if (l->next)
+    l->next->q[q].prev = l->prev;
+  else
+    qu->tail = l->prev;
+  l->prev = l->next = NULL;
+  l->on = false;
+}
+
+/* E to the tail of queue Q (moved there if it was on it). */
+static void
+queue_push (struct cairn_bvol *v, struct entry *e, int q)
+{
+  struct qlink *l = &e->q[q];
+  struct queue *qu = &v->queues[q];
+
+  if (l->on && qu->tail == e)
+    return;
+  queue_remove (v, e, q);
+  l->prev = qu->tail;
+  l->next = NULL;
+  if (qu->tail)
+    qu->tail->q[q].next = e;
+  else
+    qu->head = e;
+  qu->tail = e;
+  l->on = true;
+}
+
+/* E's record no longer says what E does: the next flush writes it. */
+static void
+meta_dirty (struct cairn_bvol *v, struct entry *e)
+{
+  e->dirty_meta = true;
+  if (!e->q[Q_META].on)
+    queue_push (v, e, Q_META);
+}
+
+/* E leaves the overlay: off the queues, out of its bucket, freed. */
+static void
+entry_free (struct cairn_bvol *v, struct entry *e)
+{
+  for (int q = 0; q < NQUEUES; q++)
+    queue_remove (v, e, q);
+  free (e);
+}
+
 static void
 entry_remove (struct cairn_bvol *v, struct entry *e)
 {
@@ -321,7 +411,7 @@ entry_remove (struct cairn_bvol *v, struct entry *e)
     pp = &(*pp)->hnext;
   *pp = e->hnext;
   v->count--;
-  free (e);
+  entry_free (v, e);
 }
 
 /* Calls FN on every entry of V (FN must not remove entries). */
@@ -489,6 +579,7 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
     if (slot > (1u << 30))
       goto bad;
     e->state = ENTRY_DIRTY;
+    queue_push (v, e, Q_SEAL);
     memcpy (e->bitmap, p + WORK_FIXED, bb);
     /* Slots named by records are allocated up to the highest. */
     while (v->nslots <= slot) {
@@ -625,7 +716,7 @@ entries_evict (struct cairn_bvol *v, size_t max)
         continue;
       }
       *pp = e->hnext;
-      free (e);
+      entry_free (v, e);
       v->count--;
       v->evicted++;
     }
@@ -1247,6 +1338,7 @@ prepare_dirty (struct cairn_bvol *v, struct entry *e, bool full)
     if (r < 0)
       return r;
     e->state = ENTRY_DIRTY;
+    queue_push (v, e, Q_SEAL);
     memset (e->bitmap, 0, v->b->bitmap_bytes);
     /* e->id, the sealed content, becomes the underlay. */
     return 0;
@@ -1303,6 +1395,7 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
     if (!e)
       return -ENOMEM;
     e->state = ENTRY_DIRTY;
+    queue_push (v, e, Q_SEAL);
     e->id = under;
     r = slot_alloc (v, &e->slot);
     if (r < 0) {
@@ -1345,8 +1438,9 @@ write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
     bits_set (e->bitmap, within / CAIRN_SECTOR, (within + len) / CAIRN_SECTOR);
     if (full || bitmap_full (v, e->bitmap))
       e->id = cairn_zero_id;    /* nothing of the underlay shows */
-    e->dirty_meta = true;
+    meta_dirty (v, e);
     e->last_write = mono_ns ();
+    queue_push (v, e, Q_SEAL);  /* the most recently written now */
     v->scratch_unsynced = true;
   }
   if (--e->writers == 0)
@@ -1448,9 +1542,10 @@ zero_chunk (struct cairn_bvol *v, uint64_t index, bool base_nonzero)
     e->slot = NO_SLOT;
   }
   e->state = ENTRY_SEALED;
+  queue_remove (v, e, Q_SEAL);
   e->id = cairn_zero_id;
   e->gen++;
-  e->dirty_meta = true;
+  meta_dirty (v, e);
   return 0;
 }
 
@@ -1740,13 +1835,16 @@ cairn_branch_flush (struct cairn_branch *b)
     struct cairn_bvol *v = b->vols[i];
     sync[i] = v->scratch_unsynced;
     v->scratch_unsynced = false;
-    FOR_EACH_ENTRY (v, e) {
+    for (struct entry *e, *next = v->queues[Q_META].head; (e = next);) {
+      next = e->q[Q_META].next;
+      queue_remove (v, e, Q_META);
       if (!e->dirty_meta)
         continue;
       if (n == cap) {
         cap = cap ? 2 * cap : 64;
         struct persist_item *p = realloc (items, cap * sizeof *p);
         if (!p) {
+          queue_push (v, e, Q_META);
           r = -ENOMEM;
           break;
         }
@@ -1790,7 +1888,7 @@ cairn_branch_flush (struct cairn_branch *b)
       entry_set_rec_slot (it->v, it->e, it->slot);
     }
     else
-      it->e->dirty_meta = true;
+      meta_dirty (it->v, it->e);
     slot_unhold (it->v, it->slot);
   }
   if (r < 0)
@@ -1887,11 +1985,16 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   pthread_mutex_lock (&b->lock);
   for (size_t i = 0; i < b->nvols && n < max; i++) {
     struct cairn_bvol *v = b->vols[i];
-    FOR_EACH_ENTRY (v, e) {
-      if (n == max)
-        break;
-      if (e->state != ENTRY_DIRTY || e->frozen || e->busy || e->writers
-          || now - e->last_write < idle_ns)
+    for (struct entry *e, *next = v->queues[Q_SEAL].head;
+         n < max && (e = next);) {
+      next = e->q[Q_SEAL].next;
+      if (e->state != ENTRY_DIRTY) {
+        queue_remove (v, e, Q_SEAL);
+        continue;
+      }
+      if (now - e->last_write < idle_ns)
+        break;                  /* and so is every entry after it */
+      if (e->frozen || e->busy || e->writers)
         continue;
       struct seal_job *job = &jobs[n];
       job->bitmap = maps + n++ * b->bitmap_bytes;
@@ -1954,11 +2057,12 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
         slot_unhold (job->v, e->slot);
         e->slot = NO_SLOT;
         e->state = ENTRY_SEALED;
+        queue_remove (job->v, e, Q_SEAL);
         e->id = job->sealed.id;
         e->dirty_meta = false;
       }
       else {
-        e->dirty_meta = true;   /* newer writes still to persist */
+        meta_dirty (job->v, e); /* newer writes still to persist */
         /* Still dirty over the underlay the job read: the record now
          * names the sealed chunk instead, so that becomes the underlay
          * (the slot keeps every sector the job merged, and more).  Else
@@ -2493,7 +2597,7 @@ cairn_branch_commit (struct cairn_branch *b,
     if (e->state == ENTRY_DIRTY)
       e->id = sn->id;
     if (absorbed)
-      e->dirty_meta = true;
+      meta_dirty (sn->v, e);
   }
   if (r == 0) {
     for (size_t k = 0; k < nvols; k++) {
