@@ -27,11 +27,25 @@
  *   "work"  key: wid (8 bytes, big-endian) + chunk index (8, big-endian)
  *     OFFSET  SIZE  DESCRIPTION
  *          0     1  type: 1 = sealed, 2 = scratch
- *          1     3  reserved, 0
+ *          1     1  flags: 1 = the record ends in its epoch (always set
+ *                   now; a record without it has epoch 1)
+ *          2     2  reserved, 0
  *          4    32  sealed: chunk id (zero: all zeros); scratch: underlay
  *         36     4  scratch only: slot number (LE)
  *         40     B  scratch only: sector bitmap, B = chunk size / 4096;
  *                   bit i (byte i/8, bit i%8) set if sector i is in the slot
+ *   36 or 40+B   8  epoch (LE): the branch's work epoch when the record
+ *                   was written
+ *
+ * Stale records.  A commit bumps the branch's work epoch when it freezes
+ * the overlay, and its transaction writes the epoch before the bump into
+ * the branch record ("absorbed"): every record of that epoch or older
+ * was written before the freeze, so the commit holds what it says (or
+ * something newer), and it is stale from then on - read as if absent.
+ * So a commit never deletes records one by one (a transaction that
+ * dirtied a page per record grew with the working state); the sealer
+ * deletes stale ones later, in small transactions, and a record
+ * rewritten after the freeze simply replaces its stale one.
  *
  * flush snapshots the entries changed since the last flush, fdatasyncs the
  * scratch files, then writes their records in one transaction: a flushed
@@ -65,11 +79,14 @@
  * the last sweep); a lookup that misses in memory while the volume has
  * evicted entries reads the record back (entry_get).  Records of entries
  * not in memory never change: flush and the sealer write only the records
- * of entries in memory, and a commit first reads every evicted entry back
- * in (it must name them, and delete their records).  A lookup drops the
- * lock while it reads, so it starts over if an eviction, a commit's read-
- * back or a new base came meanwhile (evict_gen, base_gen): what it read
- * may be stale then.  Eviction runs under seal_mutex and persist_mutex, so
+ * of entries in memory.  A commit does not read evicted entries back in
+ * (its memory would grow with every chunk written since the last one): it
+ * opens a read transaction at its freeze and applies their records to the
+ * tree from it, COMMIT_TREE_BATCH at a time, merged with the entries in
+ * memory; the records go stale with the commit (see Stale records).  A
+ * lookup drops the lock while it reads, so it starts over if an eviction,
+ * a commit or a new base came meanwhile (evict_gen, base_gen): what it
+ * read may be stale then.  Eviction runs under seal_mutex and persist_mutex, so
  * no seal job, commit or flush holds a pointer to the entry it frees.
  *
  * Locks, in the order they are taken:
@@ -122,6 +139,11 @@
  * volume change a leaf per chunk.  1024 puts dirty about 4 MiB, which
  * LMDB then keeps for reuse. */
 #define COMMIT_CHECKPOINT_NODES 1024
+/* A commit reads the records of evicted entries, and applies them to the
+ * tree, this many at a time (40 bytes each, twice). */
+#define COMMIT_TREE_BATCH 16384
+/* Stale work records the sealer deletes per transaction. */
+#define STALE_BATCH 4096
 /* A commit that seals more chunks than this does it at SEALER_NICE (see
  * capture_niced); fewer are a few milliseconds of CPU, over sooner at
  * full priority than yielding to whatever else runs (gc, say). */
@@ -232,6 +254,12 @@ struct cairn_branch {
   unsigned throttled;           /* writers waiting on the dirty limit */
   uint64_t dirty_limit;         /* DIRTY_LIMIT_BYTES, or the test's */
   size_t entry_cache_max;       /* ENTRY_CACHE_MAX, or the test's */
+  /* Records are written with the work epoch; a commit's freeze bumps it
+   * (lock) and its transaction makes the one before the absorbed epoch
+   * of info (see Stale records). */
+  uint64_t work_epoch;
+  bool stale_records;           /* some may be left: the sealer deletes
+                                   them (persist_mutex) */
 };
 
 /* Tests' stall hooks: milliseconds from the environment, 0 if unset. */
@@ -527,20 +555,76 @@ work_key (uint64_t wid, uint64_t index, uint8_t key[16])
   cairn_put_be64 (key + 8, index);
 }
 
-/* Encodes E's current state as its work record; returns its length. */
+/* Encodes a record of V's chunk: SEALED(ID), or (BITMAP non-NULL) in
+ * SLOT over underlay ID; returns its length.  Lock held (the epoch). */
 static size_t
-work_encode (const struct cairn_bvol *v, const struct entry *e, uint8_t *buf)
+work_encode (const struct cairn_bvol *v, const struct cairn_id *id,
+             uint32_t slot, const uint8_t *bitmap, uint8_t *buf)
 {
+  size_t len = 4 + CAIRN_ID_SIZE;
+
   memset (buf, 0, WORK_FIXED);
-  memcpy (buf + 4, e->id.bytes, CAIRN_ID_SIZE);
-  if (e->state == ENTRY_SEALED) {
-    buf[0] = WORK_SEALED;
-    return 4 + CAIRN_ID_SIZE;
+  buf[0] = bitmap ? WORK_SCRATCH : WORK_SEALED;
+  buf[1] = WORK_HAS_EPOCH;
+  memcpy (buf + 4, id->bytes, CAIRN_ID_SIZE);
+  if (bitmap) {
+    cairn_put_le32 (buf + 36, slot);
+    memcpy (buf + WORK_FIXED, bitmap, v->b->bitmap_bytes);
+    len = WORK_FIXED + v->b->bitmap_bytes;
   }
-  buf[0] = WORK_SCRATCH;
-  cairn_put_le32 (buf + 36, e->slot);
-  memcpy (buf + WORK_FIXED, e->bitmap, v->b->bitmap_bytes);
-  return WORK_FIXED + v->b->bitmap_bytes;
+  cairn_put_le64 (buf + len, v->b->work_epoch);
+  return len + 8;
+}
+
+static size_t
+work_encode_entry (const struct cairn_bvol *v, const struct entry *e,
+                   uint8_t *buf)
+{
+  return work_encode (v, &e->id, e->slot,
+                      e->state == ENTRY_DIRTY ? e->bitmap : NULL, buf);
+}
+
+/* A work record, decoded. */
+struct work_rec {
+  int type;                     /* WORK_SEALED or WORK_SCRATCH */
+  struct cairn_id id;
+  uint32_t slot;
+  const uint8_t *bitmap;
+  uint64_t epoch;
+};
+
+/* Decodes record VALUE of volume V: -EBADMSG if it is not one. */
+static int
+work_decode (const struct cairn_bvol *v, struct cairn_val value,
+             struct work_rec *w)
+{
+  const uint8_t *p = value.data;
+  size_t tail = value.len > 1 && (p[1] & WORK_HAS_EPOCH) ? 8 : 0;
+
+  if (value.len < 4 + CAIRN_ID_SIZE + tail)
+    return -EBADMSG;
+  w->type = p[0];
+  memcpy (w->id.bytes, p + 4, CAIRN_ID_SIZE);
+  w->epoch = work_record_epoch (value.data, value.len);
+  if (p[0] == WORK_SEALED && value.len == 4 + CAIRN_ID_SIZE + tail) {
+    w->slot = NO_SLOT;
+    w->bitmap = NULL;
+    return 0;
+  }
+  if (p[0] == WORK_SCRATCH
+      && value.len == WORK_FIXED + v->b->bitmap_bytes + tail) {
+    w->slot = cairn_le32 (p + 36);
+    w->bitmap = p + WORK_FIXED;
+    return w->slot > (1u << 30) ? -EBADMSG : 0;
+  }
+  return -EBADMSG;
+}
+
+/* A commit holds what record W says: read it as absent. */
+static bool
+work_stale (const struct cairn_bvol *v, const struct work_rec *w)
+{
+  return w->epoch <= __atomic_load_n (&v->b->info.absorbed, __ATOMIC_ACQUIRE);
 }
 
 struct load_ctx {
@@ -553,14 +637,19 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
 {
   struct load_ctx *lc = arg;
   struct cairn_bvol *v = lc->v;
-  const uint8_t *p = value.data;
-  size_t bb = v->b->bitmap_bytes;
+  struct cairn_branch *b = v->b;
+  struct work_rec w;
 
-  if (key.len != 16 || value.len < 4 + CAIRN_ID_SIZE)
+  if (key.len != 16 || work_decode (v, value, &w) < 0)
     goto bad;
+  if (work_stale (v, &w)) {
+    b->stale_records = true;    /* for the sealer to delete */
+    return 0;
+  }
+  if (w.epoch > b->work_epoch)
+    b->work_epoch = w.epoch;
   /* Sealed records past the bound stay evicted: read back when used. */
-  if (p[0] == WORK_SEALED && value.len == 4 + CAIRN_ID_SIZE
-      && v->count >= v->b->entry_cache_max) {
+  if (w.type == WORK_SEALED && v->count >= b->entry_cache_max) {
     v->evicted++;
     return 0;
   }
@@ -570,17 +659,15 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
     lc->r = -ENOMEM;
     return -ENOMEM;
   }
-  memcpy (e->id.bytes, p + 4, CAIRN_ID_SIZE);
+  e->id = w.id;
   e->persisted = true;
-  if (p[0] == WORK_SEALED && value.len == 4 + CAIRN_ID_SIZE)
+  if (w.type == WORK_SEALED)
     e->state = ENTRY_SEALED;
-  else if (p[0] == WORK_SCRATCH && value.len == WORK_FIXED + bb) {
-    uint32_t slot = cairn_le32 (p + 36);
-    if (slot > (1u << 30))
-      goto bad;
+  else {
+    uint32_t slot = w.slot;
     e->state = ENTRY_DIRTY;
     queue_push (v, e, Q_SEAL);
-    memcpy (e->bitmap, p + WORK_FIXED, bb);
+    memcpy (e->bitmap, w.bitmap, b->bitmap_bytes);
     /* Slots named by records are allocated up to the highest. */
     while (v->nslots <= slot) {
       uint32_t s;
@@ -594,8 +681,6 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
     v->holds[slot] += 2;        /* the entry and its record */
     e->rec_slot = slot;
   }
-  else
-    goto bad;
   return 0;
 
  bad:
@@ -623,9 +708,14 @@ work_lookup (struct cairn_bvol *v, uint64_t index, struct cairn_id *id)
   r = TOPS (txn)->record_get (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
                               &val);
   if (r == 0) {
-    const uint8_t *p = val.data;
-    if (val.len == 4 + CAIRN_ID_SIZE && p[0] == WORK_SEALED) {
-      memcpy (id->bytes, p + 4, CAIRN_ID_SIZE);
+    struct work_rec w;
+    if (work_decode (v, val, &w) < 0)
+      r = cairn_error (-EBADMSG, "working state of branch '%s' is corrupt",
+                       v->b->name);
+    else if (work_stale (v, &w))
+      r = 0;
+    else if (w.type == WORK_SEALED) {
+      *id = w.id;
       r = 1;
     }
     else
@@ -737,9 +827,14 @@ branch_evict (struct cairn_branch *b)
   pthread_mutex_unlock (&b->persist_mutex);
 }
 
-/* The sealed records of chunks FIRST..LAST of a volume. */
+/* The live sealed records of chunks FIRST..LAST of a volume, or of the
+ * first MAX of them (0: all); MORE then says where to go on. */
 struct sealed_list {
+  const struct cairn_bvol *v;
   uint64_t last;
+  size_t max;
+  bool more;
+  uint64_t next;                /* with MORE: the first index not taken */
   uint64_t *index;
   struct cairn_id *id;
   size_t n, cap;
@@ -749,15 +844,21 @@ static int
 collect_sealed (struct cairn_val key, struct cairn_val value, void *arg)
 {
   struct sealed_list *l = arg;
-  const uint8_t *p = value.data;
+  struct work_rec w;
 
-  if (key.len != 16)
-    return -EBADMSG;
+  if (key.len != 16 || work_decode (l->v, value, &w) < 0)
+    return cairn_error (-EBADMSG, "working state of branch '%s' is corrupt",
+                        l->v->b->name);
   uint64_t index = cairn_be64 ((const uint8_t *) key.data + 8);
   if (index > l->last)
     return 1;
-  if (value.len != 4 + CAIRN_ID_SIZE || p[0] != WORK_SEALED)
+  if (w.type != WORK_SEALED || work_stale (l->v, &w))
     return 0;
+  if (l->max && l->n == l->max) {
+    l->more = true;
+    l->next = index;
+    return 1;
+  }
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 256;
     uint64_t *ix = realloc (l->index, cap * sizeof *ix);
@@ -771,29 +872,33 @@ collect_sealed (struct cairn_val key, struct cairn_val value, void *arg)
     l->cap = cap;
   }
   l->index[l->n] = index;
-  memcpy (l->id[l->n++].bytes, p + 4, CAIRN_ID_SIZE);
+  l->id[l->n++] = w.id;
   return 0;
 }
 
-/* The sealed records of V's chunks FIRST..LAST, in a read transaction of
- * its own. */
+/* The live sealed records of V's chunks FIRST..LAST into L (whose max
+ * may be set), read in TXN, or in a read transaction of its own. */
 static int
-work_scan_sealed (const struct cairn_bvol *v, uint64_t first, uint64_t last,
-                  struct sealed_list *l)
+work_scan_sealed (const struct cairn_bvol *v, struct cairn_txn *txn,
+                  uint64_t first, uint64_t last, struct sealed_list *l)
 {
+  struct cairn_txn *own = NULL;
   uint8_t prefix[8], start[16];
-  struct cairn_txn *txn;
-  int r = cairn_txn_begin (v->b->s, false, &txn);
+  int r = 0;
 
-  if (r < 0)
+  if (!txn && (r = cairn_txn_begin (v->b->s, false, &own)) < 0)
     return r;
   cairn_put_be64 (prefix, v->wid);
   work_key (v->wid, first, start);
+  l->v = v;
   l->last = last;
-  r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
-                               sizeof prefix, start, sizeof start,
-                               collect_sealed, l);
-  cairn_txn_abort (v->b->s, txn);
+  l->n = 0;
+  l->more = false;
+  r = TOPS (txn ? txn : own)->record_scan ((txn ? txn : own)->bt,
+                                          CAIRN_TABLE_WORK, prefix,
+                                          sizeof prefix, start, sizeof start,
+                                          collect_sealed, l);
+  cairn_txn_abort (v->b->s, own);
   return r < 0 ? r : 0;
 }
 
@@ -802,34 +907,6 @@ sealed_list_free (struct sealed_list *l)
 {
   free (l->index);
   free (l->id);
-}
-
-/* Reads every evicted entry of V back in: a commit must name them, and
- * delete their records.  seal_mutex held (nothing is evicted meanwhile),
- * lock not. */
-static int
-entries_reload_all (struct cairn_bvol *v)
-{
-  struct cairn_branch *b = v->b;
-  struct sealed_list l = { 0 };
-
-  pthread_mutex_lock (&b->lock);
-  size_t evicted = v->evicted;
-  pthread_mutex_unlock (&b->lock);
-  if (evicted == 0)
-    return 0;
-  int r = work_scan_sealed (v, 0, UINT64_MAX, &l);
-
-  /* A record scanned is still that of an evicted entry unless its entry
-   * is in memory now: the entry alone can change it. */
-  pthread_mutex_lock (&b->lock);
-  for (size_t i = 0; r == 0 && i < l.n; i++)
-    if (!entry_find (v, l.index[i]) && !entry_reload (v, l.index[i], &l.id[i]))
-      r = -ENOMEM;
-  v->evict_gen++;
-  pthread_mutex_unlock (&b->lock);
-  sealed_list_free (&l);
-  return r;
 }
 
 /* ---- volumes ------------------------------------------------------ */
@@ -1005,6 +1082,7 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
   if (r < 0)
     goto err;
   r = cairn_branch_info_get (txn, name, &b->info);
+  b->work_epoch = b->info.absorbed + 1;     /* load_record raises it */
   for (size_t i = 0; r == 0 && i < b->info.nvolumes; i++) {
     struct cairn_bvol *v;
     r = bvol_load (b, txn, &b->info.volumes[i], &v);
@@ -1612,7 +1690,7 @@ cairn_bvol_zero (struct cairn_bvol *v, size_t len, uint64_t off)
    * their records from under it). */
   struct sealed_list evicted = { 0 };
   if (v->evicted > 0)
-    r = work_scan_sealed (v, first, end_full - 1, &evicted);
+    r = work_scan_sealed (v, NULL, first, end_full - 1, &evicted);
   for (size_t i = 0; r == 0 && i < n; i++)
     r = zero_chunk (v, indexes[i], false);
   for (size_t i = 0; r == 0 && i < evicted.n; i++)
@@ -1771,7 +1849,7 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
    * their records from under it. */
   if (r == 0 && v->evicted > 0) {
     struct sealed_list evicted = { 0 };
-    r = work_scan_sealed (v, first, last, &evicted);
+    r = work_scan_sealed (v, NULL, first, last, &evicted);
     for (size_t i = 0; r == 0 && i < evicted.n; i++)
       if (!entry_find (v, evicted.index[i]))
         r = ext_add (&m, &cap, evicted.index[i],
@@ -1811,7 +1889,7 @@ struct persist_item {
   struct cairn_bvol *v;
   struct entry *e;
   uint32_t slot;                /* slot the record names */
-  uint8_t rec[WORK_FIXED + CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  uint8_t rec[WORK_FIXED + CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8 + 8];
   size_t len;
 };
 
@@ -1853,7 +1931,7 @@ cairn_branch_flush (struct cairn_branch *b)
       struct persist_item *it = &items[n++];
       it->v = v;
       it->e = e;
-      it->len = work_encode (v, e, it->rec);
+      it->len = work_encode_entry (v, e, it->rec);
       it->slot = e->state == ENTRY_DIRTY ? e->slot : NO_SLOT;
       slot_hold (v, it->slot);  /* kept until the record is written */
       e->dirty_meta = false;
@@ -2032,15 +2110,16 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
     r = cairn_txn_begin (b->s, true, &txn);
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct seal_job *job = &jobs[i];
-    uint8_t key[16], rec[4 + CAIRN_ID_SIZE] = { WORK_SEALED };
+    uint8_t key[16], rec[WORK_FIXED + 8];
     if (job->stale)
       continue;
     r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
-    memcpy (rec + 4, job->sealed.id.bytes, CAIRN_ID_SIZE);
+    /* The epoch: no commit freezes while a pass runs (seal_mutex). */
+    size_t len = work_encode (job->v, &job->sealed.id, NO_SLOT, NULL, rec);
     work_key (job->v->wid, job->index, key);
     if (r == 0)
       r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
-                                  rec, sizeof rec);
+                                  rec, len);
   }
   r = cairn_txn_end (b->s, txn, r);
 
@@ -2098,6 +2177,73 @@ cairn_branch_seal (struct cairn_branch *b)
   return r;
 }
 
+/* Stale records to delete, a batch at a time. */
+struct stale_keys {
+  uint64_t absorbed;
+  uint8_t (*keys)[16];
+  size_t n, max;
+};
+
+static int
+collect_stale (struct cairn_val key, struct cairn_val value, void *arg)
+{
+  struct stale_keys *sk = arg;
+
+  if (key.len != 16)
+    return -EBADMSG;
+  if (work_record_epoch (value.data, value.len) > sk->absorbed)
+    return 0;
+  if (sk->n == sk->max)
+    return 1;
+  memcpy (sk->keys[sk->n++], key.data, 16);
+  return 0;
+}
+
+/* Deletes up to STALE_BATCH stale records in one transaction; clears
+ * stale_records once none is left.  seal_mutex held. */
+static int
+stale_sweep (struct cairn_branch *b)
+{
+  struct stale_keys sk = { .max = STALE_BATCH };
+  uint64_t *wids = NULL;
+  size_t nwids = 0;
+  struct cairn_txn *txn = NULL;
+  int r = 0;
+
+  pthread_mutex_lock (&b->persist_mutex);
+  if (!b->stale_records)
+    goto out;
+  sk.absorbed = b->info.absorbed;
+  sk.keys = malloc (sk.max * sizeof *sk.keys);
+  pthread_mutex_lock (&b->lock);
+  wids = malloc ((b->nvols ? b->nvols : 1) * sizeof *wids);
+  for (size_t i = 0; wids && i < b->nvols; i++)
+    wids[nwids++] = b->vols[i]->wid;
+  pthread_mutex_unlock (&b->lock);
+  if (!sk.keys || !wids) {
+    r = -ENOMEM;
+    goto out;
+  }
+  r = cairn_txn_begin (b->s, true, &txn);
+  for (size_t i = 0; r == 0 && i < nwids && sk.n < sk.max; i++) {
+    uint8_t prefix[8];
+    cairn_put_be64 (prefix, wids[i]);
+    r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
+                                 sizeof prefix, NULL, 0, collect_stale, &sk);
+    r = r < 0 ? r : 0;
+  }
+  for (size_t i = 0; r == 0 && i < sk.n; i++)
+    r = TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_WORK, sk.keys[i], 16);
+  r = cairn_txn_end (b->s, txn, r);
+  if (r == 0 && sk.n < sk.max)
+    b->stale_records = false;
+ out:
+  pthread_mutex_unlock (&b->persist_mutex);
+  free (sk.keys);
+  free (wids);
+  return r < 0 ? r : (int) sk.n;
+}
+
 static void *
 sealer_main (void *arg)
 {
@@ -2126,6 +2272,8 @@ sealer_main (void *arg)
       r = seal_pass (b, SEALER_IDLE_NS, SEALER_BATCH);
     while (r == (int) SEALER_BATCH && !b->sealer_stop
            && atomic_load (&b->commits_waiting) == 0);
+    if (r >= 0)
+      stale_sweep (b);
     pthread_mutex_unlock (&b->seal_mutex);
     pthread_mutex_lock (&b->lock);
   }
@@ -2331,12 +2479,140 @@ find_set_volume (const struct cairn_commit_options *o, const char *name)
   return NULL;
 }
 
+/* The records of the entries evicted at a commit's freeze, as tree
+ * changes in a file: they are read out of a read transaction opened at
+ * the freeze, which is closed at once (held across the commit, it kept
+ * LMDB from reusing the pages the commit's checkpoints freed, and the
+ * index grew by hundreds of MiB), and read back COMMIT_TREE_BATCH at a
+ * time, so memory does not grow with them either. */
+struct spill {
+  int fd;
+  size_t *first, *count;        /* per volume, in records */
+};
+
+static void
+spill_close (struct spill *sp)
+{
+  if (sp->fd >= 0)
+    close (sp->fd);
+  free (sp->first);
+  free (sp->count);
+}
+
+/* Writes the live sealed records of the volumes of VOLS that SCAN marks
+ * into SP, from SNAP. */
+static int
+spill_write (struct cairn_branch *b, struct cairn_txn *snap,
+             struct cairn_bvol **vols, size_t nvols, const bool *scan,
+             struct spill *sp)
+{
+  char path[4096], *slash;
+  struct sealed_list l = { .max = COMMIT_TREE_BATCH };
+  struct tree_change *buf = malloc (COMMIT_TREE_BATCH * sizeof *buf);
+  size_t total = 0;
+  int r = scratch_path (b, "spill", path, sizeof path, true);
+
+  sp->first = calloc (nvols ? nvols : 1, sizeof *sp->first);
+  sp->count = calloc (nvols ? nvols : 1, sizeof *sp->count);
+  if (r == 0 && (!buf || !sp->first || !sp->count))
+    r = -ENOMEM;
+  if (r == 0) {
+    slash = strrchr (path, '/');
+    *slash = '\0';
+    sp->fd = open (path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (sp->fd < 0)
+      r = cairn_error (-errno, "%s: %m", path);
+  }
+  for (size_t k = 0; r == 0 && k < nvols; k++) {
+    if (!scan[k])
+      continue;
+    sp->first[k] = total;
+    uint64_t from = 0;
+    do {
+      r = work_scan_sealed (vols[k], snap, from, UINT64_MAX, &l);
+      for (size_t i = 0; r == 0 && i < l.n; i++) {
+        buf[i].index = l.index[i];
+        buf[i].id = l.id[i];
+      }
+      if (r == 0 && l.n > 0)
+        r = cairn_pwrite_all (sp->fd, buf, l.n * sizeof *buf,
+                              total * sizeof *buf);
+      if (r < 0 && r != -ENOMEM)
+        r = cairn_error (r, "writing the commit's list of evicted chunks: "
+                         "%s", strerror (-r));
+      total += l.n;
+      sp->count[k] += l.n;
+      from = l.next;
+    } while (r == 0 && l.more);
+  }
+  free (buf);
+  sealed_list_free (&l);
+  return r;
+}
+
+/* V's new root in *ROOT: its base with the M changes of CH (sorted by
+ * index), and, with SP, the records of its entries evicted at the freeze
+ * (K: V's place) that are not among them. */
+static int
+volume_tree (struct cairn_txn *txn, const struct spill *sp, size_t k,
+             struct cairn_bvol *v, const struct tree_change *ch, size_t m,
+             struct cairn_id *root)
+{
+  if (!sp || sp->count[k] == 0)
+    return tree_update (txn, &v->root, v->levels, ch, m, root);
+
+  struct tree_change *batch = malloc (COMMIT_TREE_BATCH * sizeof *batch);
+  struct tree_change *recs = malloc (COMMIT_TREE_BATCH * sizeof *recs);
+  struct cairn_id cur = v->root;
+  size_t si = 0, ri = 0, nr = 0, read = 0;
+  int r = batch && recs ? 0 : -ENOMEM;
+
+  while (r == 0) {
+    size_t nb = 0;
+    while (r == 0 && nb < COMMIT_TREE_BATCH) {
+      if (ri == nr && read < sp->count[k]) {
+        nr = CAIRN_MIN ((size_t) COMMIT_TREE_BATCH, sp->count[k] - read);
+        ssize_t got = pread (sp->fd, recs, nr * sizeof *recs,
+                             (sp->first[k] + read) * sizeof *recs);
+        if (got != (ssize_t) (nr * sizeof *recs))
+          r = cairn_error (got < 0 ? -errno : -EIO, "reading the commit's "
+                           "list of evicted chunks back: %m");
+        read += nr;
+        ri = 0;
+        continue;
+      }
+      bool have_r = ri < nr, have_s = si < m;
+      if (!have_r && !have_s)
+        break;
+      if (have_s && (!have_r || ch[si].index <= recs[ri].index)) {
+        if (have_r && ch[si].index == recs[ri].index)
+          ri++;                 /* in memory at the freeze: that wins */
+        batch[nb++] = ch[si++];
+      }
+      else
+        batch[nb++] = recs[ri++];
+    }
+    if (r < 0 || nb == 0)
+      break;
+    struct cairn_id next;
+    r = tree_update (txn, &cur, v->levels, batch, nb, &next);
+    cur = next;
+  }
+  if (r == 0)
+    *root = cur;
+  free (batch);
+  free (recs);
+  return r;
+}
+
 /* Builds the commit and new branch record in TXN.  NEW_INFO gets the
- * record; ROOTS the new root of each volume in b->vols order. */
+ * record, with ABSORBED; ROOTS the new root of each volume in b->vols
+ * order.  SP: see volume_tree. */
 static int
 commit_txn (struct cairn_branch *b, struct cairn_txn *txn,
             struct snap *snaps, size_t n, struct cairn_bvol **vols,
-            size_t nvols, const struct cairn_commit_options *o,
+            size_t nvols, const struct spill *sp, uint64_t absorbed,
+            const struct cairn_commit_options *o,
             struct cairn_branch_info *new_info, struct cairn_id *roots,
             struct cairn_id *id)
 {
@@ -2374,7 +2650,7 @@ commit_txn (struct cairn_branch *b, struct cairn_txn *txn,
     }
     else {
       cv->size = v->size;
-      r = tree_update (txn, &v->root, v->levels, changes, m, &cv->root);
+      r = volume_tree (txn, sp, k, v, changes, m, &cv->root);
     }
     roots[k] = cv->root;
     struct cairn_branch_volume *bv = &new_info->volumes[new_info->nvolumes++];
@@ -2429,12 +2705,16 @@ commit_txn (struct cairn_branch *b, struct cairn_txn *txn,
                        "digits, '_', '.', '-'), and the vm line one line");
   }
 
-  /* The branch record, and the work records the commit absorbed. */
+  /* The branch record: every work record written before the freeze is
+   * stale from now on (see Stale records). */
   if (r == 0) {
     new_info->base = *id;
     new_info->created = b->info.created;
+    new_info->absorbed = absorbed;
     r = put_branch_record (txn, b, new_info);
   }
+  /* The records of entries in memory go now (a few thousand at most);
+   * those of evicted ones are left stale, for the sealer. */
   for (size_t i = 0; r == 0 && i < n; i++) {
     struct snap *sn = &snaps[i];
     if (!sn->persisted || sn->e->persist_seq != sn->persist_seq)
@@ -2464,24 +2744,34 @@ cairn_branch_commit (struct cairn_branch *b,
   struct cairn_id *roots = NULL;
   struct cairn_branch_info new_info = { 0 };
   struct cairn_pin *pin = NULL;
+  struct cairn_txn *snap = NULL;  /* the records as of the freeze */
+  bool *scan = NULL;              /* per volume: had evicted entries */
+  struct spill spill = { .fd = -1 };
   size_t n = 0, nfrozen = 0, nvols;
+  uint64_t frozen_epoch = 0;
   int r = 0;
 
   atomic_fetch_add (&b->commits_waiting, 1);
   pthread_mutex_lock (&b->seal_mutex);
   atomic_fetch_sub (&b->commits_waiting, 1);
 
-  /* 0. Evicted entries back in: the commit names every entry and deletes
-   *    the records it absorbed.  (A volume added meanwhile has none.) */
-  struct cairn_bvol *rv;
-  for (size_t i = 0; r == 0 && (rv = cairn_branch_volume_at (b, i)); i++)
-    r = entries_reload_all (rv);
-  if (r < 0)
-    goto out;
-
-  /* 1. Freeze. */
+  /* 1. Freeze: the entries in memory, and the records of those evicted
+   *    (none is evicted while the commit holds seal_mutex) as a read
+   *    transaction: an evicted entry read back and rewritten meanwhile
+   *    must still be committed as it was.  Records written from here on
+   *    get the next epoch. */
   pthread_mutex_lock (&b->lock);
   nvols = b->nvols;
+  frozen_epoch = b->work_epoch++;
+  scan = calloc (nvols ? nvols : 1, sizeof *scan);
+  bool any_scan = false;
+  for (size_t i = 0; scan && i < nvols; i++)
+    any_scan |= scan[i] = b->vols[i]->evicted > 0;
+  if (!scan || (any_scan && cairn_txn_begin (b->s, false, &snap) < 0)) {
+    pthread_mutex_unlock (&b->lock);
+    r = scan ? -EIO : -ENOMEM;
+    goto out;
+  }
   size_t total = 0, ndirty = 0;
   for (size_t i = 0; i < nvols; i++) {
     total += b->vols[i]->count;
@@ -2535,12 +2825,17 @@ cairn_branch_commit (struct cairn_branch *b,
     }
   }
   pthread_mutex_unlock (&b->lock);
+  if (snap) {
+    r = spill_write (b, snap, vols, nvols, scan, &spill);
+    cairn_txn_abort (b->s, snap);
+    snap = NULL;
+  }
 
   /* 2. Capture and seal the frozen chunks, and store them a batch at a
    *    time under a pin (gc keeps them until the commit names them):
    *    memory stays one batch, not the whole working state, and the
    *    commit's own transaction only names them. */
-  if (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES)
+  if (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES || spill.fd >= 0)
     r = cairn_pin_begin (b->s, &pin);
   if (nfrozen > 0) {
     struct capture cap = { b, frozen, nfrozen, r };
@@ -2567,7 +2862,9 @@ cairn_branch_commit (struct cairn_branch *b,
        * commit that names them. */
       if (pin)
         txn->checkpoint_nodes = COMMIT_CHECKPOINT_NODES;
-      r = commit_txn (b, txn, snaps, n, vols, nvols, o, &new_info, roots, id);
+      r = commit_txn (b, txn, snaps, n, vols, nvols,
+                      spill.fd >= 0 ? &spill : NULL, frozen_epoch, o,
+                      &new_info, roots, id);
       r = cairn_txn_end (b->s, txn, r);
     }
   }
@@ -2582,6 +2879,9 @@ cairn_branch_commit (struct cairn_branch *b,
     if (r < 0)
       continue;
     bool absorbed = sn->persisted && e->persist_seq == sn->persist_seq;
+    /* Rewritten by a flush meanwhile: from before the freeze (stale,
+     * left for the sealer) or after it (live). */
+    b->stale_records |= sn->persisted && !absorbed;
     if (absorbed) {
       e->persisted = false;
       entry_set_rec_slot (sn->v, e, NO_SLOT);
@@ -2604,7 +2904,13 @@ cairn_branch_commit (struct cairn_branch *b,
       vols[k]->root = roots[k];
       vols[k]->size = new_info.volumes[k].size;
       vols[k]->levels = cairn_tree_levels (vols[k]->size, vols[k]->cs);
+      /* Their records are stale now; one read back since and written
+       * again is in memory (no eviction ran), and its record is new. */
+      vols[k]->evicted = 0;
+      vols[k]->evict_gen++;
     }
+    /* Stale records left: those of evicted entries (and see above). */
+    b->stale_records |= spill.fd >= 0;
     for (size_t k = nvols; k < new_info.nvolumes; k++) {
       struct cairn_bvol *v = calloc (1, sizeof *v);
       if (!v)
@@ -2626,7 +2932,10 @@ cairn_branch_commit (struct cairn_branch *b,
     }
     new_info.seq = b->info.seq + 1;
     cairn_branch_info_free (&b->info);
+    uint64_t was = b->info.absorbed;
     b->info = new_info;
+    b->info.absorbed = was;     /* lookups read it without the lock */
+    __atomic_store_n (&b->info.absorbed, frozen_epoch, __ATOMIC_RELEASE);
     new_info.volumes = NULL;
     b->base_gen++;
   }
@@ -2644,7 +2953,13 @@ cairn_branch_commit (struct cairn_branch *b,
   free (maps);
   free (vols);
   free (roots);
+  free (scan);
+  cairn_txn_abort (b->s, snap);
+  spill_close (&spill);
   cairn_pin_end (pin);
+  /* No sealer to delete the records left stale: do it now. */
+  while (r == 0 && !b->sealer_running && stale_sweep (b) == (int) STALE_BATCH)
+    ;
   pthread_mutex_unlock (&b->seal_mutex);
   return r;
 }

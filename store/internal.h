@@ -96,6 +96,12 @@ int branch_lock (struct cairn_store *s, const char *name, int *fd);
 void branch_unlock (int fd);
 /* Deletes the working-state records of a branch volume. */
 int work_delete_all (struct cairn_txn *txn, uint64_t wid);
+/* Working-state records (the "work" table; format in branch.c): the
+ * flag in byte 1 of those that end in their 8-byte epoch, and that
+ * epoch (1 for a record without one).  A record whose epoch is at most
+ * its branch's absorbed epoch is stale: a commit holds its content. */
+#define WORK_HAS_EPOCH 1
+uint64_t work_record_epoch (const void *value, size_t len);
 
 /* Reads any store-wide META u64 counter (0 if absent). */
 int meta_get_u64 (struct cairn_txn *txn, const char *name, uint64_t *v);

@@ -19,6 +19,9 @@
  *                  20  32  root of its tree in the base commit (zero: none)
  *                  52   1  name length L
  *                  53   L  name
+ *        then, optional (absent: 0):
+ *              8  absorbed epoch: working-state records of this epoch
+ *                 or older are stale (store/branch.c)
  *
  * The writer lock of branch NAME is flock(LOCK_EX) on STORE/run/NAME.lock
  * ('/' in names escaped as "%2F"), holding the holder's pid as text so a
@@ -206,6 +209,10 @@ branch_info_decode (const void *data, size_t len,
     v->name[nl] = '\0';
     at += BRANCH_VOLUME_FIXED + nl;
   }
+  if (at + 8 == len) {
+    info->absorbed = cairn_le64 (p + at);
+    at += 8;
+  }
   if (at != len)
     goto bad;
   info->nvolumes = n;
@@ -221,7 +228,7 @@ int
 branch_info_encode (const struct cairn_branch_info *info, void **data,
                     size_t *len)
 {
-  size_t size = BRANCH_HEADER;
+  size_t size = BRANCH_HEADER + 8;
 
   for (size_t i = 0; i < info->nvolumes; i++)
     size += BRANCH_VOLUME_FIXED + strlen (info->volumes[i].name);
@@ -245,6 +252,7 @@ branch_info_encode (const struct cairn_branch_info *info, void **data,
     memcpy (p + at + BRANCH_VOLUME_FIXED, v->name, nl);
     at += BRANCH_VOLUME_FIXED + nl;
   }
+  cairn_put_le64 (p + at, info->absorbed);
   *data = p;
   *len = size;
   return 0;
@@ -258,10 +266,22 @@ cairn_branch_info_free (struct cairn_branch_info *info)
   info->nvolumes = 0;
 }
 
+uint64_t
+work_record_epoch (const void *value, size_t len)
+{
+  const uint8_t *p = value;
+
+  if (len < 12 || !(p[1] & WORK_HAS_EPOCH))
+    return 1;
+  return cairn_le64 (p + len - 8);
+}
+
+/* 1 (stop) at the first record that is not stale. */
 static int
 any_record (struct cairn_val key, struct cairn_val value, void *arg)
 {
-  return 1;
+  const uint64_t *absorbed = arg;
+  return work_record_epoch (value.data, value.len) > *absorbed;
 }
 
 int
@@ -282,7 +302,8 @@ cairn_branch_info_get (struct cairn_txn *txn, const char *name,
     uint8_t prefix[8];
     cairn_put_be64 (prefix, info->volumes[i].wid);
     r = TOPS (txn)->record_scan (txn->bt, CAIRN_TABLE_WORK, prefix,
-                                 sizeof prefix, NULL, 0, any_record, NULL);
+                                 sizeof prefix, NULL, 0, any_record,
+                                 &info->absorbed);
     if (r < 0) {
       cairn_branch_info_free (info);
       return r;

@@ -209,6 +209,8 @@ struct cairn_branch_volume {
 struct cairn_branch_info {
   struct cairn_id base;         /* last commit; zero if none yet */
   uint64_t seq;                 /* bumped by every change of the record */
+  uint64_t absorbed;            /* work records of this epoch or older are
+                                   stale (in the base already) */
   int64_t created;
   size_t nvolumes;
   struct cairn_branch_volume *volumes;

@@ -5,9 +5,17 @@
  *
  * $CAIRN_TEST_ENTRY_CACHE makes the bound 16 entries; the test dirties
  * 300 chunks, flushes and seals (a pass evicts what the last one sealed),
- * so most of them live only as work records. */
+ * so most of them live only as work records.
+ *
+ * A commit does not read evicted entries back in: it applies their
+ * records from a read transaction opened at its freeze, and leaves them
+ * stale.  So the end checks that an evicted chunk read back, rewritten and
+ * flushed while a commit runs is committed as it was at the freeze and
+ * kept as it is now (also across a reopen), and that no record is left
+ * once the commit is done. */
 #include <config.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +85,36 @@ check_extent (uint64_t off, uint64_t len, bool hole, void *arg)
   return 0;
 }
 
+static bool
+work_records_left (struct cairn_store *s)
+{
+  struct cairn_branch_info info;
+  struct cairn_txn *txn;
+  bool dirty = true;
+  if (cairn_txn_begin (s, false, &txn) == 0) {
+    if (cairn_branch_info_get (txn, "main", &info) == 0) {
+      dirty = info.dirty;
+      cairn_branch_info_free (&info);
+    }
+    cairn_txn_abort (s, txn);
+  }
+  return dirty;
+}
+
+struct committer {
+  struct cairn_branch *b;
+  struct cairn_id id;
+  int r;
+};
+
+static void *
+commit_thread (void *arg)
+{
+  struct committer *c = arg;
+  c->r = cairn_branch_commit (c->b, NULL, &c->id);
+  return NULL;
+}
+
 /* 4 KiB at a different place in each of the first CHUNKS chunks. */
 static int
 dirty_all (struct cairn_bvol *v, unsigned seed)
@@ -98,7 +136,7 @@ main (void)
 
   if (!mkdtemp (dir))
     abort ();
-  plan (13);
+  plan (19);
   snprintf (bound, sizeof bound, "%d", BOUND);
   setenv ("CAIRN_TEST_ENTRY_CACHE", bound, 1);
   if (cairn_store_init (dir, &(struct cairn_store_options) {
@@ -183,6 +221,47 @@ main (void)
   ok (branch_matches (v), "every flushed write survived the kill");
   ok (cairn_branch_commit (b, NULL, &id) == 0 && view_matches (s, &id),
       "and a commit holds them all");
+  ok (!work_records_left (s), "no work record is left after that commit");
+
+  /* A commit stalled after its freeze; meanwhile chunk 7, evicted, is
+   * read back, rewritten and flushed. */
+  cairn_branch_close (b);
+  setenv ("CAIRN_TEST_CAPTURE_STALL_MS", "600", 1);
+  if (cairn_branch_open (s, "main", CAIRN_BRANCH_WRITE, &b) < 0)
+    abort ();
+  unsetenv ("CAIRN_TEST_CAPTURE_STALL_MS");
+  v = cairn_branch_volume (b, "disk");
+  r = dirty_all (v, 7000);
+  if (r == 0 && (r = cairn_branch_flush (b)) == 0)
+    r = cairn_branch_seal (b);
+  r = r ? r : put (v, 299ULL * cs + 1024, 512, 7777);  /* one DIRTY */
+  cairn_branch_stats (b, &st);
+  ok (r == 0 && st.evicted > 0 && st.unsealed == 1,
+      "rewritten and sealed: %llu evicted, one chunk dirty",
+      (unsigned long long) st.evicted);
+  uint8_t *at_freeze = malloc (SIZE);
+  memcpy (at_freeze, model, SIZE);
+  struct committer c = { b, { { 0 } }, -1 };
+  pthread_t th;
+  if (pthread_create (&th, NULL, commit_thread, &c) != 0)
+    abort ();
+  usleep (200 * 1000);
+  r = put (v, 7ULL * cs + 8192, 4096, 4242);
+  r = r ? r : cairn_branch_flush (b);
+  pthread_join (th, NULL);
+  ok (r == 0 && c.r == 0, "committed while chunk 7 was rewritten and "
+      "flushed");
+  uint8_t *now = model;
+  model = at_freeze;
+  bool held = view_matches (s, &c.id);
+  model = now;
+  ok (held, "the commit holds chunk 7 as it was at its freeze");
+  ok (branch_matches (v), "the branch has it as it is now");
+  cairn_branch_close (b);
+  ok (cairn_branch_open (s, "main", CAIRN_BRANCH_WRITE, &b) == 0
+      && branch_matches (cairn_branch_volume (b, "disk")),
+      "and so after a reopen: its new record lives, the stale ones don't");
+  free (at_freeze);
 
   cairn_branch_close (b);
   cairn_store_close (s);
