@@ -7,8 +7,8 @@
  * set (its scratch slots, its entries, and the commit that must seal it
  * all) grew as long as the writes came.  The limit is 2 GiB of slots;
  * $CAIRN_TEST_DIRTY_LIMIT_KB makes it 64 chunks here, and one writer
- * dirties 1000 chunks in a row, much faster than the sealer can keep up
- * (it seals the oldest chunks at once, idle or not, while writers wait).  The scratch slots' high-water mark must
+ * dirties 1000 chunks in a row, much faster than the sealer's 200 ms
+ * idle rule lets it keep up.  The scratch slots' high-water mark must
  * stay near the limit, every write must land, and a commit must hold
  * them all. */
 #include <config.h>

@@ -12,7 +12,7 @@
  * branch with its background sealer, whose first pass (after 50 ms) takes
  * all of them and runs for tens of milliseconds.  Some time into it, the
  * test writes 4 KiB into every chunk and flushes once, waits for the pass
- * to end (the sealer leaves the written chunks alone for a second more),
+ * to end (the sealer leaves the written chunks alone for 200 ms more),
  * and crashes: closes without a flush.  After reopening, every write must
  * be there.  Rounds start writing at different moments, so that some land
  * in chunks the pass has already read, whatever the machine's speed. */
