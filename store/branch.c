@@ -81,13 +81,14 @@
  * not in memory never change: flush and the sealer write only the records
  * of entries in memory.  A commit does not read evicted entries back in
  * (its memory would grow with every chunk written since the last one): it
- * opens a read transaction at its freeze and applies their records to the
- * tree from it, COMMIT_TREE_BATCH at a time, merged with the entries in
- * memory; the records go stale with the commit (see Stale records).  A
- * lookup drops the lock while it reads, so it starts over if an eviction,
- * a commit or a new base came meanwhile (evict_gen, base_gen): what it
- * read may be stale then.  Eviction runs under seal_mutex and persist_mutex, so
- * no seal job, commit or flush holds a pointer to the entry it frees.
+ * copies their records, as of its freeze, to a spill file, and applies
+ * them to the tree from there COMMIT_TREE_BATCH at a time, merged with
+ * the entries in memory; the records go stale with the commit (see Stale
+ * records).  A lookup drops the lock while it reads, so it starts over if
+ * an eviction, a commit or a new base came meanwhile (evict_gen,
+ * base_gen): what it read may be stale then.  Eviction runs under
+ * seal_mutex and persist_mutex, so no seal job, commit or flush holds a
+ * pointer to the entry it frees.
  *
  * Locks, in the order they are taken:
  *   seal_mutex     one sealing pass or commit at a time (the sealer lets a
@@ -835,8 +836,7 @@ struct sealed_list {
   size_t max;
   bool more;
   uint64_t next;                /* with MORE: the first index not taken */
-  uint64_t *index;
-  struct cairn_id *id;
+  struct tree_change *rec;      /* index and sealed chunk of each */
   size_t n, cap;
 };
 
@@ -861,18 +861,14 @@ collect_sealed (struct cairn_val key, struct cairn_val value, void *arg)
   }
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 256;
-    uint64_t *ix = realloc (l->index, cap * sizeof *ix);
-    if (!ix)
+    struct tree_change *rec = realloc (l->rec, cap * sizeof *rec);
+    if (!rec)
       return -ENOMEM;
-    l->index = ix;
-    struct cairn_id *id = realloc (l->id, cap * sizeof *id);
-    if (!id)
-      return -ENOMEM;
-    l->id = id;
+    l->rec = rec;
     l->cap = cap;
   }
-  l->index[l->n] = index;
-  l->id[l->n++] = w.id;
+  l->rec[l->n].index = index;
+  l->rec[l->n++].id = w.id;
   return 0;
 }
 
@@ -905,8 +901,7 @@ work_scan_sealed (const struct cairn_bvol *v, struct cairn_txn *txn,
 static void
 sealed_list_free (struct sealed_list *l)
 {
-  free (l->index);
-  free (l->id);
+  free (l->rec);
 }
 
 /* ---- volumes ------------------------------------------------------ */
@@ -1694,7 +1689,7 @@ cairn_bvol_zero (struct cairn_bvol *v, size_t len, uint64_t off)
   for (size_t i = 0; r == 0 && i < n; i++)
     r = zero_chunk (v, indexes[i], false);
   for (size_t i = 0; r == 0 && i < evicted.n; i++)
-    r = zero_chunk (v, evicted.index[i], false);
+    r = zero_chunk (v, evicted.rec[i].index, false);
   sealed_list_free (&evicted);
   free (indexes);
   if (r == 0 && !cairn_id_is_zero (&root)) {
@@ -1851,9 +1846,9 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
     struct sealed_list evicted = { 0 };
     r = work_scan_sealed (v, NULL, first, last, &evicted);
     for (size_t i = 0; r == 0 && i < evicted.n; i++)
-      if (!entry_find (v, evicted.index[i]))
-        r = ext_add (&m, &cap, evicted.index[i],
-                     cairn_id_is_zero (&evicted.id[i]));
+      if (!entry_find (v, evicted.rec[i].index))
+        r = ext_add (&m, &cap, evicted.rec[i].index,
+                     cairn_id_is_zero (&evicted.rec[i].id));
     sealed_list_free (&evicted);
   }
   pthread_mutex_unlock (&b->lock);
@@ -2508,13 +2503,12 @@ spill_write (struct cairn_branch *b, struct cairn_txn *snap,
 {
   char path[4096], *slash;
   struct sealed_list l = { .max = COMMIT_TREE_BATCH };
-  struct tree_change *buf = malloc (COMMIT_TREE_BATCH * sizeof *buf);
   size_t total = 0;
   int r = scratch_path (b, "spill", path, sizeof path, true);
 
   sp->first = calloc (nvols ? nvols : 1, sizeof *sp->first);
   sp->count = calloc (nvols ? nvols : 1, sizeof *sp->count);
-  if (r == 0 && (!buf || !sp->first || !sp->count))
+  if (r == 0 && (!sp->first || !sp->count))
     r = -ENOMEM;
   if (r == 0) {
     slash = strrchr (path, '/');
@@ -2530,14 +2524,9 @@ spill_write (struct cairn_branch *b, struct cairn_txn *snap,
     uint64_t from = 0;
     do {
       r = work_scan_sealed (vols[k], snap, from, UINT64_MAX, &l);
-      for (size_t i = 0; r == 0 && i < l.n; i++) {
-        buf[i].index = l.index[i];
-        buf[i].id = l.id[i];
-      }
-      if (r == 0 && l.n > 0)
-        r = cairn_pwrite_all (sp->fd, buf, l.n * sizeof *buf,
-                              total * sizeof *buf);
-      if (r < 0 && r != -ENOMEM)
+      if (r == 0 && l.n > 0
+          && (r = cairn_pwrite_all (sp->fd, l.rec, l.n * sizeof *l.rec,
+                                    total * sizeof *l.rec)) < 0)
         r = cairn_error (r, "writing the commit's list of evicted chunks: "
                          "%s", strerror (-r));
       total += l.n;
@@ -2545,7 +2534,6 @@ spill_write (struct cairn_branch *b, struct cairn_txn *snap,
       from = l.next;
     } while (r == 0 && l.more);
   }
-  free (buf);
   sealed_list_free (&l);
   return r;
 }
@@ -2757,9 +2745,9 @@ cairn_branch_commit (struct cairn_branch *b,
 
   /* 1. Freeze: the entries in memory, and the records of those evicted
    *    (none is evicted while the commit holds seal_mutex) as a read
-   *    transaction: an evicted entry read back and rewritten meanwhile
-   *    must still be committed as it was.  Records written from here on
-   *    get the next epoch. */
+   *    transaction, copied to the spill file right after: an evicted
+   *    entry read back and rewritten meanwhile must still be committed
+   *    as it was.  Records written from here on get the next epoch. */
   pthread_mutex_lock (&b->lock);
   nvols = b->nvols;
   frozen_epoch = b->work_epoch++;
@@ -2767,9 +2755,12 @@ cairn_branch_commit (struct cairn_branch *b,
   bool any_scan = false;
   for (size_t i = 0; scan && i < nvols; i++)
     any_scan |= scan[i] = b->vols[i]->evicted > 0;
-  if (!scan || (any_scan && cairn_txn_begin (b->s, false, &snap) < 0)) {
+  if (!scan)
+    r = -ENOMEM;
+  else if (any_scan)
+    r = cairn_txn_begin (b->s, false, &snap);
+  if (r < 0) {
     pthread_mutex_unlock (&b->lock);
-    r = scan ? -EIO : -ENOMEM;
     goto out;
   }
   size_t total = 0, ndirty = 0;
@@ -2835,7 +2826,7 @@ cairn_branch_commit (struct cairn_branch *b,
    *    time under a pin (gc keeps them until the commit names them):
    *    memory stays one batch, not the whole working state, and the
    *    commit's own transaction only names them. */
-  if (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES || spill.fd >= 0)
+  if (r == 0 && (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES || spill.fd >= 0))
     r = cairn_pin_begin (b->s, &pin);
   if (nfrozen > 0) {
     struct capture cap = { b, frozen, nfrozen, r };
