@@ -58,6 +58,7 @@
 #include <lmdb.h>
 
 #include "store/backend.h"
+#include "store/error.h"
 #include "store/pack.h"
 #include "store/util.h"
 
@@ -279,8 +280,10 @@ local_txn_commit (struct cairn_btxn *t)
 {
   int r = 0;
 
-  if (t->appended && !t->lb->nosync)
-    r = pack_writer_sync (&t->lb->writer);
+  if (t->appended && !t->lb->nosync
+      && (r = pack_writer_sync (&t->lb->writer)) < 0)
+    r = cairn_error (r, "syncing pack %08x: %s", t->lb->writer.number,
+                     strerror (-r));
   if (r < 0)
     mdb_txn_abort (t->txn);
   else
@@ -511,7 +514,8 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
     r = pack_writer_append (&lb->writer, id->bytes, flags, data, len,
                             raw_len, &info.offset);
     if (r < 0)
-      return r;
+      return cairn_error (r, "writing a chunk to pack %08x: %s",
+                          lb->writer.number, strerror (-r));
     t->appended = true;
     info.pack = lb->writer.number;
     chunk_entry_encode (entry, &info);

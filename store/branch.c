@@ -2421,6 +2421,7 @@ struct capture {
   struct frozen *frozen;
   size_t n;
   int r;                        /* in: an earlier error; out: the first */
+  char message[512];            /* capture_niced: the error's sentence */
 };
 
 static void *
@@ -2452,8 +2453,14 @@ capture_all (void *arg)
 static void *
 capture_niced (void *arg)
 {
+  struct capture *c = arg;
+
   nice_this_thread ();
-  return capture_all (arg);
+  capture_all (c);
+  /* cairn_last_error is per thread: hand it to the committer's. */
+  if (c->r < 0)
+    snprintf (c->message, sizeof c->message, "%s", cairn_last_error ());
+  return NULL;
 }
 
 static int
@@ -2829,12 +2836,15 @@ cairn_branch_commit (struct cairn_branch *b,
   if (r == 0 && (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES || spill.fd >= 0))
     r = cairn_pin_begin (b->s, &pin);
   if (nfrozen > 0) {
-    struct capture cap = { b, frozen, nfrozen, r };
+    struct capture cap = { b, frozen, nfrozen, r, "" };
     pthread_t helper;
     sleep_ms (b->test_capture_stall_ms);
     if (nfrozen > COMMIT_NICE_CHUNKS
-        && pthread_create (&helper, NULL, capture_niced, &cap) == 0)
+        && pthread_create (&helper, NULL, capture_niced, &cap) == 0) {
       pthread_join (helper, NULL);
+      if (cap.r < 0 && cap.message[0])
+        cairn_error (cap.r, "%s", cap.message);
+    }
     else
       capture_all (&cap);
     r = cap.r;
