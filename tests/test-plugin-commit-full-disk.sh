@@ -30,7 +30,8 @@ start_nbdkit "$SOCK" store="$CAIRN_STORE" || { fail "nbdkit starts"; exit 1; }
 # and the commits go through its control socket.  It writes 4 KiB of its
 # own at the start of each of 2000 chunks (the same into a model file),
 # flushes, and lets the sealer seal them and evict all but 16 (it seals
-# after 200 ms of quiet).  Then the disk is filled and a commit asked for.
+# after 200 ms of quiet; 4 s leave it time under a sanitizer).  Then the
+# disk is filled, all but two pages, and a commit asked for.
 chunk=$(awk '/^chunk-size/ { print $2 }' "$CAIRN_STORE/config")
 truncate -s 256M "$TMP/model.img"
 export -f store_fingerprint
@@ -51,16 +52,16 @@ for i in range(2000):
     model.write(data)
 model.close()
 h.flush()
-time.sleep(3)
+time.sleep(4)
 def fingerprint(name):
     with open(os.environ["FINGERPRINTS"] + "." + name, "w") as f:
         subprocess.run(["bash", "-c", "store_fingerprint"], stdout=f, check=True)
 fingerprint("before")
 subprocess.run(["dd", "if=/dev/zero", "of=" + os.environ["FILLER"],
                 "bs=64k"], capture_output=True)
-# A few pages free: room for small files (the gc pin of the commit), not
-# for the list of 2000 chunks.
-os.truncate(os.environ["FILLER"], os.path.getsize(os.environ["FILLER"]) - 16384)
+# Two pages free: room for small files (the gc pin of the commit), not
+# for the list of the evicted chunks (48 bytes each).
+os.truncate(os.environ["FILLER"], os.path.getsize(os.environ["FILLER"]) - 8192)
 r = cairn("commit", "main", "-m", "on a full disk")
 check(r.returncode == 1, "a commit on the full disk: exit 1 (%d)" % r.returncode)
 err = r.stderr.strip()
