@@ -3,14 +3,7 @@
 # and leaves the store consistent: earlier commits export identically and
 # later commits work once there is room.
 . ./functions.sh
-[ "$(id -u)" -eq 0 ] || skip_all "mounting a tmpfs needs root"
-
-mnt="$TMP/small"
-mkdir "$mnt"
-mount -t tmpfs -o size=24M tmpfs "$mnt" || skip_all "cannot mount a tmpfs here"
-on_exit "umount '$mnt'"
-export CAIRN_STORE="$mnt/store"
-export CAIRN_INDEX_MAP_SIZE=64M
+small_store 24
 "$CAIRN" init 2>/dev/null
 head -c $((4 << 20)) /dev/urandom > "$TMP/small.img"
 first=$("$CAIRN" import main "$TMP/small.img" 2>/dev/null)

@@ -10,15 +10,9 @@
 . ./functions.sh
 requires "$NBDKIT"
 nbdsh -c 'import nbd' >/dev/null 2>&1 || skip_all "nbdsh is not installed"
-[ "$(id -u)" -eq 0 ] || skip_all "mounting a tmpfs needs root"
+small_store 48
 plan 7
 
-mnt="$TMP/small"
-mkdir "$mnt"
-mount -t tmpfs -o size=48M tmpfs "$mnt" || skip_all "cannot mount a tmpfs here"
-on_exit "umount -l '$mnt'"
-export CAIRN_STORE="$mnt/store"
-export CAIRN_INDEX_MAP_SIZE=64M
 "$CAIRN" init >/dev/null 2>&1
 "$CAIRN" create main 256M
 
