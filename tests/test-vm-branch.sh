@@ -43,6 +43,7 @@ c2=$("$CAIRN" vm commit vm2 -m "vm2's file" 2>/dev/null)
 ok "both are committed" test -n "$c1" -a -n "$c2"
 
 "$CAIRN" export "$c1" "$TMP/1.img" && "$CAIRN" export "$c2" "$TMP/2.img"
+ext4_replay "$TMP/1.img" "$TMP/2.img"
 ok "vm1's commit holds its file, and the one from before the fork" \
   test "$(ext4_cat "$TMP/1.img" /data/only-vm1)/$(ext4_cat "$TMP/1.img" /data/shared)" = one/shared
 ok "vm2's commit holds its file, and the one from before the fork" \

@@ -145,6 +145,7 @@ ok "the restored guest writes to its disk" vm_wait_log "$dst" '^wrote-66' 30
 vm_quit "$dst"
 # Neither QEMU is running any more: the journal of both disks can be
 # replayed in place.
+ext4_replay "$dst/disk.img" "$TMP/disk.commit"
 y=$(ext4_cat "$dst/disk.img" /data/y)
 x=$(ext4_cat "$TMP/disk.commit" /data/x)
 ok "and the write reached the NBD server's file (/data/y: ${y:-none})" \
