@@ -282,8 +282,7 @@ local_txn_commit (struct cairn_btxn *t)
 
   if (t->appended && !t->lb->nosync
       && (r = pack_writer_sync (&t->lb->writer)) < 0)
-    r = cairn_error (r, "syncing pack %08x: %s", t->lb->writer.number,
-                     strerror (-r));
+    r = cairn_error (r, "syncing the packs written: %s", strerror (-r));
   if (r < 0)
     mdb_txn_abort (t->txn);
   else

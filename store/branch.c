@@ -884,16 +884,15 @@ work_scan_sealed (const struct cairn_bvol *v, struct cairn_txn *txn,
 
   if (!txn && (r = cairn_txn_begin (v->b->s, false, &own)) < 0)
     return r;
+  struct cairn_txn *t = txn ? txn : own;
   cairn_put_be64 (prefix, v->wid);
   work_key (v->wid, first, start);
   l->v = v;
   l->last = last;
   l->n = 0;
   l->more = false;
-  r = TOPS (txn ? txn : own)->record_scan ((txn ? txn : own)->bt,
-                                          CAIRN_TABLE_WORK, prefix,
-                                          sizeof prefix, start, sizeof start,
-                                          collect_sealed, l);
+  r = TOPS (t)->record_scan (t->bt, CAIRN_TABLE_WORK, prefix, sizeof prefix,
+                             start, sizeof start, collect_sealed, l);
   cairn_txn_abort (v->b->s, own);
   return r < 0 ? r : 0;
 }
