@@ -28,7 +28,9 @@
  *     OFFSET  SIZE  DESCRIPTION
  *          0     1  type: 1 = sealed, 2 = scratch
  *          1     1  flags: 1 = the record ends in its epoch (always set
- *                   now; a record without it has epoch 1)
+ *                   now; a record without it has epoch 1); 2 = scratch
+ *                   only: the slot is not fragmented (a hint, see Slots
+ *                   and the page cache)
  *          2     2  reserved, 0
  *          4    32  sealed: chunk id (zero: all zeros); scratch: underlay
  *         36     4  scratch only: slot number (LE)
@@ -122,6 +124,7 @@
 #define WORK_SEALED 1
 #define WORK_SCRATCH 2
 #define WORK_FIXED 40
+#define WORK_SLOT_WHOLE 2
 #define NO_SLOT UINT32_MAX
 #define SEALER_PERIOD_MS 50
 #define SEALER_IDLE_NS (200 * 1000000LL)
@@ -218,9 +221,12 @@ struct cairn_bvol {
   struct queue queues[NQUEUES];
   /* slots */
   uint32_t *holds;              /* per slot */
+  bool *frag;                   /* per slot: see Slots and the page cache */
   uint32_t nslots;              /* high-water mark */
-  uint32_t *free_slots;
+  uint32_t *free_slots;         /* free and not fragmented */
   size_t nfree;
+  uint32_t *free_frag;          /* free and fragmented */
+  size_t nfree_frag;
 };
 
 struct cairn_branch {
@@ -469,23 +475,72 @@ bits_set (uint8_t *bm, unsigned from, unsigned to)
     bm[i / 8] |= 1u << (i % 8);
 }
 
+/* Whether every byte of BM (sectors_per_chunk bits) is BYTE. */
 static bool
-bitmap_full (const struct cairn_bvol *v, const uint8_t *bm)
+bitmap_all (const struct cairn_bvol *v, const uint8_t *bm, uint8_t byte)
 {
   unsigned n = sectors_per_chunk (v);
   for (unsigned i = 0; i < n / 8; i++)
-    if (bm[i] != 0xff)
+    if (bm[i] != byte)
       return false;
   return true;
 }
 
+static bool
+bitmap_full (const struct cairn_bvol *v, const uint8_t *bm)
+{
+  return bitmap_all (v, bm, 0xff);
+}
+
 /* ---- slots -------------------------------------------------------- */
 
+/* Slots and the page cache.  The kernel caches a slot's pages in folios
+ * as big as the writes that first brought them in, and never merges them
+ * again: random 4K writes into fresh slots leave sixteen 4K folios per
+ * 64K slot, and every later write to the slot pays per folio - whole-
+ * chunk writes then ran about a third slower than into one large folio
+ * (1M sequential writes after random 4K ones, bench-plugin-fio).  Slots
+ * keep their folios through the free list, so without care the scratch
+ * file ends up all small folios.  So a slot that took a partial write is
+ * marked fragmented (frag), and a whole-chunk write does not go into one:
+ *
+ *   - if the slot holds nothing live (the entry's bitmap is empty and
+ *     nothing else holds it), the write punches it first;
+ *   - else it writes into another slot, punched first if fragmented
+ *     too, and the entry takes that slot when the write has landed (the
+ *     old one stays with its other holders, such as the persisted
+ *     record, until they let go; so a flush meanwhile still names the
+ *     old slot and its bytes).
+ *
+ * A punched slot's next write brings in folios of its own size.  But a
+ * punch costs more than the write it speeds up (punching before every
+ * whole-chunk write made them four times slower, not faster), so free
+ * slots are kept in two lists: whole-chunk writes take clean ones, or a
+ * new one, and partial writes fragmented ones, which they would fragment
+ * anyway.  A whole-chunk write takes (and punches) a fragmented one only
+ * when those are more than half of all slots, so the scratch file stays
+ * within twice the most slots ever in use.  New slots (past the end of
+ * the file) are holes.  The flag outlives the process in the slot's
+ * record (a hint: the kernel keeps the folios across a reopen); at open,
+ * free slots count as fragmented. */
+
+/* Takes a slot for a write of a whole chunk (CLEAN) or of part of one;
+ * a clean write must punch it if it comes out fragmented. */
 static int
-slot_alloc (struct cairn_bvol *v, uint32_t *slot)
+slot_alloc (struct cairn_bvol *v, bool clean, uint32_t *slot)
 {
-  if (v->nfree > 0) {
-    *slot = v->free_slots[--v->nfree];
+  uint32_t **want = clean ? &v->free_slots : &v->free_frag;
+  uint32_t **other = clean ? &v->free_frag : &v->free_slots;
+  size_t *nwant = clean ? &v->nfree : &v->nfree_frag;
+  size_t *nother = clean ? &v->nfree_frag : &v->nfree;
+
+  if (*nwant == 0 && *nother > 0
+      && (!clean || v->nfree_frag > v->nslots / 2)) {
+    want = other;
+    nwant = nother;
+  }
+  if (*nwant > 0) {
+    *slot = (*want)[--*nwant];
     v->holds[*slot] = 1;
     return 0;
   }
@@ -499,9 +554,18 @@ slot_alloc (struct cairn_bvol *v, uint32_t *slot)
     if (!f)
       return -ENOMEM;
     v->free_slots = f;
+    f = realloc (v->free_frag, cap * sizeof *f);
+    if (!f)
+      return -ENOMEM;
+    v->free_frag = f;
+    bool *fr = realloc (v->frag, cap * sizeof *fr);
+    if (!fr)
+      return -ENOMEM;
+    v->frag = fr;
   }
   *slot = v->nslots++;
   v->holds[*slot] = 1;
+  v->frag[*slot] = false;
   return 0;
 }
 
@@ -513,12 +577,21 @@ slot_hold (struct cairn_bvol *v, uint32_t slot)
 }
 
 static void
+slot_free (struct cairn_bvol *v, uint32_t slot)
+{
+  if (v->frag[slot])
+    v->free_frag[v->nfree_frag++] = slot;
+  else
+    v->free_slots[v->nfree++] = slot;
+}
+
+static void
 slot_unhold (struct cairn_bvol *v, uint32_t slot)
 {
   if (slot == NO_SLOT)
     return;
   if (--v->holds[slot] == 0) {
-    v->free_slots[v->nfree++] = slot;
+    slot_free (v, slot);
     if (v->b->throttled)
       pthread_cond_broadcast (&v->b->cond);
   }
@@ -529,7 +602,8 @@ static bool
 over_dirty_limit (const struct cairn_bvol *v)
 {
   return v->b->sealer_running && !v->b->sealer_stop
-    && (uint64_t) (v->nslots - v->nfree) * v->cs >= v->b->dirty_limit;
+    && (uint64_t) (v->nslots - v->nfree - v->nfree_frag) * v->cs
+       >= v->b->dirty_limit;
 }
 
 /* The entry's persisted record now names NEW_SLOT (NO_SLOT: none). */
@@ -545,6 +619,16 @@ static uint64_t
 slot_offset (const struct cairn_bvol *v, uint32_t slot)
 {
   return (uint64_t) slot * v->cs;
+}
+
+/* Drops SLOT's blocks and cached pages, so that its next write brings in
+ * folios of its own size (see Slots and the page cache).  Best effort: a
+ * file system that cannot punch only loses the speed. */
+static void
+slot_punch (struct cairn_bvol *v, uint32_t slot)
+{
+  (void) fallocate (v->scratch_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    (off_t) slot_offset (v, slot), v->cs);
 }
 
 /* ---- records ------------------------------------------------------ */
@@ -569,6 +653,8 @@ work_encode (const struct cairn_bvol *v, const struct cairn_id *id,
   buf[1] = WORK_HAS_EPOCH;
   memcpy (buf + 4, id->bytes, CAIRN_ID_SIZE);
   if (bitmap) {
+    if (!v->frag[slot])
+      buf[1] |= WORK_SLOT_WHOLE;
     cairn_put_le32 (buf + 36, slot);
     memcpy (buf + WORK_FIXED, bitmap, v->b->bitmap_bytes);
     len = WORK_FIXED + v->b->bitmap_bytes;
@@ -590,6 +676,7 @@ struct work_rec {
   int type;                     /* WORK_SEALED or WORK_SCRATCH */
   struct cairn_id id;
   uint32_t slot;
+  bool whole;                   /* the slot is not fragmented (a hint) */
   const uint8_t *bitmap;
   uint64_t epoch;
 };
@@ -615,6 +702,7 @@ work_decode (const struct cairn_bvol *v, struct cairn_val value,
   if (p[0] == WORK_SCRATCH
       && value.len == WORK_FIXED + v->b->bitmap_bytes + tail) {
     w->slot = cairn_le32 (p + 36);
+    w->whole = p[1] & WORK_SLOT_WHOLE;
     w->bitmap = p + WORK_FIXED;
     return w->slot > (1u << 30) ? -EBADMSG : 0;
   }
@@ -672,13 +760,15 @@ load_record (struct cairn_val key, struct cairn_val value, void *arg)
     /* Slots named by records are allocated up to the highest. */
     while (v->nslots <= slot) {
       uint32_t s;
-      if (slot_alloc (v, &s) < 0) {
+      if (slot_alloc (v, false, &s) < 0) {
         lc->r = -ENOMEM;
         return -ENOMEM;
       }
       v->holds[s] = 0;
+      v->frag[s] = true;
     }
     e->slot = slot;
+    v->frag[slot] = !w.whole;
     v->holds[slot] += 2;        /* the entry and its record */
     e->rec_slot = slot;
   }
@@ -919,7 +1009,9 @@ bvol_free (struct cairn_bvol *v)
   }
   free (v->buckets);
   free (v->holds);
+  free (v->frag);
   free (v->free_slots);
+  free (v->free_frag);
   if (v->scratch_fd >= 0)
     close (v->scratch_fd);
   free (v);
@@ -982,7 +1074,7 @@ bvol_load (struct cairn_branch *b, struct cairn_txn *txn,
   /* Slots below the high-water mark that no record names are free. */
   for (uint32_t i = 0; i < v->nslots; i++)
     if (v->holds[i] == 0)
-      v->free_slots[v->nfree++] = i;
+      slot_free (v, i);
 
   r = scratch_path (b, v->name, path, sizeof path, true);
   if (r < 0)
@@ -1406,7 +1498,7 @@ static int
 prepare_dirty (struct cairn_bvol *v, struct entry *e, bool full)
 {
   if (e->state == ENTRY_SEALED) {
-    int r = slot_alloc (v, &e->slot);
+    int r = slot_alloc (v, full, &e->slot);
     if (r < 0)
       return r;
     e->state = ENTRY_DIRTY;
@@ -1469,7 +1561,7 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
     e->state = ENTRY_DIRTY;
     queue_push (v, e, Q_SEAL);
     e->id = under;
-    r = slot_alloc (v, &e->slot);
+    r = slot_alloc (v, full, &e->slot);
     if (r < 0) {
       entry_remove (v, e);
       return r;
@@ -1495,16 +1587,53 @@ write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
     pthread_mutex_unlock (&b->lock);
     return r;
   }
-  uint32_t slot = e->slot;
+  /* Where the bytes go: see Slots and the page cache. */
+  uint32_t slot = e->slot, target = slot, shadow = NO_SLOT;
+  bool punch = false;
+  if (!full)
+    v->frag[slot] = true;
+  else if (v->frag[slot] && e->writers == 0) {
+    if (v->holds[slot] == 1 && bitmap_all (v, e->bitmap, 0))
+      punch = true;
+    else if (slot_alloc (v, true, &shadow) == 0) {
+      target = shadow;
+      punch = v->frag[shadow];
+    }
+    v->frag[target] = false;
+  }
   e->writers++;
   e->gen++;
   slot_hold (v, slot);
   pthread_mutex_unlock (&b->lock);
 
-  r = cairn_pwrite_all (v->scratch_fd, buf, len, slot_offset (v, slot) + within);
+  if (punch)
+    slot_punch (v, target);
+  r = cairn_pwrite_all (v->scratch_fd, buf, len,
+                        slot_offset (v, target) + within);
   sleep_ms (b->test_write_stall_ms);
 
   pthread_mutex_lock (&b->lock);
+  if (r < 0)
+    v->frag[target] = true;
+  if (shadow != NO_SLOT && r == 0 && !e->frozen && e->slot == slot) {
+    slot_unhold (v, slot);      /* the entry's hold; the shadow's is its */
+    e->slot = shadow;
+  }
+  else if (shadow != NO_SLOT) {
+    /* A commit froze the entry meanwhile and will read the old slot
+     * (which no writer moves while this one is in flight): the bytes go
+     * there too, as any write in flight at a freeze does. */
+    slot_unhold (v, shadow);
+    if (r == 0) {
+      uint32_t cur = e->slot;
+      slot_hold (v, cur);
+      pthread_mutex_unlock (&b->lock);
+      r = cairn_pwrite_all (v->scratch_fd, buf, len,
+                            slot_offset (v, cur) + within);
+      pthread_mutex_lock (&b->lock);
+      slot_unhold (v, cur);
+    }
+  }
   slot_unhold (v, slot);
   if (r == 0) {
     bits_set (e->bitmap, within / CAIRN_SECTOR, (within + len) / CAIRN_SECTOR);
@@ -2307,7 +2436,7 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
     pthread_cond_wait (&b->cond, &b->lock);
   if (e->frozen != fr || !fr)
     return 0;                   /* captured meanwhile */
-  r = slot_alloc (v, &fresh);
+  r = slot_alloc (v, !copy, &fresh);
   if (r < 0)
     return r;
   /* The commit holds OLD too (fr->job.slot), but only until it ends,
@@ -2317,6 +2446,7 @@ detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
   fr->detached = true;
   e->frozen = NULL;
   e->slot = fresh;
+  v->frag[fresh] = v->frag[fresh] || copy;
   if (!copy) {
     slot_unhold (v, old);
     return 0;

@@ -15,6 +15,7 @@ store_unit_tests = \
 	unit/test-branch-commit-memory \
 	unit/test-branch-detach-fresh \
 	unit/test-branch-write-in-flight \
+	unit/test-branch-whole-write \
 	unit/test-branch-dirty-limit \
 	unit/test-branch-evict \
 	unit/test-branch-detach-copy
@@ -54,3 +55,5 @@ unit_test_branch_detach_fresh_SOURCES = unit/test-branch-detach-fresh.c
 unit_test_branch_detach_fresh_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_write_in_flight_SOURCES = unit/test-branch-write-in-flight.c
 unit_test_branch_write_in_flight_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_branch_whole_write_SOURCES = unit/test-branch-whole-write.c
+unit_test_branch_whole_write_LDADD = $(STORE_TEST_LDADD) -lpthread
