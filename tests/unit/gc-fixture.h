@@ -1,5 +1,6 @@
 /* gc-fixture.h: stores with a history, for the tests of gc and retention
- * (and fixture_view, a commit's volume to read, for the branch tests).
+ * (and fixture_view and fixture_byte, a commit's volume to read, for the
+ * branch tests).
  *
  * A fixture is a fresh store in a temporary directory.  Commits are made
  * through the store API with chosen times and seeded contents, and the
@@ -113,6 +114,19 @@ fixture_view (struct cairn_store *s, const struct cairn_id *id,
   r = cairn_view_open (s, txn, id, "disk", v);
   cairn_txn_abort (s, txn);
   return r;
+}
+
+/* The byte at OFF of commit ID's volume "disk", or -1. */
+static inline int
+fixture_byte (struct cairn_store *s, const struct cairn_id *id, uint64_t off)
+{
+  struct cairn_view v;
+  char c = 0;
+  int r = fixture_view (s, id, &v);
+
+  if (r == 0)
+    r = cairn_view_read (&v, &c, 1, off);
+  return r < 0 ? -1 : c;
 }
 
 /* SHA-256 of volume "disk" of commit ID, read through a view. */

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gc-fixture.h"
 #include "store/store.h"
 #include "tap.h"
 
@@ -57,24 +58,6 @@ reads_all (struct cairn_bvol *vol, uint64_t off, size_t len, char c)
     if (buf[i] != c)
       return false;
   return true;
-}
-
-/* The byte at OFF of commit ID, or -1. */
-static int
-committed_byte (struct cairn_store *s, const struct cairn_id *id, uint64_t off)
-{
-  struct cairn_view view;
-  struct cairn_txn *txn;
-  char c = 0;
-  int r = cairn_txn_begin (s, false, &txn);
-
-  if (r == 0) {
-    r = cairn_view_open (s, txn, id, "disk", &view);
-    cairn_txn_abort (s, txn);
-  }
-  if (r == 0)
-    r = cairn_view_read (&view, &c, 1, off);
-  return r < 0 ? -1 : c;
 }
 
 /* A partial write of C at the start of chunk INDEX, flushed: its slot is
@@ -124,8 +107,8 @@ main (void)
       && reads_all (v, CS, CS, 'C') && reads_all (v, 2 * CS, 4096, 'E'),
       "so does the branch reopened");
   ok (cairn_branch_commit (b, NULL, &after) == 0
-      && committed_byte (s, &after, CS) == 'C'
-      && committed_byte (s, &after, 2 * CS - 1) == 'C',
+      && fixture_byte (s, &after, CS) == 'C'
+      && fixture_byte (s, &after, 2 * CS - 1) == 'C',
       "and a commit of it");
   cairn_branch_close (b);
 
@@ -149,10 +132,10 @@ main (void)
   is_int (write_result, 0, "the write succeeds");
   ok (reads_all (v, at, CS, 'D'), "the branch holds it");
   ok (cairn_branch_commit (b, NULL, &after) == 0
-      && committed_byte (s, &after, at) == 'D'
-      && committed_byte (s, &after, at + CS - 1) == 'D',
+      && fixture_byte (s, &after, at) == 'D'
+      && fixture_byte (s, &after, at + CS - 1) == 'D',
       "so does the next commit");
-  int d = committed_byte (s, &during, at);
+  int d = fixture_byte (s, &during, at);
   ok (d == 'A' || d == 'D', "the commit taken meanwhile holds the chunk "
       "before or after the write ('%c')", d > 0 ? d : '?');
   cairn_branch_close (b);

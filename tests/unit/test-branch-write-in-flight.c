@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gc-fixture.h"
 #include "store/store.h"
 #include "tap.h"
 
@@ -38,24 +39,6 @@ writer (void *arg)
   memset (sector, 'B', sizeof sector);
   write_result = cairn_bvol_write (v, sector, sizeof sector, AT);
   return NULL;
-}
-
-/* The first byte of the chunk at AT in commit ID, or -1. */
-static int
-committed_byte (struct cairn_store *s, const struct cairn_id *id)
-{
-  struct cairn_view view;
-  struct cairn_txn *txn;
-  char c = 0;
-  int r = cairn_txn_begin (s, false, &txn);
-
-  if (r == 0) {
-    r = cairn_view_open (s, txn, id, "disk", &view);
-    cairn_txn_abort (s, txn);
-  }
-  if (r == 0)
-    r = cairn_view_read (&view, &c, 1, AT);
-  return r < 0 ? -1 : c;
 }
 
 int
@@ -102,8 +85,8 @@ main (void)
   int rr = cairn_bvol_read (v, &c, 1, AT);
   ok (rr == 0 && c == 'B', "the branch holds it (reads '%c')", c ? c : '?');
   ok (cairn_branch_commit (b, NULL, &after) == 0
-      && committed_byte (s, &after) == 'B', "so does the next commit");
-  int d = committed_byte (s, &during);
+      && fixture_byte (s, &after, AT) == 'B', "so does the next commit");
+  int d = fixture_byte (s, &during, AT);
   ok (d == 'A' || d == 'B', "the commit taken meanwhile holds the chunk "
       "before or after the write ('%c')", d > 0 ? d : '?');
 
