@@ -529,18 +529,11 @@ bitmap_full (const struct cairn_bvol *v, const uint8_t *bm)
 static int
 slot_alloc (struct cairn_bvol *v, bool clean, uint32_t *slot)
 {
-  uint32_t **want = clean ? &v->free_slots : &v->free_frag;
-  uint32_t **other = clean ? &v->free_frag : &v->free_slots;
-  size_t *nwant = clean ? &v->nfree : &v->nfree_frag;
-  size_t *nother = clean ? &v->nfree_frag : &v->nfree;
+  bool frag = clean ? v->nfree == 0 && v->nfree_frag > v->nslots / 2
+                    : v->nfree_frag > 0;
 
-  if (*nwant == 0 && *nother > 0
-      && (!clean || v->nfree_frag > v->nslots / 2)) {
-    want = other;
-    nwant = nother;
-  }
-  if (*nwant > 0) {
-    *slot = (*want)[--*nwant];
+  if (frag || v->nfree > 0) {
+    *slot = frag ? v->free_frag[--v->nfree_frag] : v->free_slots[--v->nfree];
     v->holds[*slot] = 1;
     return 0;
   }
