@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,28 +486,18 @@ vm_cmd_stop (struct cli *cli, int argc, char **argv)
   return 0;
 }
 
-static volatile sig_atomic_t interrupted;
-
+/* Copies the log from *OFF to stdout. */
 static void
-on_interrupt (int sig)
-{
-  interrupted = 1;
-}
-
-/* Copies the log from *OFF to stdout; returns how many bytes. */
-static ssize_t
 copy_log (int fd, off_t *off)
 {
   char buf[65536];
-  ssize_t n, total = 0;
+  ssize_t n;
 
   while ((n = pread (fd, buf, sizeof buf, *off)) > 0) {
     fwrite (buf, 1, n, stdout);
     *off += n;
-    total += n;
   }
   fflush (stdout);
-  return total;
 }
 
 static int
@@ -559,19 +548,13 @@ vm_cmd_console (struct cli *cli, int argc, char **argv)
   }
   off_t off = 0;
   copy_log (fd, &off);
-  if (follow) {
-    signal (SIGINT, on_interrupt);
-    signal (SIGTERM, on_interrupt);
-    while (!interrupted) {
-      if (copy_log (fd, &off) == 0) {
-        if (!vm_process_alive (&rec.qemu)) {
-          copy_log (fd, &off);
-          break;
-        }
-        nanosleep (&(struct timespec) { 0, 100 * 1000000L }, NULL);
-      }
-    }
+  /* Like tail -f, it ends on ^C or SIGTERM by their default action:
+   * there is nothing to clean up. */
+  while (follow && vm_process_alive (&rec.qemu)) {
+    nanosleep (&(struct timespec) { 0, 100 * 1000000L }, NULL);
+    copy_log (fd, &off);
   }
+  copy_log (fd, &off);          /* what it printed as it ended */
   close (fd);
   vm_record_free (&rec);
   return 0;
