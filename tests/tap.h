@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <inttypes.h>
+#include <time.h>
 
 static int tap_count;
 static int tap_failed;
@@ -97,6 +98,14 @@ static inline int
 tap_exit_status (void)
 {
   return tap_failed ? 1 : 0;
+}
+
+/* Sleeps MS milliseconds: the tests that race a writer against a commit
+ * or the sealer use it to let one side get under way. */
+static inline void
+sleep_ms (long ms)
+{
+  nanosleep (&(struct timespec) { ms / 1000, (ms % 1000) * 1000000L }, NULL);
 }
 
 #endif /* CAIRN_TAP_H */

@@ -34,12 +34,6 @@ static uint32_t cs;
 static struct cairn_id commit_id;
 static int commit_result = -1, a_result = -1, b_result = -1;
 
-static void
-msleep (unsigned ms)
-{
-  nanosleep (&(struct timespec) { ms / 1000, (ms % 1000) * 1000000L }, NULL);
-}
-
 static void *
 committer (void *arg)
 {
@@ -110,9 +104,9 @@ main (void)
   free (chunk);
 
   pthread_create (&tc, NULL, committer, NULL);
-  msleep (50);
+  sleep_ms (50);
   pthread_create (&ta, NULL, write_a, NULL);
-  msleep (450);
+  sleep_ms (450);
   pthread_create (&tb, NULL, write_b, NULL);
   pthread_join (tc, NULL);
   pthread_join (ta, NULL);

@@ -30,13 +30,6 @@
 #define CHUNKS 64
 
 static void
-sleep_ms (long ms)
-{
-  struct timespec ts = { ms / 1000, ms % 1000 * 1000000 };
-  nanosleep (&ts, NULL);
-}
-
-static void
 fill (char *buf, size_t len, unsigned gen, unsigned chunk)
 {
   for (size_t i = 0; i < len; i += 8)

@@ -34,12 +34,6 @@ static struct cairn_bvol *v;
 static char whole[CS];
 static int write_result = -1;
 
-static void
-sleep_ms (long ms)
-{
-  nanosleep (&(struct timespec) { ms / 1000, (ms % 1000) * 1000000L }, NULL);
-}
-
 static void *
 whole_writer (void *arg)
 {
