@@ -128,6 +128,11 @@
 #define NO_SLOT UINT32_MAX
 #define SEALER_PERIOD_MS 50
 #define SEALER_IDLE_NS (200 * 1000000LL)
+/* Heat (see Queues): a chunk rewritten soon after the sealer sealed it
+ * waits HEAT_FACTOR times longer before it is sealed again, up to
+ * HEAT_LEVELS - 1 times (12.8 s). */
+#define HEAT_LEVELS 4
+#define HEAT_FACTOR 4
 #define SEALER_BATCH 64
 /* The sealer's nice value: background work, it yields the CPU to the
  * threads that serve the writes (nbdkit's), and catches up when they
@@ -167,7 +172,9 @@
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
-/* The queues an entry can be on (see Queues), and its links in one. */
+/* The queues an entry can be on (see Queues), and its links in one:
+ * Q_SEAL is one queue per heat level, and an entry on one of them is on
+ * that of its heat. */
 enum { Q_SEAL, Q_META, NQUEUES };
 
 struct entry;
@@ -196,6 +203,8 @@ struct entry {
   uint64_t gen;                 /* bumped by every write */
   uint64_t persist_seq;         /* bumped by every record write */
   int64_t last_write;           /* monotonic ns */
+  int64_t sealed_at;            /* monotonic ns: the sealer's last seal */
+  unsigned heat;                /* < HEAT_LEVELS: see Queues */
   struct frozen *frozen;        /* a commit has not captured it yet */
   struct qlink q[NQUEUES];
   uint8_t bitmap[];             /* DIRTY: sectors in the slot */
@@ -218,7 +227,7 @@ struct cairn_bvol {
   size_t evicted;
   uint64_t evict_gen;           /* bumped when entries leave or come back */
   size_t clock_hand;            /* next bucket eviction looks at */
-  struct queue queues[NQUEUES];
+  struct queue queues[NQUEUES][HEAT_LEVELS];   /* Q_META: [0] only */
   /* slots */
   uint32_t *holds;              /* per slot */
   bool *frag;                   /* per slot: see Slots and the page cache */
@@ -260,6 +269,7 @@ struct cairn_branch {
   pthread_cond_t sealer_cond;
   unsigned throttled;           /* writers waiting on the dirty limit */
   uint64_t dirty_limit;         /* DIRTY_LIMIT_BYTES, or the test's */
+  int64_t sealer_idle_ns;       /* SEALER_IDLE_NS, or the test's */
   size_t entry_cache_max;       /* ENTRY_CACHE_MAX, or the test's */
   /* Records are written with the work epoch; a commit's freeze bumps it
    * (lock) and its transaction makes the one before the absorbed epoch
@@ -376,6 +386,23 @@ entry_new (struct cairn_bvol *v, uint64_t index)
  *   Q_META  entries whose record is stale (dirty_meta): flush takes
  *           them all.
  *
+ * Heat.  "Quiet for SEALER_IDLE_NS" guesses that a chunk is done with;
+ * random writes all over a disk that fits the dirty limit prove it
+ * wrong most of the time: each chunk comes back every few hundred ms,
+ * and the sealer hashed and compressed a whole chunk every few 4K
+ * writes (with the sealer off, bench-plugin-fio's 4K random writes ran
+ * 1.5 to 2 times as fast).  So an entry has a heat: written
+ * again within its idle time after the sealer sealed it, it heats up a
+ * level, and waits HEAT_FACTOR times longer next time; written again
+ * only after HEAT_FACTOR times that, it cools down a level.  Q_SEAL is
+ * a queue per level, each in last-write order with one idle time, so a
+ * pass still stops at the first entry too recent in each.  An entry
+ * changes level only off Q_SEAL (while SEALED).  A commit seals what it
+ * takes whatever its heat; an entry evicted or committed forgets it.
+ * Near the dirty limit heat is ignored: writers waiting on the limit
+ * need chunks sealed, and a working set bigger than the limit, all hot,
+ * would otherwise keep them waiting for the longest idle time.
+ *
  * An entry may stay queued after it stopped qualifying (a DIRTY entry
  * zeroed, say); whoever pops it checks.  Entries leave every queue
  * before they are freed. */
@@ -384,7 +411,7 @@ static void
 queue_remove (struct cairn_bvol *v, struct entry *e, int q)
 {
   struct qlink *l = &e->q[q];
-  struct queue *qu = &v->queues[q];
+  struct queue *qu = &v->queues[q][q == Q_SEAL ? e->heat : 0];
 
   if (!l->on)
     return;
@@ -405,7 +432,7 @@ static void
 queue_push (struct cairn_bvol *v, struct entry *e, int q)
 {
   struct qlink *l = &e->q[q];
-  struct queue *qu = &v->queues[q];
+  struct queue *qu = &v->queues[q][q == Q_SEAL ? e->heat : 0];
 
   if (l->on && qu->tail == e)
     return;
@@ -418,6 +445,30 @@ queue_push (struct cairn_bvol *v, struct entry *e, int q)
     qu->head = e;
   qu->tail = e;
   l->on = true;
+}
+
+/* How long an entry of heat H must be quiet before the sealer takes it,
+ * when the least is IDLE_NS. */
+static int64_t
+heat_idle (int64_t idle_ns, unsigned h)
+{
+  while (h-- > 0)
+    idle_ns *= HEAT_FACTOR;
+  return idle_ns;
+}
+
+/* E, SEALED, is written again at NOW: its new heat (see Queues). */
+static void
+heat_update (const struct cairn_bvol *v, struct entry *e, int64_t now)
+{
+  if (e->sealed_at == 0)
+    return;                     /* not sealed by the sealer */
+  int64_t after = now - e->sealed_at;
+  int64_t idle = heat_idle (v->b->sealer_idle_ns, e->heat);
+  if (after < idle && e->heat + 1 < HEAT_LEVELS)
+    e->heat++;
+  else if (after >= idle * HEAT_FACTOR && e->heat > 0)
+    e->heat--;
 }
 
 /* E's record no longer says what E does: the next flush writes it. */
@@ -590,13 +641,27 @@ slot_unhold (struct cairn_bvol *v, uint32_t slot)
   }
 }
 
+/* The bytes of V's slots in use (lock held). */
+static uint64_t
+dirty_bytes (const struct cairn_bvol *v)
+{
+  return (uint64_t) (v->nslots - v->nfree - v->nfree_frag) * v->cs;
+}
+
 /* A writer that would dirty one more chunk of V must wait (lock held). */
 static bool
 over_dirty_limit (const struct cairn_bvol *v)
 {
   return v->b->sealer_running && !v->b->sealer_stop
-    && (uint64_t) (v->nslots - v->nfree - v->nfree_frag) * v->cs
-       >= v->b->dirty_limit;
+    && dirty_bytes (v) >= v->b->dirty_limit;
+}
+
+/* V's dirty chunks are half the dirty limit or more, or writers wait on
+ * it: the sealer takes whatever is quiet, hot or not (see Queues). */
+static bool
+dirty_pressed (const struct cairn_bvol *v)
+{
+  return v->b->throttled > 0 || dirty_bytes (v) >= v->b->dirty_limit / 2;
 }
 
 /* The entry's persisted record now names NEW_SLOT (NO_SLOT: none). */
@@ -1131,6 +1196,9 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
   const char *limit = getenv ("CAIRN_TEST_DIRTY_LIMIT_KB");
   b->dirty_limit = limit ? strtoull (limit, NULL, 10) << 10
     : DIRTY_LIMIT_BYTES;
+  /* Tests only: a sealer slow enough to watch (see test-branch-heat). */
+  unsigned idle_ms = env_ms ("CAIRN_TEST_SEALER_IDLE_MS");
+  b->sealer_idle_ns = idle_ms ? idle_ms * 1000000LL : SEALER_IDLE_NS;
   /* Tests only: an entry bound small enough to pass. */
   const char *entries = getenv ("CAIRN_TEST_ENTRY_CACHE");
   b->entry_cache_max = entries ? strtoull (entries, NULL, 10)
@@ -1495,6 +1563,8 @@ prepare_dirty (struct cairn_bvol *v, struct entry *e, bool full)
     if (r < 0)
       return r;
     e->state = ENTRY_DIRTY;
+    queue_remove (v, e, Q_SEAL);
+    heat_update (v, e, mono_ns ());
     queue_push (v, e, Q_SEAL);
     memset (e->bitmap, 0, v->b->bitmap_bytes);
     /* e->id, the sealed content, becomes the underlay. */
@@ -2029,7 +2099,7 @@ cairn_branch_flush (struct cairn_branch *b)
     struct cairn_bvol *v = b->vols[i];
     sync[i] = v->scratch_unsynced;
     v->scratch_unsynced = false;
-    for (struct entry *e, *next = v->queues[Q_META].head; (e = next);) {
+    for (struct entry *e, *next = v->queues[Q_META][0].head; (e = next);) {
       next = e->q[Q_META].next;
       queue_remove (v, e, Q_META);
       if (!e->dirty_meta)
@@ -2177,16 +2247,18 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
     return -ENOMEM;
   }
   pthread_mutex_lock (&b->lock);
-  for (size_t i = 0; i < b->nvols && n < max; i++) {
-    struct cairn_bvol *v = b->vols[i];
-    for (struct entry *e, *next = v->queues[Q_SEAL].head;
+  for (size_t i = 0; i < b->nvols * HEAT_LEVELS && n < max; i++) {
+    struct cairn_bvol *v = b->vols[i / HEAT_LEVELS];
+    unsigned h = i % HEAT_LEVELS;
+    int64_t idle = dirty_pressed (v) ? idle_ns : heat_idle (idle_ns, h);
+    for (struct entry *e, *next = v->queues[Q_SEAL][h].head;
          n < max && (e = next);) {
       next = e->q[Q_SEAL].next;
       if (e->state != ENTRY_DIRTY) {
         queue_remove (v, e, Q_SEAL);
         continue;
       }
-      if (now - e->last_write < idle_ns)
+      if (now - e->last_write < idle)
         break;                  /* and so is every entry after it */
       if (e->frozen || e->busy || e->writers)
         continue;
@@ -2253,6 +2325,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
         e->slot = NO_SLOT;
         e->state = ENTRY_SEALED;
         queue_remove (job->v, e, Q_SEAL);
+        e->sealed_at = mono_ns ();
         e->id = job->sealed.id;
         e->dirty_meta = false;
       }
@@ -2385,7 +2458,7 @@ sealer_main (void *arg)
     /* Passes go on while they find full batches, but not past a commit
      * waiting for seal_mutex: under steady writes they would never end. */
     do
-      r = seal_pass (b, SEALER_IDLE_NS, SEALER_BATCH);
+      r = seal_pass (b, b->sealer_idle_ns, SEALER_BATCH);
     while (r == (int) SEALER_BATCH && !b->sealer_stop
            && atomic_load (&b->commits_waiting) == 0);
     if (r >= 0)

@@ -17,6 +17,7 @@ store_unit_tests = \
 	unit/test-branch-write-in-flight \
 	unit/test-branch-whole-write \
 	unit/test-branch-dirty-limit \
+	unit/test-branch-heat \
 	unit/test-branch-evict \
 	unit/test-branch-detach-copy
 check_PROGRAMS += $(store_unit_tests)
@@ -43,6 +44,8 @@ unit_test_branch_detach_copy_SOURCES = unit/test-branch-detach-copy.c unit/gc-fi
 unit_test_branch_detach_copy_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_dirty_limit_SOURCES = unit/test-branch-dirty-limit.c unit/gc-fixture.h
 unit_test_branch_dirty_limit_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_heat_SOURCES = unit/test-branch-heat.c
+unit_test_branch_heat_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_evict_SOURCES = unit/test-branch-evict.c unit/gc-fixture.h
 unit_test_branch_evict_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
