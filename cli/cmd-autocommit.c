@@ -25,14 +25,6 @@
 #include "cli/cli.h"
 #include "retention/prune.h"
 
-static int64_t
-mono_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Waits up to NS for SIGTERM or SIGINT (blocked in SET): true if one came. */
 static bool
 wait_for_stop (const sigset_t *set, int64_t ns)
@@ -120,7 +112,7 @@ cmd_autocommit (struct cli *cli, int argc, char **argv)
   sigprocmask (SIG_BLOCK, &stop, NULL);
   setvbuf (stdout, NULL, _IOLBF, 0);
 
-  int64_t start = mono_ns ();
+  int64_t start = cairn_mono_ns ();
   for (uint64_t tick = 0;; ) {
     struct cairn_id id;
     r = cairn_commit_branch (s, branch, &co, &id);
@@ -145,7 +137,7 @@ cmd_autocommit (struct cli *cli, int argc, char **argv)
     if (count && made >= count)
       break;
     /* The next tick still ahead. */
-    int64_t now = mono_ns ();
+    int64_t now = cairn_mono_ns ();
     tick = CAIRN_MAX (tick + 1, (uint64_t) ((now - start) / every) + 1);
     if (wait_for_stop (&stop, start + (int64_t) tick * every - now))
       break;

@@ -113,9 +113,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,7 +134,13 @@
 #define SEALER_BATCH 64
 /* The sealer's nice value: background work, it yields the CPU to the
  * threads that serve the writes (nbdkit's), and catches up when they
- * pause; a commit seals whatever it left. */
+ * pause; a commit seals whatever it left.  Its hashing and compressing
+ * run at SCHED_IDLE besides (cairn_thread_background), but for passes
+ * that writers waiting on the dirty limit need.  At nice 10 alone, its
+ * compressing (and that of commits every 100 ms) kept woken nbdkit
+ * threads waiting for a CPU: fio's p999 write latency at 1000 IOPS was
+ * about 3 ms, with or without commits, most of it outside the plugin's
+ * write; at SCHED_IDLE it is 0.6 to 0.9 ms, 1 to 2 ms with commits. */
 #define SEALER_NICE 10
 /* A commit stores what it seals when this much has piled up: memory
  * stays bounded (the plugin's whole budget beside its cache is 64 MiB),
@@ -157,6 +161,13 @@
  * capture_niced); fewer are a few milliseconds of CPU, over sooner at
  * full priority than yielding to whatever else runs (gc, say). */
 #define COMMIT_NICE_CHUNKS 64
+/* Such a commit's hashing and compressing run at SCHED_IDLE for this
+ * long after it was asked for, and at SEALER_NICE after: never taking a
+ * CPU from the threads serving writes cuts their tail latency, but
+ * while other processes keep both CPUs busy SCHED_IDLE gets nearly
+ * nothing, and a commit must end (with gc looping beside fio,
+ * test-gc-plugin-fio saw commits of a few MiB take seconds). */
+#define COMMIT_IDLE_NS (200 * 1000000LL)
 /* The dirty limit: with the sealer running, a write that would make one
  * more chunk of a volume dirty waits while this much is dirty already
  * (slots in use), until the sealer or a commit has caught up.  Random
@@ -295,20 +306,11 @@ sleep_ms (unsigned ms)
                NULL);
 }
 
-/* The calling thread (Linux: this thread only) to SEALER_NICE, for
- * background sealing.  Failing to lower it changes nothing else. */
+/* The calling thread to SEALER_NICE, for background sealing. */
 static void
 nice_this_thread (void)
 {
-  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), SEALER_NICE);
-}
-
-static int64_t
-mono_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+  cairn_thread_background (SEALER_NICE);
 }
 
 /* ---- entries ---------------------------------------------------- */
@@ -1564,7 +1566,7 @@ prepare_dirty (struct cairn_bvol *v, struct entry *e, bool full)
       return r;
     e->state = ENTRY_DIRTY;
     queue_remove (v, e, Q_SEAL);
-    heat_update (v, e, mono_ns ());
+    heat_update (v, e, cairn_mono_ns ());
     queue_push (v, e, Q_SEAL);
     memset (e->bitmap, 0, v->b->bitmap_bytes);
     /* e->id, the sealed content, becomes the underlay. */
@@ -1703,7 +1705,7 @@ write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
     if (full || bitmap_full (v, e->bitmap))
       e->id = cairn_zero_id;    /* nothing of the underlay shows */
     meta_dirty (v, e);
-    e->last_write = mono_ns ();
+    e->last_write = cairn_mono_ns ();
     queue_push (v, e, Q_SEAL);  /* the most recently written now */
     v->scratch_unsynced = true;
   }
@@ -2234,7 +2236,8 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   struct seal_job *jobs = NULL;
   uint8_t *maps = NULL;
   size_t n = 0;
-  int64_t now = mono_ns ();
+  bool pressed = false;
+  int64_t now = cairn_mono_ns ();
   int r = 0;
 
   /* What the last pass sealed need not stay in memory. */
@@ -2250,6 +2253,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   for (size_t i = 0; i < b->nvols * HEAT_LEVELS && n < max; i++) {
     struct cairn_bvol *v = b->vols[i / HEAT_LEVELS];
     unsigned h = i % HEAT_LEVELS;
+    pressed |= dirty_pressed (v);
     int64_t idle = dirty_pressed (v) ? idle_ns : heat_idle (idle_ns, h);
     for (struct entry *e, *next = v->queues[Q_SEAL][h].head;
          n < max && (e = next);) {
@@ -2280,6 +2284,9 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
     free (maps);
     return 0;
   }
+  /* Writers waiting on the dirty limit wait for this pass: it computes
+   * at the sealer's nice then, not at SCHED_IDLE. */
+  cairn_compute_idle_until (pressed ? 0 : INT64_MAX);
 
   for (size_t i = 0; r == 0 && i < n; i++)
     r = seal_job_run (&jobs[i]);
@@ -2325,7 +2332,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
         e->slot = NO_SLOT;
         e->state = ENTRY_SEALED;
         queue_remove (job->v, e, Q_SEAL);
-        e->sealed_at = mono_ns ();
+        e->sealed_at = cairn_mono_ns ();
         e->id = job->sealed.id;
         e->dirty_meta = false;
       }
@@ -2615,6 +2622,7 @@ struct capture {
   struct cairn_branch *b;
   struct frozen *frozen;
   size_t n;
+  int64_t asked;                /* cairn_mono_ns when the commit was */
   int r;                        /* in: an earlier error; out: the first */
   char message[512];            /* capture_niced: the error's sentence */
 };
@@ -2641,7 +2649,7 @@ capture_all (void *arg)
   return NULL;
 }
 
-/* capture_all at the sealer's nice value, in a thread of its own: the
+/* capture_all at the sealer's priority, in a thread of its own: the
  * hashing and compressing a commit of a served branch does then yields
  * the CPU to the threads serving the writes, as the sealer's does, and
  * their latency does not follow the commits (the committer waits). */
@@ -2651,6 +2659,7 @@ capture_niced (void *arg)
   struct capture *c = arg;
 
   nice_this_thread ();
+  cairn_compute_idle_until (c->asked + COMMIT_IDLE_NS);
   capture_all (c);
   /* cairn_last_error is per thread: hand it to the committer's. */
   if (c->r < 0)
@@ -2939,6 +2948,7 @@ cairn_branch_commit (struct cairn_branch *b,
   struct spill spill = { .fd = -1 };
   size_t n = 0, nfrozen = 0, nvols;
   uint64_t frozen_epoch = 0;
+  int64_t asked = cairn_mono_ns ();
   int r = 0;
 
   atomic_fetch_add (&b->commits_waiting, 1);
@@ -3031,7 +3041,7 @@ cairn_branch_commit (struct cairn_branch *b,
   if (r == 0 && (nfrozen > 0 || n > COMMIT_CHECKPOINT_NODES || spill.fd >= 0))
     r = cairn_pin_begin (b->s, &pin);
   if (nfrozen > 0) {
-    struct capture cap = { b, frozen, nfrozen, r, "" };
+    struct capture cap = { b, frozen, nfrozen, asked, r, "" };
     pthread_t helper;
     sleep_ms (b->test_capture_stall_ms);
     if (nfrozen > COMMIT_NICE_CHUNKS

@@ -89,8 +89,10 @@ compress_chunk (struct cairn_store *s, const void *chunk,
       free (buf);
       return -ENOMEM;
     }
+    cairn_compute_begin ();
     size_t n = ZSTD_compressCCtx (cctx, buf, bound, chunk, cs,
                                   s->compress_level);
+    cairn_compute_end ();
     if (!ZSTD_isError (n) && n < cs) {
       /* Keep what it compressed to, not the worst case: a commit holds
        * thousands of these between sealing and storing them, and a 4K
@@ -129,7 +131,9 @@ cairn_chunk_seal (struct cairn_store *s, const void *chunk,
     out->known = true;
     return 0;
   }
+  cairn_compute_begin ();
   cairn_sha256 (chunk, s->chunk_size, &out->id);
+  cairn_compute_end ();
   r = cairn_txn_begin (s, false, &txn);
   if (r < 0)
     return r;

@@ -1,4 +1,5 @@
-/* util.c: ids, hashing, time, sizes and durable-file helpers. */
+/* util.c: ids, hashing, time, sizes and durable-file helpers, and the
+ * priority of background threads. */
 #include <config.h>
 
 #include <ctype.h>
@@ -6,9 +7,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include <openssl/sha.h>
@@ -16,6 +20,49 @@
 #include "store/util.h"
 
 const struct cairn_id cairn_zero_id;
+
+static _Thread_local bool background, idle;
+static _Thread_local int64_t idle_until;
+
+int64_t
+cairn_mono_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void
+cairn_thread_background (int nice)
+{
+  /* Linux: this thread only.  Failing changes nothing else. */
+  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), nice);
+  background = true;
+  idle_until = INT64_MAX;
+}
+
+void
+cairn_compute_idle_until (int64_t mono_ns)
+{
+  idle_until = mono_ns;
+}
+
+void
+cairn_compute_begin (void)
+{
+  static const struct sched_param param = { 0 };
+  idle = background && cairn_mono_ns () < idle_until
+    && sched_setscheduler (0, SCHED_IDLE, &param) == 0;
+}
+
+void
+cairn_compute_end (void)
+{
+  static const struct sched_param param = { 0 };
+  if (idle)                     /* back to SCHED_OTHER, at its nice */
+    (void) sched_setscheduler (0, SCHED_OTHER, &param);
+  idle = false;
+}
 
 void
 cairn_sha256 (const void *data, size_t len, struct cairn_id *out)

@@ -1,4 +1,5 @@
-/* util.h: ids, hashing, time, sizes and durable-file helpers of libcairn.
+/* util.h: ids, hashing, time, sizes and durable-file helpers of libcairn,
+ * and the priority of background threads.
  *
  * Everything here is small, pure or nearly so, and shared by every module
  * and adapter.  Functions return 0 or a negative errno and never print.
@@ -38,6 +39,23 @@ cairn_id_equal (const struct cairn_id *a, const struct cairn_id *b)
 {
   return __builtin_memcmp (a->bytes, b->bytes, CAIRN_ID_SIZE) == 0;
 }
+
+/* Background threads (the branch sealer, a big commit's capture) run at
+ * nice NICE, and their pure computing - hashing and compressing, between
+ * cairn_compute_begin and _end, holding no lock - at SCHED_IDLE: a
+ * thread that serves a guest's I/O then never waits for it to give up a
+ * CPU (a nice value only shortens its turns).  But SCHED_IDLE gets next
+ * to no CPU while others want it all, so it is only until the monotonic
+ * time given to cairn_compute_idle_until (at first: for ever); past it,
+ * computing keeps the nice value.  In any other thread
+ * cairn_compute_begin and _end do nothing. */
+void cairn_thread_background (int nice);
+void cairn_compute_idle_until (int64_t mono_ns);
+void cairn_compute_begin (void);
+void cairn_compute_end (void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t cairn_mono_ns (void);
 
 /* SHA-256 of LEN bytes at DATA. */
 void cairn_sha256 (const void *data, size_t len, struct cairn_id *out);

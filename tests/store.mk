@@ -24,7 +24,7 @@ check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
 unit_test_util_SOURCES = unit/test-util.c
-unit_test_util_LDADD = $(STORE_TEST_LDADD)
+unit_test_util_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_tree_SOURCES = unit/test-tree.c
 unit_test_tree_LDADD = $(STORE_TEST_LDADD)
 unit_test_commit_SOURCES = unit/test-commit.c

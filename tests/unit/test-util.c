@@ -1,7 +1,13 @@
-/* test-util: ids, time, sizes and durations of store/util.c. */
+/* test-util: ids, time, sizes, durations and background threads of
+ * store/util.c. */
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "store/util.h"
 #include "tap.h"
@@ -110,6 +116,58 @@ test_duration (void)
       "sum overflow refused");
 }
 
+/* The policy and nice value of the calling thread: POLICY * 100 + NICE. */
+static int
+thread_sched (void)
+{
+  errno = 0;
+  int nice = getpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid));
+  return sched_getscheduler (0) * 100 + nice;
+}
+
+static void *
+background_thread (void *arg)
+{
+  int *got = arg;
+
+  cairn_thread_background (10);
+  got[0] = thread_sched ();
+  cairn_compute_begin ();
+  got[1] = thread_sched ();
+  cairn_compute_end ();
+  got[2] = thread_sched ();
+  cairn_compute_idle_until (cairn_mono_ns ());
+  cairn_compute_begin ();
+  got[3] = thread_sched ();
+  cairn_compute_end ();
+  return NULL;
+}
+
+static void
+test_background (void)
+{
+  int base = thread_sched (), got[4] = { 0 };
+  pthread_t t;
+
+  cairn_compute_begin ();
+  ok (thread_sched () == base, "computing in an ordinary thread changes "
+      "nothing (%d)", thread_sched ());
+  cairn_compute_end ();
+  if (pthread_create (&t, NULL, background_thread, got) != 0
+      || pthread_join (t, NULL) != 0)
+    abort ();
+  ok (got[0] == SCHED_OTHER * 100 + 10, "a background thread runs at nice "
+      "10 (%d)", got[0]);
+  ok (got[1] == SCHED_IDLE * 100 + 10, "and computes at SCHED_IDLE (%d)",
+      got[1]);
+  ok (got[2] == SCHED_OTHER * 100 + 10, "then is back at nice 10 (%d)",
+      got[2]);
+  ok (got[3] == SCHED_OTHER * 100 + 10, "past the time it was given, it "
+      "computes at nice 10 (%d)", got[3]);
+  ok (thread_sched () == base, "the other threads are as they were (%d)",
+      thread_sched ());
+}
+
 int
 main (void)
 {
@@ -118,5 +176,6 @@ main (void)
   test_time ();
   test_size ();
   test_duration ();
+  test_background ();
   return done_testing ();
 }
