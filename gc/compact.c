@@ -280,11 +280,11 @@ relocate (struct compact *c, size_t from, size_t to)
     r = cairn_txn_begin (c->s, true, &txn);
     if (r < 0)
       break;
-    int64_t began = gc_now_ns ();  /* holding the lock from here */
+    int64_t began = cairn_mono_ns ();  /* holding the lock from here */
     struct cairn_btxn *bt = cairn_txn_backend (txn);
     for (size_t k = 0; r >= 0 && i < to; i++, k++) {
       struct move *m = &c->moves[i];
-      if ((k % 16 == 15 && gc_now_ns () - began > budget)
+      if ((k % 16 == 15 && cairn_mono_ns () - began > budget)
           || k == (c->o->txn_objects ? c->o->txn_objects : RELOCATE_PER_TXN))
         break;
       if (m->copied)
@@ -300,7 +300,7 @@ relocate (struct compact *c, size_t from, size_t to)
     if (r == 0) {
       c->last_change = snapshot;
       if (i < to)
-        gc_sleep_ns (CAIRN_MAX (GC_PAUSE_NS, gc_now_ns () - began));
+        gc_sleep_ns (CAIRN_MAX (GC_PAUSE_NS, cairn_mono_ns () - began));
     }
   }
   return r;
@@ -340,7 +340,7 @@ new_output (struct compact *c, struct cairn_pack_out **out)
   struct cairn_txn *txn;
   uint32_t number;
   int r = cairn_txn_begin (c->s, true, &txn);
-  int64_t began = gc_now_ns ();
+  int64_t began = cairn_mono_ns ();
 
   if (r < 0)
     return r;
@@ -404,16 +404,16 @@ copy_live (struct compact *c)
     unsynced += len;
     behind += len;
     if (behind >= WRITE_BEHIND) {
-      int64_t t0 = gc_now_ns ();
+      int64_t t0 = cairn_mono_ns ();
       r = cairn_pack_out_write_behind (out);
-      gc_sleep_ns (REST_PER_SYNC * (gc_now_ns () - t0));
+      gc_sleep_ns (REST_PER_SYNC * (cairn_mono_ns () - t0));
       behind = 0;
     }
     if (r == 0 && unsynced >= SYNC_EVERY) {
       /* Rest: writers' own syncs get most of the disk. */
-      int64_t t0 = gc_now_ns ();
+      int64_t t0 = cairn_mono_ns ();
       r = cairn_pack_out_sync (out);
-      gc_sleep_ns (REST_PER_SYNC * (gc_now_ns () - t0));
+      gc_sleep_ns (REST_PER_SYNC * (cairn_mono_ns () - t0));
       unsynced = 0;
     }
   }
@@ -439,7 +439,7 @@ readers_caught_up (struct compact *c)
 {
   int64_t wait = (int64_t) (c->o->reader_wait_ms ? c->o->reader_wait_ms
                             : 2000) * 1000000;
-  int64_t deadline = gc_now_ns () + wait;
+  int64_t deadline = cairn_mono_ns () + wait;
 
   for (;;) {
     uint64_t oldest;
@@ -447,7 +447,7 @@ readers_caught_up (struct compact *c)
       return false;
     if (oldest >= c->last_change)
       return true;
-    if (gc_now_ns () > deadline)
+    if (cairn_mono_ns () > deadline)
       return false;
     gc_sleep_ns (READER_POLL_NS);
   }
@@ -490,14 +490,14 @@ shrink_chosen (struct compact *c)
     if (!p->chosen || p->keep)
       continue;
     for (uint64_t size = p->size; size > 0;) {
-      int64_t t0 = gc_now_ns ();
+      int64_t t0 = cairn_mono_ns ();
       size = size > SHRINK_STEP ? size - SHRINK_STEP : 0;
       int r = cairn_pack_shrink (cairn_store_backend (c->s), p->number,
                                  p->fd, size);
       if (r < 0)
         return r;
       gc_step (c->o, "shrink");
-      gc_sleep_ns (gc_now_ns () - t0);
+      gc_sleep_ns (cairn_mono_ns () - t0);
     }
   }
   return 0;
@@ -515,7 +515,7 @@ unlink_chosen (struct compact *c)
     r = cairn_txn_begin (c->s, true, &txn);
   if (r < 0)
     return r;
-  int64_t began = gc_now_ns ();
+  int64_t began = cairn_mono_ns ();
   for (size_t i = 0; r == 0 && i < c->npacks; i++) {
     struct pack *p = &c->packs[i];
     if (!p->chosen || p->keep)

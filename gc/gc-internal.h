@@ -104,7 +104,6 @@ void gc_roots_free (struct gc_roots *roots);
 int gc_lock (struct cairn_store *s, const char *what, int *fd);
 void gc_unlock (int fd);
 
-int64_t gc_now_ns (void);
 void gc_sleep_ns (int64_t ns);
 
 /* Visits every object of TYPE in TXN's snapshot. */

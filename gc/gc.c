@@ -55,14 +55,6 @@
 
 #include "gc/gc-internal.h"
 
-int64_t
-gc_now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void
 gc_sleep_ns (int64_t ns)
 {
@@ -141,7 +133,7 @@ void
 gc_txn_account (struct cairn_gc_report *report, int64_t began_ns,
                 const char *phase)
 {
-  int64_t took = gc_now_ns () - began_ns;
+  int64_t took = cairn_mono_ns () - began_ns;
 
   report->txns++;
   if (took > report->longest_txn_ns) {
@@ -181,7 +173,7 @@ bump_epoch (struct cairn_store *s, const struct cairn_gc_options *o,
   struct cairn_txn *txn;
   uint8_t le[8];
   int r = cairn_txn_begin (s, !o->dry_run, &txn);
-  int64_t began = gc_now_ns ();
+  int64_t began = cairn_mono_ns ();
 
   if (r < 0)
     return r;
@@ -387,11 +379,11 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
     r = cairn_txn_begin (s, true, &txn);
     if (r < 0)
       break;
-    int64_t began = gc_now_ns ();  /* holding the lock from here */
+    int64_t began = cairn_mono_ns ();  /* holding the lock from here */
     struct cairn_btxn *bt = cairn_txn_backend (txn);
     for (size_t k = 0; r == 0 && i < n; i++, k++) {
       struct cairn_object_info info;
-      if ((k % 16 == 15 && gc_now_ns () - began > budget)
+      if ((k % 16 == 15 && cairn_mono_ns () - began > budget)
           || (o->txn_objects && k == o->txn_objects))
         break;
       r = ops->object_stat (bt, v[i].type, &v[i].id, &info);
@@ -426,7 +418,7 @@ sweep (struct cairn_store *s, const struct cairn_gc_options *o,
     }
     r = gc_txn_commit (s, txn, began, o, report, "sweep");
     if (r == 0 && i < n)
-      gc_sleep_ns (CAIRN_MAX (GC_PAUSE_NS, gc_now_ns () - began));
+      gc_sleep_ns (CAIRN_MAX (GC_PAUSE_NS, cairn_mono_ns () - began));
   }
   return r;
 }
@@ -457,7 +449,7 @@ run (struct cairn_store *s, const struct cairn_gc_options *o,
   report->sweep_below = CAIRN_MIN (epoch, pinned);
 
   /* 2. Mark, in one snapshot begun after the epoch changed. */
-  t0 = gc_now_ns ();
+  t0 = cairn_mono_ns ();
   idset_init (&m.nodes);
   markset_init (&m.chunks);
   for (int i = 0; i < GC_MAX_LEVELS; i++)
@@ -483,10 +475,10 @@ run (struct cairn_store *s, const struct cairn_gc_options *o,
   report->nodes_marked = m.nodes.count;
   report->chunks_marked = m.chunks.count;
   report->chunk_refs = m.chunk_refs;
-  report->mark_ns = gc_now_ns () - t0;
+  report->mark_ns = cairn_mono_ns () - t0;
 
   /* 3. Sweep what the mark did not reach and is old enough. */
-  t0 = gc_now_ns ();
+  t0 = cairn_mono_ns ();
   sel.cutoff = report->sweep_below;
   sel.type = CAIRN_OBJECT_NODE;
   r = gc_object_scan (s, txn, CAIRN_OBJECT_NODE, select_victim, &sel);
@@ -503,16 +495,16 @@ run (struct cairn_store *s, const struct cairn_gc_options *o,
       + report->chunks_swept * (CAIRN_ID_SIZE + 32);
   else
     r = sweep (s, o, sel.cutoff, sel.v, sel.n, report);
-  report->sweep_ns = gc_now_ns () - t0;
+  report->sweep_ns = cairn_mono_ns () - t0;
   if (r < 0)
     goto out;
 
   /* 4. Compaction. */
-  t0 = gc_now_ns ();
+  t0 = cairn_mono_ns ();
   double below = o->compact_below == 0 ? CAIRN_GC_COMPACT_BELOW
     : o->compact_below;
   r = gc_compact (s, o, below, &m.chunks, sel.cutoff, report);
-  report->compact_ns = gc_now_ns () - t0;
+  report->compact_ns = cairn_mono_ns () - t0;
 
  out:
   if (txn)
@@ -530,7 +522,7 @@ cairn_gc (struct cairn_store *s, const struct cairn_gc_options *o,
           struct cairn_gc_report *report)
 {
   static const struct cairn_gc_options defaults;
-  int64_t t0 = gc_now_ns ();
+  int64_t t0 = cairn_mono_ns ();
   int lock, r;
 
   if (!o)
@@ -542,6 +534,6 @@ cairn_gc (struct cairn_store *s, const struct cairn_gc_options *o,
     return r;
   r = run (s, o, report);
   gc_unlock (lock);
-  report->total_ns = gc_now_ns () - t0;
+  report->total_ns = cairn_mono_ns () - t0;
   return r;
 }
