@@ -180,8 +180,19 @@
  * persisted ones (about 150 bytes each): 16384 is a few MiB, and more
  * than a guest's working set of recently written chunks usually is. */
 #define ENTRY_CACHE_MAX 16384
+/* Base leaves a volume keeps (8 KiB each, by leaf number modulo this):
+ * 64 cover 1 GiB of 64 KiB chunks. */
+#define LEAF_CACHE_SLOTS 64
 
 enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
+
+/* A leaf of a base tree, as base_lookup keeps it. */
+struct leaf {
+  bool valid;
+  uint64_t no;                  /* chunk index / TREE_FANOUT */
+  struct cairn_id root;         /* of the tree it was read from */
+  struct cairn_id child[TREE_FANOUT];
+};
 
 /* The queues an entry can be on (see Queues), and its links in one:
  * Q_SEAL is one queue per heat level, and an entry on one of them is on
@@ -247,6 +258,9 @@ struct cairn_bvol {
   size_t nfree;
   uint32_t *free_frag;          /* free and fragmented */
   size_t nfree_frag;
+  /* base leaves read lately (see base_lookup), under their own lock */
+  pthread_mutex_t leaf_lock;
+  struct leaf *leaves;          /* LEAF_CACHE_SLOTS, allocated on use */
 };
 
 struct cairn_branch {
@@ -1074,7 +1088,21 @@ bvol_free (struct cairn_bvol *v)
   free (v->free_frag);
   if (v->scratch_fd >= 0)
     close (v->scratch_fd);
+  free (v->leaves);
+  pthread_mutex_destroy (&v->leaf_lock);
   free (v);
+}
+
+static struct cairn_bvol *
+bvol_new (struct cairn_branch *b)
+{
+  struct cairn_bvol *v = calloc (1, sizeof *v);
+  if (v) {
+    v->b = b;
+    v->scratch_fd = -1;
+    pthread_mutex_init (&v->leaf_lock, NULL);
+  }
+  return v;
 }
 
 static int
@@ -1102,15 +1130,13 @@ static int
 bvol_load (struct cairn_branch *b, struct cairn_txn *txn,
            const struct cairn_branch_volume *rec, struct cairn_bvol **out)
 {
-  struct cairn_bvol *v = calloc (1, sizeof *v);
+  struct cairn_bvol *v = bvol_new (b);
   char path[4096];
   uint8_t prefix[8];
   int r;
 
   if (!v)
     return -ENOMEM;
-  v->b = b;
-  v->scratch_fd = -1;
   strcpy (v->name, rec->name);
   v->wid = rec->wid;
   v->size = rec->size;
@@ -1441,22 +1467,61 @@ cairn_branch_add_volume (struct cairn_branch *b, const char *name,
 
 /* ---- reading ------------------------------------------------------ */
 
-/* The base chunk id at INDEX, from a root copied under the lock. */
+/* The base chunk id at INDEX, from a root (and its tree's LEVELS) copied
+ * under the lock.
+ *
+ * A lookup through the index costs a read transaction and a node read
+ * per level, and the index pages it touches are unmapped again soon
+ * (the plugin's memory bound): under random 4K reads of a served branch
+ * that was an eighth of the plugin's time.  So the leaves read last are
+ * kept, each with the root it came from: a tree's content never changes,
+ * so a leaf is good as long as the root is the one asked for, and one
+ * read from an older base simply misses. */
 static int
 base_lookup (struct cairn_bvol *v, const struct cairn_id *root,
-             uint64_t index, struct cairn_id *id)
+             unsigned levels, uint64_t index, struct cairn_id *id)
 {
+  uint64_t no = index / TREE_FANOUT;
+  unsigned at = index % TREE_FANOUT;
   struct cairn_txn *txn;
+  struct leaf *l;
 
   if (cairn_id_is_zero (root)) {
     *id = cairn_zero_id;
     return 0;
   }
+  pthread_mutex_lock (&v->leaf_lock);
+  l = v->leaves ? &v->leaves[no % LEAF_CACHE_SLOTS] : NULL;
+  if (l && l->valid && l->no == no && cairn_id_equal (&l->root, root)) {
+    *id = l->child[at];
+    pthread_mutex_unlock (&v->leaf_lock);
+    return 0;
+  }
+  pthread_mutex_unlock (&v->leaf_lock);
+
+  struct cairn_id *child = malloc (TREE_FANOUT * sizeof *child);
+  if (!child)
+    return -ENOMEM;
   int r = cairn_txn_begin (v->b->s, false, &txn);
-  if (r < 0)
-    return r;
-  r = tree_lookup (txn, root, v->levels, index, id);
-  cairn_txn_abort (v->b->s, txn);
+  if (r == 0) {
+    r = tree_leaf (txn, root, levels, index, child);
+    cairn_txn_abort (v->b->s, txn);
+  }
+  if (r == 0) {
+    *id = child[at];
+    pthread_mutex_lock (&v->leaf_lock);
+    if (!v->leaves)
+      v->leaves = calloc (LEAF_CACHE_SLOTS, sizeof *v->leaves);
+    if (v->leaves) {
+      l = &v->leaves[no % LEAF_CACHE_SLOTS];
+      l->valid = true;
+      l->no = no;
+      l->root = *root;
+      memcpy (l->child, child, sizeof l->child);
+    }
+    pthread_mutex_unlock (&v->leaf_lock);
+  }
+  free (child);
   return r;
 }
 
@@ -1507,8 +1572,9 @@ read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
   }
   if (!e) {
     root = v->root;
+    unsigned levels = v->levels;
     pthread_mutex_unlock (&b->lock);
-    r = base_lookup (v, &root, index, &id);
+    r = base_lookup (v, &root, levels, index, &id);
     return r < 0 ? r : cairn_chunk_read_part (b->s, &id, buf, len, within);
   }
   if (e->state == ENTRY_SEALED) {
@@ -1610,10 +1676,11 @@ entry_for_write (struct cairn_bvol *v, uint64_t index, bool full,
       return 0;
     }
     struct cairn_id under = cairn_zero_id, root = v->root;
+    unsigned levels = v->levels;
     uint64_t base_gen = b->base_gen;
     if (!full && !cairn_id_is_zero (&root)) {
       pthread_mutex_unlock (&b->lock);
-      r = base_lookup (v, &root, index, &under);
+      r = base_lookup (v, &root, levels, index, &under);
       pthread_mutex_lock (&b->lock);
       if (r < 0)
         return r;
@@ -3118,11 +3185,9 @@ cairn_branch_commit (struct cairn_branch *b,
     /* Stale records left: those of evicted entries (and see above). */
     b->stale_records |= spill.fd >= 0;
     for (size_t k = nvols; k < new_info.nvolumes; k++) {
-      struct cairn_bvol *v = calloc (1, sizeof *v);
+      struct cairn_bvol *v = bvol_new (b);
       if (!v)
         continue;
-      v->b = b;
-      v->scratch_fd = -1;
       strcpy (v->name, new_info.volumes[k].name);
       v->wid = new_info.volumes[k].wid;
       v->size = new_info.volumes[k].size;

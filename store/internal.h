@@ -66,6 +66,11 @@ void chunk_cache_release (struct chunk_cache *c, void *data);
 /* The chunk id at INDEX of tree ROOT. */
 int tree_lookup (struct cairn_txn *txn, const struct cairn_id *root,
                  unsigned levels, uint64_t index, struct cairn_id *id);
+/* The TREE_FANOUT chunk ids of tree ROOT's leaf that holds INDEX (the
+ * one at INDEX & (TREE_FANOUT - 1) is INDEX's; holes are zero). */
+int tree_leaf (struct cairn_txn *txn, const struct cairn_id *root,
+               unsigned levels, uint64_t index,
+               struct cairn_id child[TREE_FANOUT]);
 struct tree_change {
   uint64_t index;
   struct cairn_id id;

@@ -128,13 +128,13 @@ node_child (const struct cairn_val *v, unsigned slot, struct cairn_id *out)
   memcpy (out->bytes, p + NODE_HEADER + pos * CAIRN_ID_SIZE, CAIRN_ID_SIZE);
 }
 
+/* The TREE_FANOUT children of node ID of LEVEL (all zero if ID is). */
 static int
-node_load (struct cairn_txn *txn, const struct cairn_id *id, unsigned level,
-           struct node *n)
+node_children (struct cairn_txn *txn, const struct cairn_id *id,
+               unsigned level, struct cairn_id child[TREE_FANOUT])
 {
-  n->level = level;
   if (cairn_id_is_zero (id)) {
-    memset (n->child, 0, sizeof n->child);
+    memset (child, 0, TREE_FANOUT * sizeof *child);
     return 0;
   }
   struct cairn_val v;
@@ -144,13 +144,21 @@ node_load (struct cairn_txn *txn, const struct cairn_id *id, unsigned level,
   const uint8_t *p = v.data, *bits = p + 8, *ids = p + NODE_HEADER;
   for (unsigned i = 0; i < TREE_FANOUT; i++) {
     if (bits[i / 8] & (1u << (i % 8))) {
-      memcpy (n->child[i].bytes, ids, CAIRN_ID_SIZE);
+      memcpy (child[i].bytes, ids, CAIRN_ID_SIZE);
       ids += CAIRN_ID_SIZE;
     }
     else
-      n->child[i] = cairn_zero_id;
+      child[i] = cairn_zero_id;
   }
   return 0;
+}
+
+static int
+node_load (struct cairn_txn *txn, const struct cairn_id *id, unsigned level,
+           struct node *n)
+{
+  n->level = level;
+  return node_children (txn, id, level, n->child);
 }
 
 /* Serializes, hashes and stores N; *ID is zero if N is empty. */
@@ -224,17 +232,18 @@ index_fits (uint64_t index, unsigned levels)
     || index < (1ULL << (TREE_FANOUT_BITS * levels));
 }
 
-int
-tree_lookup (struct cairn_txn *txn, const struct cairn_id *root,
-             unsigned levels, uint64_t index, struct cairn_id *id)
+/* From ROOT down to the node of level STOP on INDEX's path: its id in
+ * *ID (zero if a hole on the way). */
+static int
+descend (struct cairn_txn *txn, const struct cairn_id *root, unsigned levels,
+         uint64_t index, unsigned stop, struct cairn_id *id)
 {
   struct cairn_id cur = *root;
 
   if (!index_fits (index, levels))
     return -EINVAL;
-  for (int level = levels - 1; level >= 0; level--) {
-    if (cairn_id_is_zero (&cur))
-      break;
+  for (int level = levels - 1; level >= (int) stop && !cairn_id_is_zero (&cur);
+       level--) {
     struct cairn_val v;
     int r = node_get (txn, &cur, level, &v);
     if (r < 0)
@@ -243,6 +252,22 @@ tree_lookup (struct cairn_txn *txn, const struct cairn_id *root,
   }
   *id = cur;
   return 0;
+}
+
+int
+tree_lookup (struct cairn_txn *txn, const struct cairn_id *root,
+             unsigned levels, uint64_t index, struct cairn_id *id)
+{
+  return descend (txn, root, levels, index, 0, id);
+}
+
+int
+tree_leaf (struct cairn_txn *txn, const struct cairn_id *root,
+           unsigned levels, uint64_t index, struct cairn_id child[TREE_FANOUT])
+{
+  struct cairn_id leaf;
+  int r = descend (txn, root, levels, index, 1, &leaf);
+  return r < 0 ? r : node_children (txn, &leaf, 0, child);
 }
 
 static int

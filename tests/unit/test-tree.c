@@ -100,6 +100,26 @@ main (void)
       && (ch[1].index == ch[0].index + 1 || cairn_id_is_zero (&id)),
       "a chunk never written is a hole");
 
+  /* A whole leaf at once, as the branch's leaf cache reads it: a leaf
+   * with chunks, and one under a hole. */
+  struct cairn_id leaf[TREE_FANOUT];
+  for (int k = 0; k < 2; k++) {
+    uint64_t first = k == 0 ? ch[n / 3].index & ~(uint64_t) (TREE_FANOUT - 1)
+                            : (1ULL << 24) - TREE_FANOUT;
+    bool same = tree_leaf (txn, &root, levels, first + 5, leaf) == 0;
+    unsigned chunks = 0;
+    for (unsigned i = 0; same && i < TREE_FANOUT; i++) {
+      same = tree_lookup (txn, &root, levels, first + i, &id) == 0
+        && cairn_id_equal (&id, &leaf[i]);
+      chunks += !cairn_id_is_zero (&leaf[i]);
+    }
+    ok (same && (k == 0 ? chunks > 0 : true),
+        "tree_leaf gives what tree_lookup does, chunk by chunk (%u chunks "
+        "in the leaf)", chunks);
+  }
+  ok (tree_leaf (txn, &root, levels, 1ULL << 24, leaf) == -EINVAL,
+      "tree_leaf refuses an index past the tree");
+
   /* Structural sharing: one changed chunk writes one node per level. */
   uint64_t before = cairn_tree_nodes_written ();
   struct tree_change one = { ch[n / 2].index, fake_chunk (999999999) };
