@@ -177,7 +177,7 @@
  * bound.  The kernel bounds dirty pages the same way. */
 #define DIRTY_LIMIT_BYTES (2ULL << 30)
 /* Entries a volume keeps in memory before the sealer evicts SEALED,
- * persisted ones (about 150 bytes each): 16384 is a few MiB, and more
+ * persisted ones (about 200 bytes each): 16384 is a few MiB, and more
  * than a guest's working set of recently written chunks usually is. */
 #define ENTRY_CACHE_MAX 16384
 /* Base leaves a volume keeps (8 KiB each, by leaf number modulo this):
