@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include <openssl/sha.h>
 
 #include "store/util.h"
@@ -23,6 +25,9 @@ const struct cairn_id cairn_zero_id;
 
 static _Thread_local bool background, idle;
 static _Thread_local int64_t idle_until;
+static _Thread_local const atomic_int *urgent_flag;
+static bool idle_allowed;       /* see idle_probe */
+static pthread_once_t idle_once = PTHREAD_ONCE_INIT;
 
 int64_t
 cairn_mono_ns (void)
@@ -32,13 +37,56 @@ cairn_mono_ns (void)
   return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void
-cairn_thread_background (int nice)
+int
+cairn_thread_id (void)
 {
+  return (int) syscall (SYS_gettid);
+}
+
+/* Whether a thread at SCHED_IDLE may go back to SCHED_OTHER, tried in a
+ * thread of its own (that would stay idle if it may not). */
+static void *
+idle_try (void *arg)
+{
+  static const struct sched_param param = { 0 };
+  bool *ok = arg;
+
+  setpriority (PRIO_PROCESS, (id_t) cairn_thread_id (), 10);
+  *ok = sched_setscheduler (0, SCHED_IDLE, &param) == 0
+    && sched_setscheduler (0, SCHED_OTHER, &param) == 0;
+  return NULL;
+}
+
+static void
+idle_probe (void)
+{
+  pthread_t t;
+  bool ok = false;
+
+  if (pthread_create (&t, NULL, idle_try, &ok) == 0
+      && pthread_join (t, NULL) == 0)
+    idle_allowed = ok;
+}
+
+bool
+cairn_thread_background (int nice, const atomic_int *urgent)
+{
+  pthread_once (&idle_once, idle_probe);
   /* Linux: this thread only.  Failing changes nothing else. */
-  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), nice);
-  background = true;
+  setpriority (PRIO_PROCESS, (id_t) cairn_thread_id (), nice);
+  background = idle_allowed;
   idle_until = INT64_MAX;
+  urgent_flag = urgent;
+  return idle_allowed;
+}
+
+void
+cairn_thread_hurry (int tid)
+{
+  static const struct sched_param param = { 0 };
+  /* Nothing to do unless it is idle; allowed if its going idle was. */
+  if (idle_allowed && sched_getscheduler (tid) == SCHED_IDLE)
+    (void) sched_setscheduler (tid, SCHED_OTHER, &param);
 }
 
 void
@@ -52,6 +100,7 @@ cairn_compute_begin (void)
 {
   static const struct sched_param param = { 0 };
   idle = background && cairn_mono_ns () < idle_until
+    && !(urgent_flag && atomic_load (urgent_flag) > 0)
     && sched_setscheduler (0, SCHED_IDLE, &param) == 0;
 }
 

@@ -7,6 +7,7 @@
 #ifndef CAIRN_UTIL_H
 #define CAIRN_UTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,17 +43,27 @@ cairn_id_equal (const struct cairn_id *a, const struct cairn_id *b)
 
 /* Background threads (the branch sealer, a big commit's capture) run at
  * nice NICE, and their pure computing - hashing and compressing, between
- * cairn_compute_begin and _end, holding no lock - at SCHED_IDLE: a
- * thread that serves a guest's I/O then never waits for it to give up a
- * CPU (a nice value only shortens its turns).  But SCHED_IDLE gets next
- * to no CPU while others want it all, so it is only until the monotonic
- * time given to cairn_compute_idle_until (at first: for ever); past it,
- * computing keeps the nice value.  In any other thread
- * cairn_compute_begin and _end do nothing. */
-void cairn_thread_background (int nice);
+ * cairn_compute_begin and _end - at SCHED_IDLE: a thread that serves a
+ * guest's I/O then never waits for it to give up a CPU (a nice value
+ * only shortens its turns).  But SCHED_IDLE gets next to no CPU while
+ * others want it all, so a background thread computes idle only
+ *
+ *   - before the monotonic time given to cairn_compute_idle_until (at
+ *     first: for ever), and
+ *   - while *URGENT (if not NULL) is 0: somebody waiting for a lock the
+ *     thread holds sets it, and calls cairn_thread_hurry on the thread's
+ *     cairn_thread_id to end the computing in progress at SCHED_IDLE.
+ *
+ * Coming back from SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE room for
+ * NICE; without it computing stays at the nice value (and
+ * cairn_thread_background returns false).  In any other
+ * thread cairn_compute_begin and _end do nothing. */
+bool cairn_thread_background (int nice, const atomic_int *urgent);
 void cairn_compute_idle_until (int64_t mono_ns);
 void cairn_compute_begin (void);
 void cairn_compute_end (void);
+int cairn_thread_id (void);
+void cairn_thread_hurry (int tid);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t cairn_mono_ns (void);

@@ -34,6 +34,15 @@ skip_all (const char *why)
   exit (0);
 }
 
+/* The next N tests cannot run here, for WHY (TAP's "# SKIP"). */
+static inline void
+skip (int n, const char *why)
+{
+  for (int i = 0; i < n; i++)
+    printf ("ok %d # SKIP %s\n", ++tap_count, why);
+  fflush (stdout);
+}
+
 static inline void
 diag (const char *fmt, ...)
 {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -125,20 +126,50 @@ thread_sched (void)
   return sched_getscheduler (0) * 100 + nice;
 }
 
+struct background {
+  atomic_int urgent;
+  int tid;
+  bool can_idle;
+  int got[6];
+  /* the test hurries the thread while it computes (steps 4-5) */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int step;
+};
+
+static void
+background_step (struct background *bg, int step)
+{
+  pthread_mutex_lock (&bg->lock);
+  bg->step = step;
+  pthread_cond_broadcast (&bg->cond);
+  while (bg->step == step)
+    pthread_cond_wait (&bg->cond, &bg->lock);
+  pthread_mutex_unlock (&bg->lock);
+}
+
 static void *
 background_thread (void *arg)
 {
-  int *got = arg;
+  struct background *bg = arg;
 
-  cairn_thread_background (10);
-  got[0] = thread_sched ();
+  bg->can_idle = cairn_thread_background (10, &bg->urgent);
+  bg->tid = cairn_thread_id ();
+  bg->got[0] = thread_sched ();
   cairn_compute_begin ();
-  got[1] = thread_sched ();
+  bg->got[1] = thread_sched ();
+  background_step (bg, 1);      /* the test hurries it here */
+  bg->got[2] = thread_sched ();
   cairn_compute_end ();
-  got[2] = thread_sched ();
+  bg->got[3] = thread_sched ();
+  atomic_store (&bg->urgent, 1);
+  cairn_compute_begin ();
+  bg->got[4] = thread_sched ();
+  cairn_compute_end ();
+  atomic_store (&bg->urgent, 0);
   cairn_compute_idle_until (cairn_mono_ns ());
   cairn_compute_begin ();
-  got[3] = thread_sched ();
+  bg->got[5] = thread_sched ();
   cairn_compute_end ();
   return NULL;
 }
@@ -146,24 +177,41 @@ background_thread (void *arg)
 static void
 test_background (void)
 {
-  int base = thread_sched (), got[4] = { 0 };
+  static struct background bg = {
+    .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+  int base = thread_sched (), other = SCHED_OTHER * 100 + 10;
   pthread_t t;
 
   cairn_compute_begin ();
   ok (thread_sched () == base, "computing in an ordinary thread changes "
       "nothing (%d)", thread_sched ());
   cairn_compute_end ();
-  if (pthread_create (&t, NULL, background_thread, got) != 0
-      || pthread_join (t, NULL) != 0)
+  if (pthread_create (&t, NULL, background_thread, &bg) != 0)
     abort ();
-  ok (got[0] == SCHED_OTHER * 100 + 10, "a background thread runs at nice "
-      "10 (%d)", got[0]);
-  ok (got[1] == SCHED_IDLE * 100 + 10, "and computes at SCHED_IDLE (%d)",
-      got[1]);
-  ok (got[2] == SCHED_OTHER * 100 + 10, "then is back at nice 10 (%d)",
-      got[2]);
-  ok (got[3] == SCHED_OTHER * 100 + 10, "past the time it was given, it "
-      "computes at nice 10 (%d)", got[3]);
+  pthread_mutex_lock (&bg.lock);
+  while (bg.step != 1)
+    pthread_cond_wait (&bg.cond, &bg.lock);
+  cairn_thread_hurry (bg.tid);
+  bg.step = 2;
+  pthread_cond_broadcast (&bg.cond);
+  pthread_mutex_unlock (&bg.lock);
+  if (pthread_join (t, NULL) != 0)
+    abort ();
+  ok (bg.got[0] == other, "a background thread runs at nice 10 (%d)",
+      bg.got[0]);
+  if (!bg.can_idle)
+    skip (3, "this process may not come back from SCHED_IDLE");
+  else {
+    ok (bg.got[1] == SCHED_IDLE * 100 + 10, "and computes at SCHED_IDLE (%d)",
+        bg.got[1]);
+    ok (bg.got[2] == other, "hurried, it computes at nice 10 (%d)",
+        bg.got[2]);
+    ok (bg.got[3] == other, "then is back at nice 10 (%d)", bg.got[3]);
+  }
+  ok (bg.got[4] == other, "while its urgent flag is set, it computes at "
+      "nice 10 (%d)", bg.got[4]);
+  ok (bg.got[5] == other, "past the time it was given, it computes at "
+      "nice 10 (%d)", bg.got[5]);
   ok (thread_sched () == base, "the other threads are as they were (%d)",
       thread_sched ());
 }
