@@ -189,9 +189,9 @@ enum entry_state { ENTRY_SEALED, ENTRY_DIRTY };
 
 /* A leaf of a base tree, as base_lookup keeps it. */
 struct leaf {
-  bool valid;
   uint64_t no;                  /* chunk index / TREE_FANOUT */
-  struct cairn_id root;         /* of the tree it was read from */
+  struct cairn_id root;         /* of the tree it was read from; zero:
+                                   none yet (no lookup asks for it) */
   struct cairn_id child[TREE_FANOUT];
 };
 
@@ -321,7 +321,6 @@ sleep_ms (unsigned ms)
     nanosleep (&(struct timespec) { ms / 1000, (ms % 1000) * 1000000L },
                NULL);
 }
-
 
 /* ---- entries ---------------------------------------------------- */
 
@@ -1488,7 +1487,7 @@ base_lookup (struct cairn_bvol *v, const struct cairn_id *root,
   }
   pthread_mutex_lock (&v->leaf_lock);
   l = v->leaves ? &v->leaves[no % LEAF_CACHE_SLOTS] : NULL;
-  if (l && l->valid && l->no == no && cairn_id_equal (&l->root, root)) {
+  if (l && l->no == no && cairn_id_equal (&l->root, root)) {
     *id = l->child[at];
     pthread_mutex_unlock (&v->leaf_lock);
     return 0;
@@ -1510,7 +1509,6 @@ base_lookup (struct cairn_bvol *v, const struct cairn_id *root,
       v->leaves = calloc (LEAF_CACHE_SLOTS, sizeof *v->leaves);
     if (v->leaves) {
       l = &v->leaves[no % LEAF_CACHE_SLOTS];
-      l->valid = true;
       l->no = no;
       l->root = *root;
       memcpy (l->child, child, sizeof l->child);
@@ -2316,8 +2314,9 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   for (size_t i = 0; i < b->nvols * HEAT_LEVELS && n < max; i++) {
     struct cairn_bvol *v = b->vols[i / HEAT_LEVELS];
     unsigned h = i % HEAT_LEVELS;
-    pressed |= dirty_pressed (v);
-    int64_t idle = dirty_pressed (v) ? idle_ns : heat_idle (idle_ns, h);
+    bool vol_pressed = dirty_pressed (v);
+    pressed |= vol_pressed;
+    int64_t idle = vol_pressed ? idle_ns : heat_idle (idle_ns, h);
     for (struct entry *e, *next = v->queues[Q_SEAL][h].head;
          n < max && (e = next);) {
       next = e->q[Q_SEAL].next;
