@@ -70,6 +70,14 @@ int64_t cairn_mono_ns (void);
 
 /* SHA-256 of LEN bytes at DATA. */
 void cairn_sha256 (const void *data, size_t len, struct cairn_id *out);
+/* cairn_sha256 of N messages DATA[i] of LEN bytes each, into OUT[i]:
+ * several at once in vector lanes where the CPU has them (sha256x.c). */
+void cairn_sha256_many (const void *const *data, size_t n, size_t len,
+                        struct cairn_id *out);
+/* The same with at most MAX lanes (tests: 0 is OpenSSL alone); returns
+ * the lanes used, fewer where the CPU has no unit as wide. */
+unsigned cairn_sha256_many_lanes (unsigned max, const void *const *data,
+                                  size_t n, size_t len, struct cairn_id *out);
 
 /* Writes the 64 lowercase hex digits of ID and a NUL into OUT. */
 void cairn_id_to_hex (const struct cairn_id *id, char out[CAIRN_HEX_SIZE + 1]);

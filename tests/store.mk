@@ -3,6 +3,7 @@ STORE_TEST_LDADD = $(top_builddir)/store/libcairn.la
 
 store_unit_tests = \
 	unit/test-util \
+	unit/test-sha256x \
 	unit/test-tree \
 	unit/test-commit \
 	unit/test-refs \
@@ -25,6 +26,8 @@ TESTS += $(store_unit_tests)
 
 unit_test_util_SOURCES = unit/test-util.c
 unit_test_util_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_sha256x_SOURCES = unit/test-sha256x.c
+unit_test_sha256x_LDADD = $(STORE_TEST_LDADD) $(CRYPTO_LIBS)
 unit_test_tree_SOURCES = unit/test-tree.c
 unit_test_tree_LDADD = $(STORE_TEST_LDADD)
 unit_test_commit_SOURCES = unit/test-commit.c
