@@ -380,27 +380,36 @@ struct seal_job {
   char message[512];            /* cairn_last_error is per thread */
 };
 
+/* Chunks a seal worker reads before it seals them together. */
+#define SEAL_GROUP 16
+
 static void *
 seal_worker (void *arg)
 {
   struct seal_job *job = arg;
   struct memscan *ms = job->ms;
-  uint8_t *buf = malloc (ms->cs);
+  uint8_t *buf = malloc ((size_t) SEAL_GROUP * ms->cs);
+  const void *group[SEAL_GROUP];
 
   if (!buf) {
     job->error = -ENOMEM;
     return NULL;
   }
-  for (size_t k = job->first; k < job->last && job->error == 0; k++) {
-    uint64_t off = job->index[k] * ms->cs;
-    size_t len = CAIRN_MIN ((uint64_t) ms->cs, ms->size - off);
-    memset (buf, 0, ms->cs);
-    job->error = cairn_pread_all (ms->ref_fd, buf, len, off);
+  for (size_t k = job->first; k < job->last && job->error == 0;) {
+    size_t m = CAIRN_MIN (job->last - k, (size_t) SEAL_GROUP);
+    for (size_t i = 0; i < m && job->error == 0; i++) {
+      uint64_t off = job->index[k + i] * ms->cs;
+      size_t len = CAIRN_MIN ((uint64_t) ms->cs, ms->size - off);
+      group[i] = buf + i * ms->cs;
+      memset (buf + i * ms->cs, 0, ms->cs);
+      job->error = cairn_pread_all (ms->ref_fd, buf + i * ms->cs, len, off);
+    }
     if (job->error == 0)
-      job->error = cairn_chunk_seal (ms->s, buf, &job->sealed[k]);
+      job->error = cairn_chunk_seal_many (ms->s, group, m, &job->sealed[k]);
     if (job->error)
       snprintf (job->message, sizeof job->message, "%s",
                 cairn_last_error ());
+    k += m;
   }
   free (buf);
   return NULL;

@@ -147,6 +147,10 @@
  * stays bounded (the plugin's whole budget beside its cache is 64 MiB),
  * and each batch costs a few syncs. */
 #define COMMIT_BATCH_BYTES (4 << 20)
+/* The sealer and a commit read this many chunks, then hash them together
+ * (the widest vector unit's lanes: see cairn_sha256_many).  The copies
+ * are what memory they cost: 1 MiB of 64 KiB chunks. */
+#define SEAL_GROUP 16
 /* A commit's tree nodes go to the index in parts of this many, each its
  * own transaction: LMDB keeps every page a transaction dirties in memory
  * (and its freed pages for good), and random writes all over a big
@@ -2248,8 +2252,8 @@ struct seal_job {
 };
 
 /* The two halves of sealing the chunk JOB describes (slot already
- * held): the bytes out of the slot, then the sealing of that copy, which
- * needs the slot no more. */
+ * held): the bytes out of the slot, then the sealing of that copy
+ * (seal_jobs), which needs the slot no more. */
 static int
 seal_job_read (struct seal_job *job)
 {
@@ -2262,23 +2266,26 @@ seal_job_read (struct seal_job *job)
                      0);
 }
 
+/* Seals the copies the N (<= SEAL_GROUP) jobs JOBS read, hashing them
+ * together (cairn_chunk_seal_many). */
 static int
-seal_job_seal (struct seal_job *job)
+seal_jobs (struct cairn_store *s, struct seal_job *const *jobs, size_t n)
 {
-  int r = cairn_chunk_seal (job->v->b->s, job->raw, &job->sealed);
-  if (r == 0 && !job->sealed.known) {
-    free (job->raw);            /* the compressed copy is enough */
-    job->raw = NULL;
+  const void *raw[SEAL_GROUP];
+  struct cairn_sealed sealed[SEAL_GROUP];
+  int r;
+
+  for (size_t i = 0; i < n; i++)
+    raw[i] = jobs[i]->raw;
+  r = cairn_chunk_seal_many (s, raw, n, sealed);
+  for (size_t i = 0; i < n; i++) {
+    jobs[i]->sealed = sealed[i];
+    if (r == 0 && !sealed[i].known) {
+      free (jobs[i]->raw);      /* the compressed copy is enough */
+      jobs[i]->raw = NULL;
+    }
   }
   return r;
-}
-
-/* Reads and seals the chunk JOB describes (slot already held). */
-static int
-seal_job_run (struct seal_job *job)
-{
-  int r = seal_job_read (job);
-  return r < 0 ? r : seal_job_seal (job);
 }
 
 static void
@@ -2350,8 +2357,16 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
    * at the sealer's nice then, not at SCHED_IDLE. */
   cairn_compute_idle_until (pressed ? 0 : INT64_MAX);
 
-  for (size_t i = 0; r == 0 && i < n; i++)
-    r = seal_job_run (&jobs[i]);
+  for (size_t i = 0; r == 0 && i < n; i += SEAL_GROUP) {
+    struct seal_job *group[SEAL_GROUP];
+    size_t m = CAIRN_MIN (n - i, (size_t) SEAL_GROUP);
+    for (size_t k = 0; r == 0 && k < m; k++) {
+      group[k] = &jobs[i + k];
+      r = seal_job_read (group[k]);
+    }
+    if (r == 0)
+      r = seal_jobs (b->s, group, m);
+  }
 
   pthread_mutex_lock (&b->persist_mutex);
   /* A chunk written since its capture may have had the newer bytes
@@ -2643,7 +2658,8 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
   pthread_mutex_unlock (&b->lock);
 
   /* Writers of the chunk wait only while its bytes are copied out, not
-   * while the copy is hashed and compressed (at the sealer's nice). */
+   * while the copy is hashed and compressed (capture_all, at the
+   * sealer's nice). */
   int r = seal_job_read (job);
 
   if (blocked) {
@@ -2653,7 +2669,7 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
     pthread_cond_broadcast (&b->cond);
     pthread_mutex_unlock (&b->lock);
   }
-  return r < 0 ? r : seal_job_seal (job);
+  return r;
 }
 
 /* Stores the sealed chunks of N captured frozen entries in one
@@ -2696,16 +2712,25 @@ capture_all (void *arg)
   struct capture *c = arg;
 
   /* Every frozen chunk is captured, also after an error: that is what
-   * lets its writers go on. */
-  for (size_t i = 0, batch = 0, bytes = 0; i < c->n; i++) {
-    struct frozen *fr = &c->frozen[i];
-    int rr = capture_frozen (c->b, fr);
-    if (rr < 0 && c->r == 0)
-      c->r = rr;
-    bytes += fr->job.sealed.len + (fr->job.raw ? fr->job.v->cs : 0);
-    if (c->r == 0 && (bytes >= COMMIT_BATCH_BYTES || i + 1 == c->n)) {
-      c->r = store_frozen (c->b, &c->frozen[batch], i + 1 - batch);
-      batch = i + 1;
+   * lets its writers go on.  They are sealed SEAL_GROUP at a time,
+   * which hashes them together. */
+  for (size_t i = 0, batch = 0, bytes = 0; i < c->n;) {
+    struct seal_job *group[SEAL_GROUP];
+    size_t m = CAIRN_MIN (c->n - i, (size_t) SEAL_GROUP);
+    for (size_t k = 0; k < m; k++) {
+      int rr = capture_frozen (c->b, &c->frozen[i + k]);
+      if (rr < 0 && c->r == 0)
+        c->r = rr;
+      group[k] = &c->frozen[i + k].job;
+    }
+    if (c->r == 0)
+      c->r = seal_jobs (c->b->s, group, m);
+    for (size_t k = 0; k < m; k++)
+      bytes += group[k]->sealed.len + (group[k]->raw ? group[k]->v->cs : 0);
+    i += m;
+    if (c->r == 0 && (bytes >= COMMIT_BATCH_BYTES || i == c->n)) {
+      c->r = store_frozen (c->b, &c->frozen[batch], i - batch);
+      batch = i;
       bytes = 0;
     }
   }

@@ -119,33 +119,71 @@ compress_chunk (struct cairn_store *s, const void *chunk,
   return 0;
 }
 
+/* Chunks a seal hashes together: the widest vector unit's lanes. */
+#define SEAL_GROUP 16
+
+/* cairn_chunk_seal_many for at most SEAL_GROUP chunks. */
+static int
+seal_group (struct cairn_store *s, const void *const *chunks, size_t n,
+            struct cairn_sealed *out)
+{
+  const void *data[SEAL_GROUP];
+  struct cairn_id ids[SEAL_GROUP];
+  size_t which[SEAL_GROUP], m = 0;
+  struct cairn_txn *txn;
+  int r = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    memset (&out[i], 0, sizeof out[i]);
+    if (cairn_is_zero (chunks[i], s->chunk_size))
+      out[i].known = true;
+    else {
+      data[m] = chunks[i];
+      which[m++] = i;
+    }
+  }
+  if (m == 0)
+    return 0;
+  cairn_compute_begin ();
+  cairn_sha256_many (data, m, s->chunk_size, ids);
+  cairn_compute_end ();
+  for (size_t k = 0; k < m; k++)
+    out[which[k]].id = ids[k];
+  r = cairn_txn_begin (s, false, &txn);
+  if (r < 0)
+    return r;
+  for (size_t k = 0; k < m && r == 0; k++) {
+    r = TOPS (txn)->object_stat (txn->bt, CAIRN_OBJECT_CHUNK, &ids[k], NULL);
+    if (r == 0)
+      out[which[k]].known = true;
+    else if (r == -ENOENT)
+      r = 0;
+  }
+  cairn_txn_abort (s, txn);
+  for (size_t k = 0; k < m && r == 0; k++)
+    if (!out[which[k]].known)
+      r = compress_chunk (s, data[k], &out[which[k]]);
+  return r;
+}
+
+int
+cairn_chunk_seal_many (struct cairn_store *s, const void *const *chunks,
+                       size_t n, struct cairn_sealed *out)
+{
+  int r = 0;
+
+  memset (out, 0, n * sizeof *out);
+  for (size_t i = 0; i < n && r == 0; i += SEAL_GROUP)
+    r = seal_group (s, chunks + i, CAIRN_MIN (n - i, (size_t) SEAL_GROUP),
+                    out + i);
+  return r;
+}
+
 int
 cairn_chunk_seal (struct cairn_store *s, const void *chunk,
                   struct cairn_sealed *out)
 {
-  struct cairn_txn *txn;
-  int r;
-
-  memset (out, 0, sizeof *out);
-  if (cairn_is_zero (chunk, s->chunk_size)) {
-    out->known = true;
-    return 0;
-  }
-  cairn_compute_begin ();
-  cairn_sha256 (chunk, s->chunk_size, &out->id);
-  cairn_compute_end ();
-  r = cairn_txn_begin (s, false, &txn);
-  if (r < 0)
-    return r;
-  r = TOPS (txn)->object_stat (txn->bt, CAIRN_OBJECT_CHUNK, &out->id, NULL);
-  cairn_txn_abort (s, txn);
-  if (r == 0) {
-    out->known = true;
-    return 0;
-  }
-  if (r != -ENOENT)
-    return r;
-  return compress_chunk (s, chunk, out);
+  return cairn_chunk_seal_many (s, &chunk, 1, out);
 }
 
 int
@@ -183,9 +221,10 @@ cairn_sealed_free (struct cairn_sealed *c)
   c->data = NULL;
 }
 
-/* Fetches, decompresses and verifies chunk ID into BUF (chunk size). */
+/* Fetches and decompresses chunk ID into BUF (chunk size); the caller
+ * verifies it (verified). */
 static int
-fetch_chunk (struct cairn_store *s, const struct cairn_id *id, void *buf)
+fetch_unverified (struct cairn_store *s, const struct cairn_id *id, void *buf)
 {
   char hex[CAIRN_HEX_SIZE + 1];
   struct cairn_val data;
@@ -239,16 +278,34 @@ fetch_chunk (struct cairn_store *s, const struct cairn_id *id, void *buf)
   if (r == -EBADMSG)
     return cairn_error (r, "chunk %s is corrupt: it does not decompress",
                         hex);
+  return r;
+}
+
+/* Whether chunk ID's bytes, read back, hashed to CHECK. */
+static int
+verified (const struct cairn_id *id, const struct cairn_id *check)
+{
+  char hex[CAIRN_HEX_SIZE + 1];
+
+  if (cairn_id_equal (check, id))
+    return 0;
+  cairn_id_to_hex (id, hex);
+  return cairn_error (-EBADMSG,
+                      "chunk %s is corrupt: its bytes do not hash to its id",
+                      hex);
+}
+
+/* Fetches, decompresses and verifies chunk ID into BUF (chunk size). */
+static int
+fetch_chunk (struct cairn_store *s, const struct cairn_id *id, void *buf)
+{
+  struct cairn_id check;
+  int r = fetch_unverified (s, id, buf);
+
   if (r < 0)
     return r;
-
-  struct cairn_id check;
   cairn_sha256 (buf, s->chunk_size, &check);
-  if (!cairn_id_equal (&check, id))
-    return cairn_error (-EBADMSG,
-                        "chunk %s is corrupt: its bytes do not hash to its id",
-                        hex);
-  return 0;
+  return verified (id, &check);
 }
 
 int
@@ -279,6 +336,34 @@ cairn_chunk_read (struct cairn_store *s, const struct cairn_id *id,
                   void *buf)
 {
   return cairn_chunk_read_part (s, id, buf, s->chunk_size, 0);
+}
+
+int
+cairn_chunk_read_many (struct cairn_store *s, const struct cairn_id *ids,
+                       size_t n, void *const *bufs)
+{
+  const void *data[SEAL_GROUP];
+  struct cairn_id check[SEAL_GROUP];
+  size_t which[SEAL_GROUP];
+  int r = 0;
+
+  for (size_t i = 0; i < n && r == 0; i += SEAL_GROUP) {
+    size_t g = CAIRN_MIN (n - i, (size_t) SEAL_GROUP), m = 0;
+    for (size_t k = i; k < i + g && r == 0; k++) {
+      if (cairn_id_is_zero (&ids[k]))
+        memset (bufs[k], 0, s->chunk_size);
+      else if ((r = fetch_unverified (s, &ids[k], bufs[k])) == 0) {
+        data[m] = bufs[k];
+        which[m++] = k;
+      }
+    }
+    if (r < 0)
+      break;
+    cairn_sha256_many (data, m, s->chunk_size, check);
+    for (size_t k = 0; k < m && r == 0; k++)
+      r = verified (&ids[which[k]], &check[k]);
+  }
+  return r;
 }
 
 int

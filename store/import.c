@@ -85,33 +85,52 @@ mark_data (uint64_t off, uint64_t len, bool hole, void *arg)
   return 0;
 }
 
-/* Seals the chunk at INDEX into R. */
+/* Reads the chunk at INDEX into a new R->raw (none for a hole, whose
+ * R is sealed already: the zero id). */
 static int
-seal_one (struct pipeline *p, uint64_t index, bool hole, struct result *r)
+read_one (struct pipeline *p, uint64_t index, bool hole, struct result *r)
 {
   uint64_t off = index * p->cs;
-  int e;
 
-  memset (&r->sealed, 0, sizeof r->sealed);
-  r->raw = NULL;
+  memset (r, 0, sizeof *r);
   r->index = index;
   if (hole) {
-    r->sealed.known = true;     /* the zero id */
+    r->sealed.known = true;
     return 0;
   }
-  void *raw = malloc (p->cs);
-  if (!raw)
+  r->raw = malloc (p->cs);
+  if (!r->raw)
     return -ENOMEM;
   size_t n = CAIRN_MIN ((uint64_t) p->cs, p->src->size - off);
   if (n < p->cs)
-    memset ((char *) raw + n, 0, p->cs - n);
-  e = p->src->read (p->src->arg, raw, n, off);
-  if (e == 0)
-    e = cairn_chunk_seal (p->s, raw, &r->sealed);
-  if (e < 0 || !r->sealed.known || cairn_id_is_zero (&r->sealed.id))
-    free (raw);
-  else
-    r->raw = raw;
+    memset ((char *) r->raw + n, 0, p->cs - n);
+  return p->src->read (p->src->arg, r->raw, n, off);
+}
+
+/* Seals the N results R that read_one read, together; keeps the bytes of
+ * a chunk the store has (see struct result) and frees the rest. */
+static int
+seal_read (struct pipeline *p, struct result *r, size_t n)
+{
+  const void *raw[CLAIM];
+  struct cairn_sealed sealed[CLAIM];
+  size_t which[CLAIM], m = 0;
+  int e;
+
+  for (size_t i = 0; i < n; i++)
+    if (r[i].raw) {
+      raw[m] = r[i].raw;
+      which[m++] = i;
+    }
+  e = cairn_chunk_seal_many (p->s, raw, m, sealed);
+  for (size_t k = 0; k < m; k++) {
+    struct result *x = &r[which[k]];
+    x->sealed = sealed[k];
+    if (e < 0 || !x->sealed.known || cairn_id_is_zero (&x->sealed.id)) {
+      free (x->raw);
+      x->raw = NULL;
+    }
+  }
   return e;
 }
 
@@ -145,24 +164,32 @@ worker (void *arg)
         holes.data = ~0ULL;     /* unknown: read everything */
     }
 
+    struct result r[CLAIM];
+    int e = 0;
     for (uint64_t q = pos; q < end; q++) {
-      struct result r;
       uint64_t index = position_index (p, q);
       /* The map covers only a run of consecutive indexes (then
        * index - i0 < CLAIM): test that first, the shift needs it. */
       bool hole = p->src->extents && i1 - i0 == end - 1 - pos
         && !(holes.data >> (index - i0) & 1);
-      int e = seal_one (p, index, hole, &r);
-      pthread_mutex_lock (&p->lock);
-      if (e < 0 && p->error == 0)
-        p->error = e;
-      p->ring[q % RING] = r;
-      p->ring[q % RING].ready = true;
-      pthread_cond_broadcast (&p->ready);
-      pthread_mutex_unlock (&p->lock);
-      if (e < 0)
-        return NULL;
+      int ee = read_one (p, index, hole, &r[q - pos]);
+      if (ee < 0 && e == 0)
+        e = ee;
     }
+    int ee = seal_read (p, r, end - pos);
+    if (e == 0)
+      e = ee;
+    pthread_mutex_lock (&p->lock);
+    if (e < 0 && p->error == 0)
+      p->error = e;
+    for (uint64_t q = pos; q < end; q++) {
+      p->ring[q % RING] = r[q - pos];
+      p->ring[q % RING].ready = true;
+    }
+    pthread_cond_broadcast (&p->ready);
+    pthread_mutex_unlock (&p->lock);
+    if (e < 0)
+      return NULL;
   }
 }
 

@@ -360,6 +360,11 @@ int cairn_view_chunk (struct cairn_view *v, struct cairn_txn *txn,
  * -EBADMSG (with a message naming the chunk) if its bytes are corrupt. */
 int cairn_chunk_read (struct cairn_store *s, const struct cairn_id *id,
                       void *buf);
+/* Reads the N chunks IDS[i] into BUFS[i] as cairn_chunk_read does, but
+ * past the cache, and verifies them several at a time (see
+ * cairn_sha256_many): for a caller that reads many chunks once. */
+int cairn_chunk_read_many (struct cairn_store *s, const struct cairn_id *ids,
+                           size_t n, void *const *bufs);
 /* Reads part of a chunk: LEN bytes at OFF within it. */
 int cairn_chunk_read_part (struct cairn_store *s, const struct cairn_id *id,
                            void *buf, size_t len, size_t off);
@@ -380,6 +385,11 @@ struct cairn_sealed {
  * stored, compresses it.  Thread-safe. */
 int cairn_chunk_seal (struct cairn_store *s, const void *chunk,
                       struct cairn_sealed *out);
+/* cairn_chunk_seal of N chunks, hashed several at a time (see
+ * cairn_sha256_many): the faster way for any caller with a batch.  On an
+ * error every OUT[i] may still be freed. */
+int cairn_chunk_seal_many (struct cairn_store *s, const void *const *chunks,
+                           size_t n, struct cairn_sealed *out);
 /* Puts a sealed chunk (or refreshes a known one) in a write transaction.
  * A known chunk that gc deleted meanwhile is -ENOENT: reseal it. */
 int cairn_chunk_put (struct cairn_txn *txn, const struct cairn_sealed *c);
