@@ -248,34 +248,52 @@ by_id (const void *a, const void *b)
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* Chunks a worker reads, then verifies together. */
+#define RAM_GROUP 16
+
 static void *
 ram_worker (void *arg)
 {
   struct ram_job *job = arg;
   uint32_t cs = job->v->chunk_size;
-  uint8_t *chunk = malloc (cs);
+  uint8_t *chunks = malloc ((size_t) RAM_GROUP * cs);
+  struct cairn_id ids[RAM_GROUP];
+  void *bufs[RAM_GROUP];
+  size_t first[RAM_GROUP + 1];
 
-  if (!chunk) {
+  if (!chunks) {
     job->error = -ENOMEM;
     return NULL;
   }
-  for (size_t i = job->first; i < job->last && job->error == 0; i++) {
-    const struct chunk_ref *c = &job->refs[i];
-    /* The list is sorted by id: read each distinct chunk once. */
-    if (i == job->first || !cairn_id_equal (&c->id, &job->refs[i - 1].id)) {
-      job->error = cairn_chunk_read (job->s, &c->id, chunk);
-      if (job->error) {
-        snprintf (job->message, sizeof job->message, "%s",
-                  cairn_last_error ());
-        break;
+  for (size_t i = job->first; i < job->last && job->error == 0;) {
+    /* The list is sorted by id: read each distinct chunk once.  FIRST[k]
+     * is the first of the refs that read chunk K. */
+    size_t m = 0, j = i;
+    for (; j < job->last; j++)
+      if (j == i || !cairn_id_equal (&job->refs[j].id, &job->refs[j - 1].id)) {
+        if (m == RAM_GROUP)
+          break;
+        ids[m] = job->refs[j].id;
+        bufs[m] = chunks + m * cs;
+        first[m++] = j;
       }
+    first[m] = j;
+    job->error = cairn_chunk_read_many (job->s, ids, m, bufs);
+    if (job->error) {
+      snprintf (job->message, sizeof job->message, "%s",
+                cairn_last_error ());
+      break;
     }
-    uint64_t off = c->index * cs;
-    size_t len = CAIRN_MIN ((uint64_t) cs, job->v->size - off);
-    job->error = cairn_pwrite_all (job->fd, chunk, len, off);
-    job->bytes += len;
+    for (size_t k = 0; k < m && job->error == 0; k++)
+      for (size_t x = first[k]; x < first[k + 1] && job->error == 0; x++) {
+        uint64_t off = job->refs[x].index * cs;
+        size_t len = CAIRN_MIN ((uint64_t) cs, job->v->size - off);
+        job->error = cairn_pwrite_all (job->fd, bufs[k], len, off);
+        job->bytes += len;
+      }
+    i = j;
   }
-  free (chunk);
+  free (chunks);
   return NULL;
 }
 
