@@ -148,28 +148,39 @@ list_chunks (struct cairn_store *s, const struct cairn_volume *v,
   return r;
 }
 
+/* Chunks read, then verified together (cairn_chunk_read_many). */
+#define READ_GROUP 16
+
 /* Writes the chunks of L into FD or BUF (whichever is set), in order. */
 static int
 write_chunks (struct cairn_store *s, const struct cairn_volume *v,
               const struct chunk_list *l, int fd, uint8_t *buf)
 {
-  uint8_t *chunk = malloc (v->chunk_size);
+  uint32_t cs = v->chunk_size;
+  uint8_t *chunks = malloc ((size_t) READ_GROUP * cs);
+  struct cairn_id ids[READ_GROUP];
+  void *bufs[READ_GROUP];
   int r = 0;
 
-  if (!chunk)
+  if (!chunks)
     return -ENOMEM;
-  for (size_t i = 0; i < l->n && r == 0; i++) {
-    uint64_t off = l->v[i].index * v->chunk_size;
-    size_t len = CAIRN_MIN ((uint64_t) v->chunk_size, v->size - off);
-    r = cairn_chunk_read (s, &l->v[i].id, chunk);
-    if (r < 0)
-      break;
-    if (buf)
-      memcpy (buf + off, chunk, len);
-    else
-      r = cairn_pwrite_all (fd, chunk, len, off);
+  for (size_t i = 0; i < l->n && r == 0; i += READ_GROUP) {
+    size_t m = CAIRN_MIN (l->n - i, (size_t) READ_GROUP);
+    for (size_t k = 0; k < m; k++) {
+      ids[k] = l->v[i + k].id;
+      bufs[k] = chunks + k * cs;
+    }
+    r = cairn_chunk_read_many (s, ids, m, bufs);
+    for (size_t k = 0; k < m && r == 0; k++) {
+      uint64_t off = l->v[i + k].index * cs;
+      size_t len = CAIRN_MIN ((uint64_t) cs, v->size - off);
+      if (buf)
+        memcpy (buf + off, bufs[k], len);
+      else
+        r = cairn_pwrite_all (fd, bufs[k], len, off);
+    }
   }
-  free (chunk);
+  free (chunks);
   return r;
 }
 
@@ -248,18 +259,15 @@ by_id (const void *a, const void *b)
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Chunks a worker reads, then verifies together. */
-#define RAM_GROUP 16
-
 static void *
 ram_worker (void *arg)
 {
   struct ram_job *job = arg;
   uint32_t cs = job->v->chunk_size;
-  uint8_t *chunks = malloc ((size_t) RAM_GROUP * cs);
-  struct cairn_id ids[RAM_GROUP];
-  void *bufs[RAM_GROUP];
-  size_t first[RAM_GROUP + 1];
+  uint8_t *chunks = malloc ((size_t) READ_GROUP * cs);
+  struct cairn_id ids[READ_GROUP];
+  void *bufs[READ_GROUP];
+  size_t first[READ_GROUP + 1];
 
   if (!chunks) {
     job->error = -ENOMEM;
@@ -271,7 +279,7 @@ ram_worker (void *arg)
     size_t m = 0, j = i;
     for (; j < job->last; j++)
       if (j == i || !cairn_id_equal (&job->refs[j].id, &job->refs[j - 1].id)) {
-        if (m == RAM_GROUP)
+        if (m == READ_GROUP)
           break;
         ids[m] = job->refs[j].id;
         bufs[m] = chunks + m * cs;
