@@ -107,6 +107,9 @@ cmd_import (struct cli *cli, int argc, char **argv)
   return r;
 }
 
+/* Chunks export reads at a time: cairn_view_read verifies them together. */
+#define EXPORT_CHUNKS 16
+
 struct export_ctx {
   struct cairn_view *view;
   struct image *img;
@@ -127,7 +130,7 @@ export_extent (uint64_t off, uint64_t len, bool hole, void *arg)
     return 0;
   }
   while (len > 0) {
-    size_t n = CAIRN_MIN (len, (uint64_t) cs - off % cs);
+    size_t n = CAIRN_MIN (len, (uint64_t) EXPORT_CHUNKS * cs - off % cs);
     int r = hole ? (memset (x->buf, 0, n), 0)
       : cairn_view_read (x->view, x->buf, n, off);
     if (r == 0)
@@ -198,7 +201,8 @@ cmd_export (struct cli *cli, int argc, char **argv)
   }
   struct progress p;
   struct export_ctx x = { .view = &view, .img = img,
-                          .buf = malloc (view.vol.chunk_size),
+                          .buf = malloc ((size_t) EXPORT_CHUNKS
+                                         * view.vol.chunk_size),
                           .total = view.vol.size, .p = &p,
                           .stream = strcmp (file, "-") == 0 };
   progress_init (&p, "export");

@@ -339,6 +339,46 @@ cairn_chunk_read (struct cairn_store *s, const struct cairn_id *id,
 }
 
 int
+cairn_chunk_read_parts (struct cairn_store *s,
+                        const struct cairn_chunk_part *parts, size_t n)
+{
+  int r = 0;
+
+  for (size_t i = 0; i < n && r == 0; i += SEAL_GROUP) {
+    struct cairn_id ids[SEAL_GROUP];
+    void *bufs[SEAL_GROUP];
+    size_t which[SEAL_GROUP], m = 0;
+    for (size_t k = i; k < CAIRN_MIN (n, i + SEAL_GROUP) && r == 0; k++) {
+      const struct cairn_chunk_part *p = &parts[k];
+      if (cairn_id_is_zero (&p->id))
+        memset (p->buf, 0, p->len);
+      else if (!chunk_cache_get (s->cache, &p->id, p->buf, p->within,
+                                 p->len)) {
+        bufs[m] = chunk_cache_buffer (s->cache);
+        if (!bufs[m])
+          r = -ENOMEM;
+        else {
+          ids[m] = p->id;
+          which[m++] = k;
+        }
+      }
+    }
+    if (r == 0)
+      r = cairn_chunk_read_many (s, ids, m, bufs);
+    for (size_t j = 0; j < m; j++) {
+      const struct cairn_chunk_part *p = &parts[which[j]];
+      if (r < 0) {
+        chunk_cache_release (s->cache, bufs[j]);
+        continue;
+      }
+      memcpy (p->buf, (char *) bufs[j] + p->within, p->len);
+      chunk_cache_insert (s->cache, &ids[j], bufs[j]);
+    }
+  }
+  return r;
+}
+
+int
 cairn_chunk_read_many (struct cairn_store *s, const struct cairn_id *ids,
                        size_t n, void *const *bufs)
 {

@@ -360,6 +360,16 @@ int cairn_view_chunk (struct cairn_view *v, struct cairn_txn *txn,
  * -EBADMSG (with a message naming the chunk) if its bytes are corrupt. */
 int cairn_chunk_read (struct cairn_store *s, const struct cairn_id *id,
                       void *buf);
+/* LEN bytes at WITHIN of chunk ID, to read into BUF. */
+struct cairn_chunk_part {
+  struct cairn_id id;
+  void *buf;
+  size_t len, within;
+};
+/* cairn_chunk_read_part of N parts: the chunks not in the cache are
+ * fetched and verified several at a time (cairn_chunk_read_many). */
+int cairn_chunk_read_parts (struct cairn_store *s,
+                            const struct cairn_chunk_part *parts, size_t n);
 /* Reads the N chunks IDS[i] into BUFS[i] as cairn_chunk_read does, but
  * past the cache, and verifies them several at a time (see
  * cairn_sha256_many): for a caller that reads many chunks once. */

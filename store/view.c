@@ -52,11 +52,14 @@ cairn_view_chunk (struct cairn_view *v, struct cairn_txn *txn, uint64_t i,
   return tree_lookup (txn, &v->vol.root, v->levels, i, id);
 }
 
+/* Chunks cairn_view_read looks up, then reads together. */
+#define VIEW_PARTS 64
+
 int
 cairn_view_read (struct cairn_view *v, void *buf, size_t len, uint64_t off)
 {
   uint32_t cs = v->vol.chunk_size;
-  struct cairn_txn *txn;
+  struct cairn_chunk_part parts[VIEW_PARTS];
   char *p = buf;
   int r = 0;
 
@@ -66,21 +69,26 @@ cairn_view_read (struct cairn_view *v, void *buf, size_t len, uint64_t off)
     memset (buf, 0, len);
     return 0;
   }
-  r = cairn_txn_begin (v->s, false, &txn);
-  if (r < 0)
-    return r;
   while (len > 0 && r == 0) {
-    uint64_t index = off / cs;
-    size_t within = off % cs, n = CAIRN_MIN (len, cs - within);
-    struct cairn_id id;
-    r = tree_lookup (txn, &v->vol.root, v->levels, index, &id);
+    struct cairn_txn *txn;
+    size_t n = 0;
+    r = cairn_txn_begin (v->s, false, &txn);
+    if (r < 0)
+      return r;
+    for (; n < VIEW_PARTS && len > 0 && r == 0; n++) {
+      struct cairn_chunk_part *part = &parts[n];
+      part->within = off % cs;
+      part->len = CAIRN_MIN (len, cs - part->within);
+      part->buf = p;
+      r = tree_lookup (txn, &v->vol.root, v->levels, off / cs, &part->id);
+      p += part->len;
+      off += part->len;
+      len -= part->len;
+    }
+    cairn_txn_abort (v->s, txn);
     if (r == 0)
-      r = cairn_chunk_read_part (v->s, &id, p, n, within);
-    p += n;
-    off += n;
-    len -= n;
+      r = cairn_chunk_read_parts (v->s, parts, n);
   }
-  cairn_txn_abort (v->s, txn);
   return r;
 }
 
