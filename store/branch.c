@@ -1551,9 +1551,12 @@ read_dirty (struct cairn_bvol *v, uint32_t slot, const uint8_t *bm,
   return 0;
 }
 
+/* Reads [WITHIN, WITHIN+LEN) of chunk INDEX into BUF if it is dirty;
+ * else fills *PART with the sealed chunk to read and returns 1, for the
+ * caller to read with others (cairn_chunk_read_parts). */
 static int
 read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
-                 size_t len, size_t within)
+                 size_t len, size_t within, struct cairn_chunk_part *part)
 {
   struct cairn_branch *b = v->b;
   uint8_t bm[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
@@ -1568,17 +1571,16 @@ read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
     pthread_mutex_unlock (&b->lock);
     return r;
   }
-  if (!e) {
+  if (!e || e->state == ENTRY_SEALED) {
+    if (e)
+      id = e->id;
     root = v->root;
     unsigned levels = v->levels;
     pthread_mutex_unlock (&b->lock);
-    r = base_lookup (v, &root, levels, index, &id);
-    return r < 0 ? r : cairn_chunk_read_part (b->s, &id, buf, len, within);
-  }
-  if (e->state == ENTRY_SEALED) {
-    id = e->id;
-    pthread_mutex_unlock (&b->lock);
-    return cairn_chunk_read_part (b->s, &id, buf, len, within);
+    if (!e)
+      r = base_lookup (v, &root, levels, index, &id);
+    *part = (struct cairn_chunk_part) { id, buf, len, within };
+    return r < 0 ? r : 1;
   }
   slot = e->slot;
   slot_hold (v, slot);
@@ -1594,24 +1596,34 @@ read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
   return r;
 }
 
+/* Sealed chunks cairn_bvol_read names, then reads together. */
+#define READ_PARTS 64
+
 int
 cairn_bvol_read (struct cairn_bvol *v, void *buf, size_t len, uint64_t off)
 {
+  struct cairn_chunk_part parts[READ_PARTS];
+  size_t nparts = 0;
   char *p = buf;
+  int r = 0;
 
   if (off > v->size || len > v->size - off)
     return -EINVAL;
-  while (len > 0) {
+  while (len > 0 && r >= 0) {
     uint64_t index = off / v->cs;
     size_t within = off % v->cs, n = CAIRN_MIN (len, v->cs - within);
-    int r = read_chunk_part (v, index, p, n, within);
-    if (r < 0)
-      return r;
+    r = read_chunk_part (v, index, p, n, within, &parts[nparts]);
+    if (r == 1 && ++nparts == READ_PARTS) {
+      r = cairn_chunk_read_parts (v->b->s, parts, nparts);
+      nparts = 0;
+    }
     p += n;
     off += n;
     len -= n;
   }
-  return 0;
+  if (r >= 0 && nparts > 0)
+    r = cairn_chunk_read_parts (v->b->s, parts, nparts);
+  return r < 0 ? r : 0;
 }
 
 /* ---- writing ------------------------------------------------------ */
