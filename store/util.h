@@ -71,7 +71,8 @@ int64_t cairn_mono_ns (void);
 /* SHA-256 of LEN bytes at DATA. */
 void cairn_sha256 (const void *data, size_t len, struct cairn_id *out);
 /* cairn_sha256 of N messages DATA[i] of LEN bytes each, into OUT[i]:
- * several at once in vector lanes where the CPU has them (sha256x.c). */
+ * several at once in vector lanes where the CPU has them and lacks the
+ * SHA extensions (sha256x.c). */
 void cairn_sha256_many (const void *const *data, size_t n, size_t len,
                         struct cairn_id *out);
 /* The same with at most MAX lanes (tests: 0 is OpenSSL alone); returns
