@@ -2283,7 +2283,7 @@ seal_job_read (struct seal_job *job)
 static int
 seal_jobs (struct cairn_store *s, struct seal_job *const *jobs, size_t n)
 {
-  const void *raw[SEAL_GROUP];
+  const void *raw[SEAL_GROUP] = { 0 };
   struct cairn_sealed sealed[SEAL_GROUP];
   int r;
 
