@@ -206,10 +206,10 @@ while time.monotonic() < end:
             if not part:
                 break
             reply += part
-        if json.loads(reply).get("ok"):
-            print("%.3f" % ((time.monotonic() - t) * 1000))
+        ok = json.loads(reply).get("ok")
+        print("%s %.3f" % ("ok" if ok else "failed", (time.monotonic() - t) * 1000))
     except (OSError, ValueError):
-        pass                    # the branch closed under the request
+        print("failed %.3f" % ((time.monotonic() - t) * 1000))
     s.close()
 EOF
     local committer=$!
@@ -221,15 +221,16 @@ EOF
     iops_bases+=("$iops_base") iops_withs+=("$iops_with")
     ratios+=("$(ratio "$p99_with" "$p99_base")")
   done
-  local n c50 c99 r
-  read -r n c50 c99 < <(sort -g "$BENCH_DIR/rtts.txt" | awk '
+  local n c50 c99 r failed
+  failed=$(grep -c '^failed' "$BENCH_DIR/rtts.txt" || :)
+  read -r n c50 c99 < <(sed -n 's/^ok //p' "$BENCH_DIR/rtts.txt" | sort -g | awk '
     { v[NR] = $1 }
     END { if (NR == 0) { print 0, 0, 0; exit }
           i = int(NR * 0.99); if (i < 1) i = 1
           print NR, v[int((NR + 1) / 2)], v[i] }')
   r=$(printf '%s\n' "${ratios[@]}" | median)
-  printf '  %-30s %3d commits, round trip p50 %6.0f ms, p99 %6.0f ms\n' \
-    "$label" "$n" "$c50" "$c99"
+  printf '  %-30s %3d commits, round trip p50 %6.0f ms, p99 %6.0f ms; %d failed\n' \
+    "$label" "$n" "$c50" "$c99" "$failed"
   [ "$n" != 0 ] || printf '  %-30s (no commit finished while fio ran)\n' ""
   printf '  %-30s fio p99 per round, us: alone %s / with commits %s\n' "" \
     "${bases[*]}" "${withs[*]}"
