@@ -108,7 +108,7 @@ cmd_import (struct cli *cli, int argc, char **argv)
 }
 
 /* Chunks export reads at a time: cairn_view_read verifies them together. */
-#define EXPORT_CHUNKS 16
+#define EXPORT_CHUNKS CAIRN_HASH_BATCH
 
 struct export_ctx {
   struct cairn_view *view;

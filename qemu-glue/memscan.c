@@ -380,23 +380,20 @@ struct seal_job {
   char message[512];            /* cairn_last_error is per thread */
 };
 
-/* Chunks a seal worker reads before it seals them together. */
-#define SEAL_GROUP 16
-
 static void *
 seal_worker (void *arg)
 {
   struct seal_job *job = arg;
   struct memscan *ms = job->ms;
-  uint8_t *buf = malloc ((size_t) SEAL_GROUP * ms->cs);
-  const void *group[SEAL_GROUP];
+  uint8_t *buf = malloc ((size_t) CAIRN_HASH_BATCH * ms->cs);
+  const void *group[CAIRN_HASH_BATCH];
 
   if (!buf) {
     job->error = -ENOMEM;
     return NULL;
   }
   for (size_t k = job->first; k < job->last && job->error == 0;) {
-    size_t m = CAIRN_MIN (job->last - k, (size_t) SEAL_GROUP);
+    size_t m = CAIRN_MIN (job->last - k, (size_t) CAIRN_HASH_BATCH);
     for (size_t i = 0; i < m && job->error == 0; i++) {
       uint64_t off = job->index[k + i] * ms->cs;
       size_t len = CAIRN_MIN ((uint64_t) ms->cs, ms->size - off);

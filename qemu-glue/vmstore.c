@@ -148,24 +148,21 @@ list_chunks (struct cairn_store *s, const struct cairn_volume *v,
   return r;
 }
 
-/* Chunks read, then verified together (cairn_chunk_read_many). */
-#define READ_GROUP 16
-
 /* Writes the chunks of L into FD or BUF (whichever is set), in order. */
 static int
 write_chunks (struct cairn_store *s, const struct cairn_volume *v,
               const struct chunk_list *l, int fd, uint8_t *buf)
 {
   uint32_t cs = v->chunk_size;
-  uint8_t *chunks = malloc ((size_t) READ_GROUP * cs);
-  struct cairn_id ids[READ_GROUP];
-  void *bufs[READ_GROUP];
+  uint8_t *chunks = malloc ((size_t) CAIRN_HASH_BATCH * cs);
+  struct cairn_id ids[CAIRN_HASH_BATCH];
+  void *bufs[CAIRN_HASH_BATCH];
   int r = 0;
 
   if (!chunks)
     return -ENOMEM;
-  for (size_t i = 0; i < l->n && r == 0; i += READ_GROUP) {
-    size_t m = CAIRN_MIN (l->n - i, (size_t) READ_GROUP);
+  for (size_t i = 0; i < l->n && r == 0; i += CAIRN_HASH_BATCH) {
+    size_t m = CAIRN_MIN (l->n - i, (size_t) CAIRN_HASH_BATCH);
     for (size_t k = 0; k < m; k++) {
       ids[k] = l->v[i + k].id;
       bufs[k] = chunks + k * cs;
@@ -264,10 +261,10 @@ ram_worker (void *arg)
 {
   struct ram_job *job = arg;
   uint32_t cs = job->v->chunk_size;
-  uint8_t *chunks = malloc ((size_t) READ_GROUP * cs);
-  struct cairn_id ids[READ_GROUP];
-  void *bufs[READ_GROUP];
-  size_t first[READ_GROUP + 1];
+  uint8_t *chunks = malloc ((size_t) CAIRN_HASH_BATCH * cs);
+  struct cairn_id ids[CAIRN_HASH_BATCH];
+  void *bufs[CAIRN_HASH_BATCH];
+  size_t first[CAIRN_HASH_BATCH + 1];
 
   if (!chunks) {
     job->error = -ENOMEM;
@@ -279,7 +276,7 @@ ram_worker (void *arg)
     size_t m = 0, j = i;
     for (; j < job->last; j++)
       if (j == i || !cairn_id_equal (&job->refs[j].id, &job->refs[j - 1].id)) {
-        if (m == READ_GROUP)
+        if (m == CAIRN_HASH_BATCH)
           break;
         ids[m] = job->refs[j].id;
         bufs[m] = chunks + m * cs;

@@ -147,10 +147,9 @@
  * stays bounded (the plugin's whole budget beside its cache is 64 MiB),
  * and each batch costs a few syncs. */
 #define COMMIT_BATCH_BYTES (4 << 20)
-/* The sealer and a commit read this many chunks, then hash them together
- * (the widest vector unit's lanes: see cairn_sha256_many).  The copies
- * are what memory they cost: 1 MiB of 64 KiB chunks. */
-#define SEAL_GROUP 16
+/* The sealer and a commit read this many chunks, then hash them together.
+ * The copies are what memory they cost: 1 MiB of 64 KiB chunks. */
+#define SEAL_GROUP CAIRN_HASH_BATCH
 /* A commit's tree nodes go to the index in parts of this many, each its
  * own transaction: LMDB keeps every page a transaction dirties in memory
  * (and its freed pages for good), and random writes all over a big

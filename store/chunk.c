@@ -119,22 +119,19 @@ compress_chunk (struct cairn_store *s, const void *chunk,
   return 0;
 }
 
-/* Chunks a seal hashes together: the widest vector unit's lanes. */
-#define SEAL_GROUP 16
-
-/* cairn_chunk_seal_many for at most SEAL_GROUP chunks. */
+/* cairn_chunk_seal_many for at most CAIRN_HASH_BATCH chunks, OUT
+ * zeroed. */
 static int
 seal_group (struct cairn_store *s, const void *const *chunks, size_t n,
             struct cairn_sealed *out)
 {
-  const void *data[SEAL_GROUP];
-  struct cairn_id ids[SEAL_GROUP];
-  size_t which[SEAL_GROUP], m = 0;
+  const void *data[CAIRN_HASH_BATCH];
+  struct cairn_id ids[CAIRN_HASH_BATCH];
+  size_t which[CAIRN_HASH_BATCH], m = 0;
   struct cairn_txn *txn;
   int r = 0;
 
   for (size_t i = 0; i < n; i++) {
-    memset (&out[i], 0, sizeof out[i]);
     if (cairn_is_zero (chunks[i], s->chunk_size))
       out[i].known = true;
     else {
@@ -173,9 +170,9 @@ cairn_chunk_seal_many (struct cairn_store *s, const void *const *chunks,
   int r = 0;
 
   memset (out, 0, n * sizeof *out);
-  for (size_t i = 0; i < n && r == 0; i += SEAL_GROUP)
-    r = seal_group (s, chunks + i, CAIRN_MIN (n - i, (size_t) SEAL_GROUP),
-                    out + i);
+  for (size_t i = 0; i < n && r == 0; i += CAIRN_HASH_BATCH)
+    r = seal_group (s, chunks + i,
+                    CAIRN_MIN (n - i, (size_t) CAIRN_HASH_BATCH), out + i);
   return r;
 }
 
@@ -344,11 +341,12 @@ cairn_chunk_read_parts (struct cairn_store *s,
 {
   int r = 0;
 
-  for (size_t i = 0; i < n && r == 0; i += SEAL_GROUP) {
-    struct cairn_id ids[SEAL_GROUP];
-    void *bufs[SEAL_GROUP];
-    size_t which[SEAL_GROUP], m = 0;
-    for (size_t k = i; k < CAIRN_MIN (n, i + SEAL_GROUP) && r == 0; k++) {
+  for (size_t i = 0; i < n && r == 0; i += CAIRN_HASH_BATCH) {
+    struct cairn_id ids[CAIRN_HASH_BATCH];
+    void *bufs[CAIRN_HASH_BATCH];
+    size_t which[CAIRN_HASH_BATCH], m = 0;
+    size_t end = CAIRN_MIN (n, i + CAIRN_HASH_BATCH);
+    for (size_t k = i; k < end && r == 0; k++) {
       const struct cairn_chunk_part *p = &parts[k];
       if (cairn_id_is_zero (&p->id))
         memset (p->buf, 0, p->len);
@@ -382,13 +380,13 @@ int
 cairn_chunk_read_many (struct cairn_store *s, const struct cairn_id *ids,
                        size_t n, void *const *bufs)
 {
-  const void *data[SEAL_GROUP];
-  struct cairn_id check[SEAL_GROUP];
-  size_t which[SEAL_GROUP];
+  const void *data[CAIRN_HASH_BATCH];
+  struct cairn_id check[CAIRN_HASH_BATCH];
+  size_t which[CAIRN_HASH_BATCH];
   int r = 0;
 
-  for (size_t i = 0; i < n && r == 0; i += SEAL_GROUP) {
-    size_t g = CAIRN_MIN (n - i, (size_t) SEAL_GROUP), m = 0;
+  for (size_t i = 0; i < n && r == 0; i += CAIRN_HASH_BATCH) {
+    size_t g = CAIRN_MIN (n - i, (size_t) CAIRN_HASH_BATCH), m = 0;
     for (size_t k = i; k < i + g && r == 0; k++) {
       if (cairn_id_is_zero (&ids[k]))
         memset (bufs[k], 0, s->chunk_size);

@@ -56,7 +56,7 @@ static const uint32_t h256[8] = {
 #undef LANES
 #undef LANED
 
-#define MAX_LANES 16
+#define MAX_LANES CAIRN_HASH_BATCH
 
 /* Hashes a full set of lanes: MSG[L] of LEN bytes into OUT[L]. */
 typedef void lanes_fn (const uint8_t *const *msg, size_t len,

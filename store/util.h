@@ -72,7 +72,9 @@ int64_t cairn_mono_ns (void);
 void cairn_sha256 (const void *data, size_t len, struct cairn_id *out);
 /* cairn_sha256 of N messages DATA[i] of LEN bytes each, into OUT[i]:
  * several at once in vector lanes where the CPU has them and lacks the
- * SHA extensions (sha256x.c). */
+ * SHA extensions (sha256x.c), up to CAIRN_HASH_BATCH at a time: callers
+ * that read chunks to hash read that many before they hash. */
+#define CAIRN_HASH_BATCH 16
 void cairn_sha256_many (const void *const *data, size_t n, size_t len,
                         struct cairn_id *out);
 /* The same with at most MAX lanes (tests: 0 is OpenSSL alone); returns
