@@ -176,9 +176,10 @@ worker (void *arg)
       if (ee < 0 && e == 0)
         e = ee;
     }
-    int ee = seal_read (p, r, end - pos);
+    /* After a failed read the batch is not sealed: its results only
+     * carry the error (the ring's leftovers are freed at the end). */
     if (e == 0)
-      e = ee;
+      e = seal_read (p, r, end - pos);
     pthread_mutex_lock (&p->lock);
     if (e < 0 && p->error == 0)
       p->error = e;
