@@ -27,6 +27,7 @@ static _Thread_local bool background, idle;
 static _Thread_local int64_t idle_until;
 static _Thread_local const atomic_int *urgent_flag;
 static bool idle_allowed;       /* see idle_probe */
+static atomic_int probe_nice;   /* the nice idle_probe tries */
 static pthread_once_t idle_once = PTHREAD_ONCE_INIT;
 
 int64_t
@@ -51,7 +52,8 @@ idle_try (void *arg)
   static const struct sched_param param = { 0 };
   bool *ok = arg;
 
-  setpriority (PRIO_PROCESS, (id_t) cairn_thread_id (), 10);
+  setpriority (PRIO_PROCESS, (id_t) cairn_thread_id (),
+               atomic_load (&probe_nice));
   *ok = sched_setscheduler (0, SCHED_IDLE, &param) == 0
     && sched_setscheduler (0, SCHED_OTHER, &param) == 0;
   return NULL;
@@ -71,6 +73,9 @@ idle_probe (void)
 bool
 cairn_thread_background (int nice, const atomic_int *urgent)
 {
+  /* One probe per process, at the first caller's nice: every caller
+   * passes the sealer's. */
+  atomic_store (&probe_nice, nice);
   pthread_once (&idle_once, idle_probe);
   /* Linux: this thread only.  Failing changes nothing else. */
   setpriority (PRIO_PROCESS, (id_t) cairn_thread_id (), nice);
