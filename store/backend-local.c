@@ -35,8 +35,12 @@
  * any fork (nbdkit's .after_fork).
  *
  * Durability: a write transaction that appended chunks fdatasyncs the pack
- * before mdb_txn_commit, which itself syncs data then meta page: a record
- * is durable before the index names it, and a commit is durable on return.
+ * first, so a record is durable before the index names it.  LMDB runs with
+ * MDB_NOSYNC: the transaction's changes are appended to the redo log and
+ * fdatasynced before mdb_txn_commit (one flush, where LMDB's own commit
+ * takes two of scattered pages), so a commit is durable on return.
+ * Checkpoints flush LMDB's file and restart the log; redo.h has the rules
+ * that keep that sound through a kill -9 or a power loss.
  */
 #include <config.h>
 
@@ -44,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,7 @@
 #include "store/backend.h"
 #include "store/error.h"
 #include "store/pack.h"
+#include "store/redo.h"
 #include "store/util.h"
 
 #define DEFAULT_MAP_SIZE (32ULL << 30)
@@ -81,8 +87,6 @@ static const char *const table_db_names[CAIRN_TABLES] = {
 };
 
 #define CHUNK_ENTRY_SIZE 32
-#define INDEX_HEADROOM_LOW (4ULL << 20)
-#define INDEX_HEADROOM_STEP (16ULL << 20)
 #define INLINE_HEADER_SIZE 8
 /* How often a process unmaps the index pages it has read (see
  * release_map): every so long, or every so many
@@ -105,6 +109,15 @@ struct local_backend {
   _Atomic uint64_t accesses;    /* to the index, counted by touch_index */
   char *map;                    /* LMDB's map, NULL if not found */
   size_t map_len;
+  /* The redo log (redo.h); writable environments only. */
+  bool wal;
+  struct redo_log redo;
+  MDB_txn *pin;                 /* read txn on the checkpoint we pin */
+  uint64_t pin_lsn;
+  bool force_ckpt;              /* next write txn checkpoints first */
+  bool wrote;                   /* logged a record since opening */
+  long kill_at_record;          /* tests: SIGKILL after this many records */
+  long records;
 };
 
 struct cairn_btxn {
@@ -116,6 +129,9 @@ struct cairn_btxn {
   uint64_t epoch;
   void **bufs;                  /* chunk reads, freed at the end */
   size_t nbufs, capbufs;
+  struct redo_buf redo;         /* this txn's changes, for the log */
+  uint64_t lsn;                 /* the lsn its record will carry */
+  uint64_t redo_off;            /* where its record goes */
 };
 
 static int
@@ -218,38 +234,278 @@ txn_free (struct cairn_btxn *t)
   for (size_t i = 0; i < t->nbufs; i++)
     free (t->bufs[i]);
   free (t->bufs);
+  redo_buf_free (&t->redo);
   free (t);
 }
 
-/* Keeps zero-filled, allocated headroom past LMDB's last page.  LMDB
- * grows its file by writing new pages past the end; an fdatasync then also
- * commits the filesystem's allocation of those blocks (a journal commit),
- * which tripled commit latency here.  Overwriting blocks already written
- * costs only the data flush.  Must run inside a write transaction: only
- * then does no other process write pages past the last committed one. */
-static void
-ensure_headroom (struct local_backend *lb, MDB_txn *txn)
-{
-  MDB_envinfo info;
-  MDB_stat st;
-  int fd;
-  struct stat fs;
+/* ---- The redo log (redo.h) ---------------------------------------- */
 
-  if (lb->nosync || mdb_env_info (lb->env, &info) != 0
-      || mdb_env_stat (lb->env, &st) != 0 || mdb_env_get_fd (lb->env, &fd) != 0
-      || fstat (fd, &fs) != 0)
-    return;
-  uint64_t used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
-  if ((uint64_t) fs.st_size >= used + INDEX_HEADROOM_LOW)
-    return;
-  static const char zeros[1 << 16];
-  uint64_t end = CAIRN_MAX ((uint64_t) fs.st_size, used);
-  for (uint64_t off = end; off < end + INDEX_HEADROOM_STEP;
-       off += sizeof zeros)
-    if (cairn_pwrite_all (fd, zeros, sizeof zeros, off) < 0)
-      return;                   /* a full disk: LMDB reports it properly */
-  fdatasync (fd);
+/* A write txn checkpoints first once this many records or this much log
+ * are past the checkpoint: that bounds the replay after a crash and the
+ * pages LMDB cannot reuse meanwhile (the pin holds them). */
+#define CKPT_RECORDS 256
+#define CKPT_LOG_BYTES (4ULL << 20)
+
+/* Databases by number, as the log names them. */
+#define DB_TABLE(table) (CAIRN_OBJECT_TYPES + (table))
+#define DB_COUNT (CAIRN_OBJECT_TYPES + CAIRN_TABLES)
+
+static MDB_dbi
+dbi_of (struct local_backend *lb, unsigned db)
+{
+  return db < CAIRN_OBJECT_TYPES ? lb->objects[db]
+    : lb->tables[db - CAIRN_OBJECT_TYPES];
 }
+
+static int
+meta_get_raw (struct local_backend *lb, MDB_txn *txn, const char *name,
+              uint64_t *v)
+{
+  MDB_val k = { strlen (name), (void *) name }, d;
+  int rc = mdb_get (txn, lb->tables[CAIRN_TABLE_META], &k, &d);
+  if (rc == MDB_NOTFOUND) {
+    *v = 0;
+    return 0;
+  }
+  if (rc)
+    return mdb_errno (rc);
+  *v = d.mv_size == 4 ? cairn_le32 (d.mv_data)
+    : d.mv_size == 8 ? cairn_le64 (d.mv_data) : 0;
+  return 0;
+}
+
+/* For "lsn" and "redo-at", which the log does not carry. */
+static int
+meta_put_raw (struct local_backend *lb, MDB_txn *txn, const char *name,
+              uint64_t v)
+{
+  uint8_t buf[8];
+  cairn_put_le64 (buf, v);
+  MDB_val k = { strlen (name), (void *) name }, d = { 8, buf };
+  return mdb_errno (mdb_put (txn, lb->tables[CAIRN_TABLE_META], &k, &d, 0));
+}
+
+static int
+log_op (struct cairn_btxn *t, enum redo_op op, unsigned db,
+        const MDB_val *k, const MDB_val *d)
+{
+  if (!t->lb->wal)
+    return 0;
+  return redo_buf_add (&t->redo, op, db, k->mv_data, k->mv_size,
+                       d ? d->mv_data : NULL, d ? d->mv_size : 0);
+}
+
+/* mdb_put and mdb_del, logged: every change a write txn makes goes
+ * through these (or delete_prefix below). */
+static int
+logged_put (struct cairn_btxn *t, unsigned db, MDB_val *k, MDB_val *d)
+{
+  int rc = mdb_put (t->txn, dbi_of (t->lb, db), k, d, 0);
+  return rc ? mdb_errno (rc) : log_op (t, REDO_PUT, db, k, d);
+}
+
+static int
+logged_del (struct cairn_btxn *t, unsigned db, MDB_val *k)
+{
+  int rc = mdb_del (t->txn, dbi_of (t->lb, db), k, NULL);
+  return rc ? mdb_errno (rc) : log_op (t, REDO_DELETE, db, k, NULL);
+}
+
+static int
+delete_prefix (MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen)
+{
+  MDB_cursor *c;
+  MDB_val k = { plen, (void *) prefix }, d;
+  int rc = mdb_cursor_open (txn, dbi, &c);
+
+  if (rc)
+    return mdb_errno (rc);
+  rc = plen ? mdb_cursor_get (c, &k, &d, MDB_SET_RANGE)
+    : mdb_cursor_get (c, &k, &d, MDB_FIRST);
+  while (rc == 0 && k.mv_size >= plen
+         && memcmp (k.mv_data, prefix, plen) == 0) {
+    rc = mdb_cursor_del (c, 0);
+    if (rc == 0)
+      rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
+  }
+  mdb_cursor_close (c);
+  return rc == 0 || rc == MDB_NOTFOUND || rc == EINVAL ? 0 : mdb_errno (rc);
+}
+
+struct replay {
+  struct local_backend *lb;
+  MDB_txn *txn;
+};
+
+static int
+replay_op (void *arg, enum redo_op op, unsigned db, const void *key,
+           size_t klen, const void *val, size_t vlen)
+{
+  struct replay *rp = arg;
+  MDB_val k = { klen, (void *) key }, d = { vlen, (void *) val };
+  int rc;
+
+  if (db >= DB_COUNT)
+    return -EBADMSG;
+  MDB_dbi dbi = dbi_of (rp->lb, db);
+  switch (op) {
+  case REDO_PUT:
+    rc = mdb_put (rp->txn, dbi, &k, &d, 0);
+    break;
+  case REDO_DELETE:
+    rc = mdb_del (rp->txn, dbi, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+      rc = 0;
+    break;
+  case REDO_DELETE_PREFIX:
+    return delete_prefix (rp->txn, dbi, key, klen);
+  default:
+    return -EBADMSG;
+  }
+  return mdb_errno (rc);
+}
+
+/* Opens a read txn on the latest state, whose lsn is LSN: the caller
+ * holds the write lock, so that is the state it started from. */
+static int
+repin (struct local_backend *lb, uint64_t lsn)
+{
+  if (lb->pin)
+    mdb_txn_abort (lb->pin);
+  lb->pin = NULL;
+  int rc = mdb_txn_begin (lb->env, NULL, MDB_RDONLY, &lb->pin);
+  if (rc) {
+    lb->pin = NULL;
+    return mdb_errno (rc);
+  }
+  lb->pin_lsn = lsn;
+  return 0;
+}
+
+/* Flushes LMDB's file and records the state write txn TXN started from
+ * (lsn LSN) as the checkpoint, with its meta pages; then pins it.  PREV
+ * is the checkpoint before, if any. */
+static int
+checkpoint (struct local_backend *lb, MDB_txn *txn, uint64_t lsn,
+            const struct redo_ckpt *prev)
+{
+  struct redo_ckpt c = { .lsn = lsn, .txnid = mdb_txn_id (txn) - 1 };
+  MDB_stat st;
+  int fd, r;
+
+  r = mdb_errno (mdb_env_sync (lb->env, 1));
+  if (r == 0)
+    r = mdb_errno (mdb_env_stat (lb->env, &st));
+  if (r == 0)
+    r = mdb_errno (mdb_env_get_fd (lb->env, &fd));
+  if (r == 0) {
+    c.psize = st.ms_psize;
+    c.metas = malloc (2 * c.psize);
+    r = c.metas ? cairn_pread_all (fd, c.metas, 2 * c.psize, 0) : -ENOMEM;
+  }
+  if (r == 0) {
+    redo_boot_id (c.boot_id);
+    c.pins[0] = c.txnid;
+    if (prev)
+      memcpy (c.pins + 1, prev->pins, (REDO_PINS - 1) * sizeof *c.pins);
+    r = redo_ckpt_write (&lb->redo, &c);
+  }
+  redo_ckpt_free (&c);
+  if (r < 0)
+    return cairn_error (r, "checkpointing the index: %s", strerror (-r));
+  lb->force_ckpt = false;
+  return repin (lb, lsn);
+}
+
+/* At the start of write txn T: checkpoint if this process does not pin
+ * the current checkpoint (and something was logged since it), or the log
+ * is long; then place T's record. */
+static int
+redo_begin (struct cairn_btxn *t)
+{
+  struct local_backend *lb = t->lb;
+  struct redo_ckpt c;
+  uint64_t lsn = 0, at = 0;
+  int r = meta_get_raw (lb, t->txn, "lsn", &lsn);
+
+  if (r == 0)
+    r = meta_get_raw (lb, t->txn, "redo-at", &at);
+  if (r < 0 || lb->nosync) {    /* nosync: no log, no checkpoints */
+    if (lb->pin)                /* nor pages held for one */
+      mdb_txn_abort (lb->pin);
+    lb->pin = NULL;
+    t->lsn = lsn + 1;
+    t->redo_off = at;
+    return r;
+  }
+  int have = r < 0 ? r : redo_ckpt_read (&lb->redo, &c, false);
+  if (have < 0 && have != -ENOENT)
+    return have;
+  if (have < 0
+      || (lsn != c.lsn
+          && (lb->force_ckpt || !lb->pin || lb->pin_lsn != c.lsn
+              || lsn - c.lsn >= CKPT_RECORDS || at >= CKPT_LOG_BYTES))) {
+    r = checkpoint (lb, t->txn, lsn, have < 0 ? NULL : &c);
+    c.lsn = lsn;
+  }
+  else if (!lb->pin || lb->pin_lsn != c.lsn)
+    r = repin (lb, lsn);
+  t->lsn = lsn + 1;
+  t->redo_off = lsn == c.lsn ? 0 : at;
+  return r;
+}
+
+/* At a writable open, before anyone writes: applies the record a killed
+ * process logged but did not commit, or after a restart every record
+ * since the checkpoint (REBOOTED: the meta pages were put back); then
+ * checkpoints if anything was applied or there is no checkpoint yet. */
+static int
+recover (struct local_backend *lb, bool rebooted)
+{
+  struct redo_ckpt c;
+  MDB_txn *txn;
+  uint64_t lsn, at;
+  int r = mdb_errno (mdb_txn_begin (lb->env, NULL, 0, &txn));
+
+  if (r < 0)
+    return r;
+  r = meta_get_raw (lb, txn, "lsn", &lsn);
+  if (r == 0)
+    r = meta_get_raw (lb, txn, "redo-at", &at);
+  int have = r < 0 ? r : redo_ckpt_read (&lb->redo, &c, false);
+  if (have < 0 && have != -ENOENT) {
+    mdb_txn_abort (txn);
+    return have;
+  }
+  uint64_t off = have == 0 && lsn == c.lsn ? 0 : at, now = lsn;
+  struct replay rp = { lb, txn };
+  int applied = redo_replay (&lb->redo, &off, &now, replay_op, &rp);
+  if (applied > 0) {
+    r = meta_put_raw (lb, txn, "lsn", now);
+    if (r == 0)
+      r = meta_put_raw (lb, txn, "redo-at", off);
+    if (r == 0)
+      r = mdb_errno (mdb_txn_commit (txn));
+    else
+      mdb_txn_abort (txn);
+    if (r == 0)
+      r = mdb_errno (mdb_txn_begin (lb->env, NULL, 0, &txn));
+    if (r < 0)
+      return cairn_error (r, "applying the index's redo log: %s",
+                          strerror (-r));
+  }
+  else if (applied < 0) {
+    mdb_txn_abort (txn);
+    return cairn_error (applied, "reading the index's redo log: %s",
+                        strerror (-applied));
+  }
+  if (applied > 0 || have < 0 || rebooted)
+    r = checkpoint (lb, txn, now, have < 0 ? NULL : &c);
+  mdb_txn_abort (txn);
+  return r;
+}
+
+/* ---- Transactions ------------------------------------------------- */
 
 static int
 local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
@@ -269,24 +525,54 @@ local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
     free (t);
     return mdb_errno (rc);
   }
-  if (write)
-    ensure_headroom (lb, t->txn);
+  if (write) {
+    int r = lb->wal ? redo_begin (t) : 0;
+    if (r < 0) {
+      mdb_txn_abort (t->txn);
+      txn_free (t);
+      return r;
+    }
+  }
   *out = t;
   return 0;
 }
 
+/* The packs first (a record must be durable before the index names it),
+ * then the txn's redo record, then LMDB's commit, which does not flush. */
 static int
 local_txn_commit (struct cairn_btxn *t)
 {
+  struct local_backend *lb = t->lb;
+  bool logged = false;
   int r = 0;
 
-  if (t->appended && !t->lb->nosync
-      && (r = pack_writer_sync (&t->lb->writer)) < 0)
+  if (t->appended && !lb->nosync
+      && (r = pack_writer_sync (&lb->writer)) < 0)
     r = cairn_error (r, "syncing the packs written: %s", strerror (-r));
+  if (r == 0 && t->redo.len > 0) {
+    uint64_t end = t->redo_off
+      + (lb->nosync ? 0 : REDO_RECORD_HEADER + t->redo.len);
+    r = meta_put_raw (lb, t->txn, "lsn", t->lsn);
+    if (r == 0)
+      r = meta_put_raw (lb, t->txn, "redo-at", end);
+    if (r == 0 && !lb->nosync) {
+      r = redo_append (&lb->redo, t->redo_off, t->lsn, &t->redo, true, &end);
+      if (r < 0)
+        r = cairn_error (r, "writing the index's redo log: %s",
+                         strerror (-r));
+      logged = r == 0;
+      if (logged && ++lb->records == lb->kill_at_record)
+        raise (SIGKILL);        /* logged, not committed: tests only */
+    }
+  }
   if (r < 0)
     mdb_txn_abort (t->txn);
   else
     r = mdb_errno (mdb_txn_commit (t->txn));
+  if (r < 0 && logged)
+    redo_void (&lb->redo, t->redo_off);
+  else if (logged)
+    lb->wrote = true;
   txn_free (t);
   return r;
 }
@@ -301,17 +587,7 @@ local_txn_abort (struct cairn_btxn *t)
 static int
 meta_get_u64 (struct cairn_btxn *t, const char *name, uint64_t *v)
 {
-  MDB_val k = { strlen (name), (void *) name }, d;
-  int rc = mdb_get (t->txn, t->lb->tables[CAIRN_TABLE_META], &k, &d);
-  if (rc == MDB_NOTFOUND) {
-    *v = 0;
-    return 0;
-  }
-  if (rc)
-    return mdb_errno (rc);
-  *v = d.mv_size == 4 ? cairn_le32 (d.mv_data)
-    : d.mv_size == 8 ? cairn_le64 (d.mv_data) : 0;
-  return 0;
+  return meta_get_raw (t->lb, t->txn, name, v);
 }
 
 static int
@@ -320,8 +596,7 @@ meta_put_u32 (struct cairn_btxn *t, const char *name, uint32_t v)
   uint8_t buf[4];
   cairn_put_le32 (buf, v);
   MDB_val k = { strlen (name), (void *) name }, d = { 4, buf };
-  return mdb_errno (mdb_put (t->txn, t->lb->tables[CAIRN_TABLE_META],
-                             &k, &d, 0));
+  return logged_put (t, DB_TABLE (CAIRN_TABLE_META), &k, &d);
 }
 
 static int
@@ -470,9 +745,9 @@ freshen (struct cairn_btxn *t, enum cairn_object_type type, MDB_val *k,
   memcpy (copy, d->mv_data, d->mv_size);
   cairn_put_le64 ((uint8_t *) copy + at, epoch);
   MDB_val nd = { d->mv_size, copy };
-  int rc = mdb_put (t->txn, t->lb->objects[type], k, &nd, 0);
+  int r = logged_put (t, type, k, &nd);
   free (copy);
-  return mdb_errno (rc);
+  return r;
 }
 
 static int
@@ -520,7 +795,7 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
     chunk_entry_encode (entry, &info);
     d.mv_size = sizeof entry;
     d.mv_data = entry;
-    return mdb_errno (mdb_put (t->txn, lb->objects[type], &k, &d, 0));
+    return logged_put (t, type, &k, &d);
   }
 
   d.mv_size = INLINE_HEADER_SIZE + len;
@@ -529,7 +804,7 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
     return mdb_errno (rc);
   cairn_put_le64 (d.mv_data, epoch);
   memcpy ((uint8_t *) d.mv_data + INLINE_HEADER_SIZE, data, len);
-  return 0;
+  return log_op (t, REDO_PUT, type, &k, &d);
 }
 
 static int
@@ -584,7 +859,7 @@ local_object_delete (struct cairn_btxn *t, enum cairn_object_type type,
   MDB_val k = { CAIRN_ID_SIZE, (void *) id->bytes };
   if (!t->write)
     return -EROFS;
-  return mdb_errno (mdb_del (t->txn, t->lb->objects[type], &k, NULL));
+  return logged_del (t, type, &k);
 }
 
 static int
@@ -651,7 +926,7 @@ local_record_put (struct cairn_btxn *t, enum cairn_table table,
   if (!t->write)
     return -EROFS;
   touch_index (t->lb);
-  return mdb_errno (mdb_put (t->txn, t->lb->tables[table], &k, &d, 0));
+  return logged_put (t, DB_TABLE (table), &k, &d);
 }
 
 static int
@@ -661,32 +936,20 @@ local_record_delete (struct cairn_btxn *t, enum cairn_table table,
   MDB_val k = { klen, (void *) key };
   if (!t->write)
     return -EROFS;
-  return mdb_errno (mdb_del (t->txn, t->lb->tables[table], &k, NULL));
+  return logged_del (t, DB_TABLE (table), &k);
 }
 
 static int
 local_record_delete_prefix (struct cairn_btxn *t, enum cairn_table table,
                             const void *prefix, size_t plen)
 {
-  MDB_cursor *c;
-  MDB_val k = { plen, (void *) prefix }, d;
-  int rc;
+  MDB_val k = { plen, (void *) prefix };
 
   if (!t->write)
     return -EROFS;
-  rc = mdb_cursor_open (t->txn, t->lb->tables[table], &c);
-  if (rc)
-    return mdb_errno (rc);
-  rc = plen ? mdb_cursor_get (c, &k, &d, MDB_SET_RANGE)
-    : mdb_cursor_get (c, &k, &d, MDB_FIRST);
-  while (rc == 0 && k.mv_size >= plen
-         && memcmp (k.mv_data, prefix, plen) == 0) {
-    rc = mdb_cursor_del (c, 0);
-    if (rc == 0)
-      rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
-  }
-  mdb_cursor_close (c);
-  return rc == 0 || rc == MDB_NOTFOUND || rc == EINVAL ? 0 : mdb_errno (rc);
+  int r = delete_prefix (t->txn, t->lb->tables[table], prefix, plen);
+  return r < 0 ? r : log_op (t, REDO_DELETE_PREFIX, DB_TABLE (table), &k,
+                             NULL);
 }
 
 static int
@@ -776,15 +1039,34 @@ void
 cairn_backend_local_set_nosync (struct cairn_backend *b, bool nosync)
 {
   struct local_backend *lb = local (b);
+  /* Leaving it, the state has changes the log never saw. */
+  if (lb->nosync && !nosync)
+    lb->force_ckpt = true;
   lb->nosync = nosync;
-  mdb_env_set_flags (lb->env, MDB_NOSYNC, nosync);
+  if (!lb->wal)
+    mdb_env_set_flags (lb->env, MDB_NOSYNC, nosync);
 }
 
 static void
 local_close (struct cairn_backend *b)
 {
   struct local_backend *lb = local (b);
+  MDB_txn *txn;
 
+  /* Leave a checkpoint of what this process logged: a clean exit leaves
+   * LMDB's file complete on its own. */
+  if (lb->wal && lb->wrote && !lb->nosync
+      && mdb_txn_begin (lb->env, NULL, 0, &txn) == 0) {
+    struct redo_ckpt c;
+    uint64_t lsn;
+    if (meta_get_raw (lb, txn, "lsn", &lsn) == 0
+        && redo_ckpt_read (&lb->redo, &c, false) == 0 && c.lsn != lsn)
+      checkpoint (lb, txn, lsn, &c);
+    mdb_txn_abort (txn);
+  }
+  if (lb->pin)
+    mdb_txn_abort (lb->pin);
+  redo_close (&lb->redo);
   pack_writer_close (&lb->writer);
   pack_readers_free (&lb->readers);
   mdb_env_close (lb->env);
@@ -832,6 +1114,70 @@ open_databases (struct local_backend *lb)
   return mdb_errno (mdb_txn_commit (txn));
 }
 
+/* Whether the checkpoint in INDEX_DIR was made in an earlier boot: then
+ * LMDB's file may hold pages written after it, and its meta pages must be
+ * put back.  1 yes, 0 no (or no checkpoint), or an error. */
+static int
+checkpoint_from_earlier_boot (struct redo_log *l, struct redo_ckpt *c,
+                              bool metas)
+{
+  char boot[REDO_BOOT_ID_SIZE];
+  int r = redo_ckpt_read (l, c, metas);
+
+  if (r == -ENOENT)
+    return 0;
+  if (r < 0)
+    return r;
+  redo_boot_id (boot);
+  if (strcmp (boot, c->boot_id) != 0)
+    return 1;
+  redo_ckpt_free (c);
+  return 0;
+}
+
+static int
+needs_restore (const char *index_dir)
+{
+  char path[4096 + 32];
+  struct redo_log l = { .fd = -1 };
+  struct redo_ckpt c;
+
+  snprintf (path, sizeof path, "%s/redo.ckpt", index_dir);
+  l.ckpt_fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (l.ckpt_fd == -1)
+    return errno == ENOENT ? 0 : -errno;
+  int r = checkpoint_from_earlier_boot (&l, &c, false);
+  if (r > 0)
+    redo_ckpt_free (&c);
+  redo_close (&l);
+  return r;
+}
+
+/* Before LMDB opens its file: after a restart, write the checkpoint's
+ * meta pages back over whatever newer ones reached the disk.  The pages
+ * they name are intact: the pins kept anyone from reusing them. */
+static int
+restore_metas (struct local_backend *lb, const char *index_dir,
+               bool *rebooted)
+{
+  char path[4096 + 32];
+  struct redo_ckpt c;
+  int r = checkpoint_from_earlier_boot (&lb->redo, &c, true);
+
+  *rebooted = r > 0;
+  if (r <= 0)
+    return r;
+  snprintf (path, sizeof path, "%s/data.mdb", index_dir);
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+  r = fd == -1 ? -errno : cairn_pwrite_all (fd, c.metas, 2 * c.psize, 0);
+  if (r == 0 && fdatasync (fd) == -1)
+    r = -errno;
+  if (fd >= 0)
+    close (fd);
+  redo_ckpt_free (&c);
+  return r;
+}
+
 int
 cairn_backend_local_open (const char *store_path, bool readonly,
                           struct cairn_backend **out)
@@ -840,6 +1186,7 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   struct local_backend *lb = calloc (1, sizeof *lb);
   uint64_t map_size = DEFAULT_MAP_SIZE;
   const char *env_map = getenv ("CAIRN_INDEX_MAP_SIZE");
+  bool rebooted = false;
   int r;
 
   if (!lb)
@@ -861,16 +1208,47 @@ cairn_backend_local_open (const char *store_path, bool readonly,
     return -ENOMEM;
   }
 
+  lb->redo.fd = lb->redo.ckpt_fd = -1;
+  snprintf (path, sizeof path, "%s/index", store_path);
+  if (readonly) {
+    /* A restart since the last checkpoint needs the recovery only a
+     * writable open does: do one first. */
+    r = needs_restore (path);
+    if (r > 0) {
+      struct cairn_backend *w;
+      r = cairn_backend_local_open (store_path, false, &w);
+      if (r < 0) {
+        r = cairn_error (r, "the index needs recovery after a restart, "
+                         "which needs write access: %s", strerror (-r));
+        goto err;
+      }
+      local_close (w);
+    }
+  }
+  else {
+    const char *kill_at = getenv ("CAIRN_TEST_KILL_AT_RECORD");
+    lb->kill_at_record = kill_at ? atol (kill_at) : 0;
+    lb->wal = true;
+    r = redo_open (&lb->redo, path, true);
+    if (r == 0 && flock (lb->redo.ckpt_fd, LOCK_EX) == -1)
+      r = -errno;
+    if (r == 0)
+      r = restore_metas (lb, path, &rebooted);
+    if (r < 0) {
+      r = cairn_error (r, "opening the index's redo log: %s", strerror (-r));
+      goto err;
+    }
+  }
+
   r = mdb_errno (mdb_env_create (&lb->env));
   if (r < 0)
     goto err;
   mdb_env_set_maxdbs (lb->env, CAIRN_OBJECT_TYPES + CAIRN_TABLES + 2);
   mdb_env_set_maxreaders (lb->env, 1022);
   mdb_env_set_mapsize (lb->env, map_size);
-  snprintf (path, sizeof path, "%s/index", store_path);
   r = mdb_errno (mdb_env_open (lb->env, path,
                                MDB_NOTLS | MDB_NORDAHEAD
-                               | (readonly ? MDB_RDONLY : 0),
+                               | (readonly ? MDB_RDONLY : MDB_NOSYNC),
                                0644));
   if (r < 0)
     goto err_env;
@@ -884,14 +1262,21 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   if (mdb_env_get_fd (lb->env, &fd) == 0)
     find_map (fd, &lb->map, &lb->map_len);
   r = open_databases (lb);
+  if (r == 0 && lb->wal)
+    r = recover (lb, rebooted);
   if (r < 0)
     goto err_env;
+  if (lb->wal)
+    flock (lb->redo.ckpt_fd, LOCK_UN);
   *out = &lb->base;
   return 0;
 
  err_env:
+  if (lb->pin)
+    mdb_txn_abort (lb->pin);
   mdb_env_close (lb->env);
  err:
+  redo_close (&lb->redo);
   pack_readers_free (&lb->readers);
   free (lb->packs_dir);
   free (lb);
@@ -1191,8 +1576,7 @@ cairn_chunk_relocate (struct cairn_btxn *t, const struct cairn_id *id,
   chunk_entry_encode (entry, &info);
   d.mv_size = sizeof entry;
   d.mv_data = entry;
-  return mdb_errno (mdb_put (t->txn, t->lb->objects[CAIRN_OBJECT_CHUNK],
-                             &k, &d, 0));
+  return logged_put (t, CAIRN_OBJECT_CHUNK, &k, &d);
 }
 
 int
@@ -1238,31 +1622,47 @@ cairn_btxn_snapshot (struct cairn_btxn *t)
 }
 
 /* mdb_reader_list() prints "pid thread txnid" rows, txnid "-" for a slot
- * with no transaction. */
+ * with no transaction.  Pins (redo.h) read nothing: they are left out.
+ * A reader that happens to be on a pinned snapshot is no worse off: one
+ * that finds a pack gone retries with a fresh snapshot (store/chunk.c). */
+struct oldest {
+  uint64_t snapshot;
+  uint64_t pins[REDO_PINS];
+};
+
 static int
 oldest_reader_row (const char *msg, void *arg)
 {
-  uint64_t *oldest = arg;
+  struct oldest *o = arg;
   unsigned long long txnid;
   int pid;
   char thread[32];
 
-  if (sscanf (msg, "%d %31s %llu", &pid, thread, &txnid) == 3
-      && txnid < *oldest)
-    *oldest = txnid;
+  if (sscanf (msg, "%d %31s %llu", &pid, thread, &txnid) != 3)
+    return 0;
+  for (int i = 0; i < REDO_PINS; i++)
+    if (o->pins[i] == txnid)
+      return 0;
+  if (txnid < o->snapshot)
+    o->snapshot = txnid;
   return 0;
 }
 
 int
 cairn_index_oldest_reader (struct cairn_backend *b, uint64_t *snapshot)
 {
+  struct local_backend *lb = local (b);
+  struct oldest o = { .snapshot = UINT64_MAX };
+  struct redo_ckpt c;
   int dead, r = local_only (b);
 
   if (r < 0)
     return r;
-  mdb_reader_check (local (b)->env, &dead);
-  *snapshot = UINT64_MAX;
-  return mdb_reader_list (local (b)->env, oldest_reader_row, snapshot) < 0
-    ? -EIO : 0;
+  if (lb->wal && redo_ckpt_read (&lb->redo, &c, false) == 0)
+    memcpy (o.pins, c.pins, sizeof o.pins);
+  mdb_reader_check (lb->env, &dead);
+  r = mdb_reader_list (lb->env, oldest_reader_row, &o) < 0 ? -EIO : 0;
+  *snapshot = o.snapshot;
+  return r;
 }
 /* ---- end of pack maintenance, for gc ------------------------------ */

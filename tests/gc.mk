@@ -12,7 +12,8 @@ gc_unit_tests = \
 	unit/test-gc-crash \
 	unit/test-gc-seal-race \
 	unit/test-branch-detach-tail \
-	unit/test-gc-reader-fds
+	unit/test-gc-reader-fds \
+	unit/test-index-power-loss
 check_PROGRAMS += $(gc_unit_tests)
 TESTS += $(gc_unit_tests)
 
@@ -24,6 +25,9 @@ unit_test_fsck_SOURCES = unit/test-fsck.c unit/gc-fixture.h
 unit_test_fsck_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_concurrent_SOURCES = unit/test-gc-concurrent.c unit/gc-fixture.h
 unit_test_gc_concurrent_LDADD = $(GC_TEST_LIBS)
+unit_test_index_power_loss_SOURCES = unit/test-index-power-loss.c \
+	unit/gc-fixture.h
+unit_test_index_power_loss_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_crash_SOURCES = unit/test-gc-crash.c unit/gc-fixture.h
 unit_test_gc_crash_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_seal_race_SOURCES = unit/test-gc-seal-race.c unit/gc-fixture.h
