@@ -471,12 +471,12 @@ cmd_cat (struct cli *cli, int argc, char **argv)
       fwrite (v.data, 1, v.len, stdout);
   }
   else if (cairn_id_from_hex (spec, &id) == 0) {
-    struct cairn_id children[256];
+    struct cairn_id children[CAIRN_TREE_FANOUT];
     unsigned level;
     cairn_clear_error ();
     if ((r = cairn_tree_node_read (txn, &id, &level, children)) == 0) {
       printf ("tree node, level %u\n", level);
-      for (int i = 0; i < 256; i++)
+      for (int i = 0; i < CAIRN_TREE_FANOUT; i++)
         if (!cairn_id_is_zero (&children[i])) {
           char hex[CAIRN_HEX_SIZE + 1];
           cairn_id_to_hex (&children[i], hex);

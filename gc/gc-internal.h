@@ -7,8 +7,8 @@
 
 /* Sizes of the store's formats that gc counts with (store/tree.c,
  * store/pack.h, store/backend-local.c). */
-#define GC_MAX_LEVELS 8         /* deepest tree */
-#define GC_FANOUT 256           /* children of a tree node */
+#define GC_MAX_LEVELS CAIRN_TREE_MAX_LEVELS
+#define GC_FANOUT CAIRN_TREE_FANOUT
 #define GC_PACK_HEADER 16       /* a pack file's header */
 #define GC_RECORD_OVERHEAD 48   /* a chunk record's header in a pack */
 #define GC_INLINE_OVERHEAD 8    /* an inline object's epoch in the index */

@@ -60,9 +60,10 @@ void *chunk_cache_buffer (struct chunk_cache *c);
 void chunk_cache_release (struct chunk_cache *c, void *data);
 
 /* tree.c */
-#define TREE_FANOUT_BITS 8
+#define TREE_FANOUT_BITS 6
 #define TREE_FANOUT (1 << TREE_FANOUT_BITS)
-#define TREE_MAX_LEVELS 8
+_Static_assert (TREE_FANOUT == CAIRN_TREE_FANOUT, "store.h's fan-out");
+#define TREE_MAX_LEVELS CAIRN_TREE_MAX_LEVELS   /* 66 bits of chunk index */
 /* The chunk id at INDEX of tree ROOT. */
 int tree_lookup (struct cairn_txn *txn, const struct cairn_id *root,
                  unsigned levels, uint64_t index, struct cairn_id *id);

@@ -2,7 +2,8 @@
  *
  * STORE/config is text, one "key value" per line, written once by init:
  *
- *   cairn-store 1                 format version of the whole store
+ *   cairn-store 2                 format version of the whole store
+ *                                 (1: tree fan-out 256, no redo log)
  *   chunk-size 65536              bytes per chunk, a power of two
  *   compress zstd:1               or "none"
  *   created 2026-11-21T10:00:00.000000000Z
@@ -123,7 +124,7 @@ cairn_store_init (const char *path, const struct cairn_store_options *opts)
   else
     snprintf (comp, sizeof comp, "zstd:%d", level);
   int n = snprintf (config, sizeof config,
-                    "cairn-store 1\nchunk-size %u\ncompress %s\ncreated %s\n",
+                    "cairn-store 2\nchunk-size %u\ncompress %s\ncreated %s\n",
                     cs, comp, when);
   snprintf (p, sizeof p, "%s/config", path);
   r = cairn_write_file_atomic (p, config, n);
@@ -146,7 +147,9 @@ parse_config (struct cairn_store *s, char *text)
     if (sscanf (line, "%63s %255s", key, value) != 2)
       return -EBADMSG;
     if (strcmp (key, "cairn-store") == 0) {
-      if (strcmp (value, "1") != 0)
+      if (strcmp (value, "1") == 0)
+        return -EPROTO;
+      if (strcmp (value, "2") != 0)
         return CAIRN_EVERSION;
       version = true;
     }
@@ -192,6 +195,12 @@ cairn_store_open (const char *path, unsigned flags, struct cairn_store **out)
   if (r == CAIRN_EVERSION) {
     free (s);
     return cairn_error (r, "%s was made by a newer cairn", path);
+  }
+  if (r == -EPROTO) {
+    free (s);
+    return cairn_error (CAIRN_EVERSION, "%s was made by an older cairn "
+                        "(store format 1): export its branches with that "
+                        "cairn and import them into a new store", path);
   }
   if (r < 0) {
     free (s);

@@ -461,7 +461,12 @@ int cairn_tree_update (struct cairn_txn *txn, const struct cairn_volume *base,
                        const struct cairn_tree_change *changes, size_t n,
                        struct cairn_volume *out);
 
-/* Reads tree node ID: its level and its 256 children (zero: hole). */
+/* Children per tree node, and the most levels a tree has. */
+#define CAIRN_TREE_FANOUT 64
+#define CAIRN_TREE_MAX_LEVELS 11
+
+/* Reads tree node ID: its level and its CAIRN_TREE_FANOUT children (zero:
+ * hole). */
 int cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
                           unsigned *level, struct cairn_id *children);
 

@@ -66,14 +66,14 @@ main (void)
     return 1;
 
   is_int (cairn_tree_levels (1, 65536), 1, "one chunk: one level");
-  is_int (cairn_tree_levels (256ULL * 65536, 65536), 1, "256 chunks: one level");
-  is_int (cairn_tree_levels (257ULL * 65536, 65536), 2, "257 chunks: two");
+  is_int (cairn_tree_levels (64ULL * 65536, 65536), 1, "64 chunks: one level");
+  is_int (cairn_tree_levels (65ULL * 65536, 65536), 2, "65 chunks: two");
   is_int (cairn_tree_levels (8ULL << 30, 65536), 3, "8 GiB of 64 KiB: three");
-  is_int (cairn_tree_levels (1ULL << 40, 65536), 3, "1 TiB of 64 KiB: three");
-  is_int (cairn_tree_levels (1ULL << 40, 4096), 4, "1 TiB of 4 KiB: four");
+  is_int (cairn_tree_levels (1ULL << 40, 65536), 4, "1 TiB of 64 KiB: four");
+  is_int (cairn_tree_levels (1ULL << 40, 4096), 5, "1 TiB of 4 KiB: five");
 
-  /* A 1 TiB volume (3 levels) with 20000 chunks scattered over it. */
-  unsigned levels = 3;
+  /* A 1 TiB volume (4 levels) with 20000 chunks scattered over it. */
+  unsigned levels = 4;
   size_t n = 20000;
   struct tree_change *ch = malloc (n * sizeof *ch);
   srand (7);
@@ -208,18 +208,18 @@ main (void)
 
   /* Trees of different heights: a 1-level tree against a 3-level one. */
   struct tree_change small[2] = { { 3, fake_chunk (3) },
-                                  { 200, fake_chunk (200) } };
+                                  { 50, fake_chunk (50) } };
   struct cairn_id r1, r3;
   tree_update (txn, &cairn_zero_id, 1, small, 2, &r1);
   tree_update (txn, &cairn_zero_id, 3, small, 2, &r3);
   c.n = 0;
   cairn_tree_diff (txn, &r1, 1, &r3, 3, collect_diff, &c);
   is_int (c.n, 0, "the same chunks at different heights do not differ");
-  small[1].id = fake_chunk (201);
+  small[1].id = fake_chunk (51);
   tree_update (txn, &cairn_zero_id, 3, small, 2, &r3);
   c.n = 0;
   cairn_tree_diff (txn, &r1, 1, &r3, 3, collect_diff, &c);
-  ok (c.n == 1 && c.idx[0] == 200, "a changed chunk across heights");
+  ok (c.n == 1 && c.idx[0] == 50, "a changed chunk across heights");
 
   cairn_txn_commit (s, txn);
   free (c.idx);
