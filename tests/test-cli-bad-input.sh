@@ -59,6 +59,19 @@ ok "init over an existing store is refused" \
   bash -c "[ $rc -eq 1 ] && grep -q 'already a cairn store' <<< \"$err\""
 ok "and changed nothing" [ "$(store_fingerprint)" = "$before" ]
 
+# Stores of another format: refused before anything is read or written.
+for fmt in 1 3; do
+  mkdir "$TMP/format$fmt" "$TMP/format$fmt/index"
+  printf 'cairn-store %s\nchunk-size 65536\ncompress zstd:1\n' $fmt \
+    > "$TMP/format$fmt/config"
+  CAIRN_STORE="$TMP/format$fmt" run_cairn log
+  want=$([ $fmt = 1 ] && echo "made by an older cairn" || echo "made by a newer cairn")
+  ok "a store of format $fmt: exit 1, one line: $err" \
+    bash -c "[ $rc -eq 1 ] && one_line () { [ \$(printf '%s\n' \"\$1\" | wc -l) -eq 1 ]; } && one_line \"$err\" && grep -q '$want' <<< \"$err\""
+  ok "and nothing was written to it" \
+    [ -z "$(ls "$TMP/format$fmt/index")" ]
+done
+
 # An ambiguous prefix: commit until two ids share their first 4 digits
 # (about 300 commits on average; the chance of needing 4000 is e^-122).
 amb=
