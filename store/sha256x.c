@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <openssl/sha.h>
 
 #include "store/util.h"
 
@@ -116,7 +115,7 @@ cairn_sha256_many_lanes (unsigned max, const void *const *data, size_t n,
     i += m;
   }
   for (; i < n; i++)
-    SHA256 (data[i], len, out[i].bytes);
+    cairn_sha256 (data[i], len, &out[i]);
   return unit.lanes;
 }
 

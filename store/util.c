@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "store/util.h"
@@ -118,10 +119,25 @@ cairn_compute_end (void)
   idle = false;
 }
 
+/* OpenSSL 3's SHA256() looks the algorithm up on every call, which cost
+ * more than hashing a 2 KiB tree node: look it up once. */
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch (void)
+{
+  sha256_md = EVP_MD_fetch (NULL, "SHA256", NULL);
+}
+
 void
 cairn_sha256 (const void *data, size_t len, struct cairn_id *out)
 {
-  SHA256 (data, len, out->bytes);
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+  pthread_once (&once, sha256_fetch);
+  if (!sha256_md || !EVP_Digest (data, len, out->bytes, NULL, sha256_md,
+                                 NULL))
+    SHA256 (data, len, out->bytes);
 }
 
 void
