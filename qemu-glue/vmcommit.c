@@ -107,14 +107,8 @@ state_append (void *opaque, const void *buf, size_t len)
 {
   struct state_buffer *b = opaque;
 
-  if (b->len + len > b->cap) {
-    size_t cap = CAIRN_MAX (b->cap * 2, b->len + len + 65536);
-    uint8_t *p = realloc (b->data, cap);
-    if (!p)
-      return -ENOMEM;
-    b->data = p;
-    b->cap = cap;
-  }
+  if (cairn_reserve (&b->data, &b->cap, b->len + len, 65536) < 0)
+    return -ENOMEM;
   memcpy (b->data + b->len, buf, len);
   b->len += len;
   return 0;

@@ -78,14 +78,8 @@ redo_buf_add (struct redo_buf *b, enum redo_op op, unsigned db,
 {
   size_t need = REDO_OP_HEADER + klen + vlen;
 
-  if (b->len + need > b->cap) {
-    size_t cap = CAIRN_MAX (b->cap * 2, b->len + need + 4096);
-    uint8_t *p = realloc (b->p, cap);
-    if (!p)
-      return -ENOMEM;
-    b->p = p;
-    b->cap = cap;
-  }
+  if (cairn_reserve (&b->p, &b->cap, b->len + need, 4096) < 0)
+    return -ENOMEM;
   uint8_t *o = b->p + b->len;
   o[0] = op;
   o[1] = db;

@@ -510,6 +510,20 @@ cairn_read_file (const char *path, char **data, size_t *len)
 }
 
 int
+cairn_reserve (void *p, size_t *cap, size_t need, size_t step)
+{
+  if (need <= *cap)
+    return 0;
+  size_t ncap = CAIRN_MAX (*cap * 2, need + step);
+  void *np = realloc (*(void **) p, ncap);
+  if (!np)
+    return -ENOMEM;
+  *(void **) p = np;
+  *cap = ncap;
+  return 0;
+}
+
+int
 cairn_pread_all (int fd, void *buf, size_t len, uint64_t off)
 {
   char *p = buf;
