@@ -24,6 +24,8 @@
  *   "epoch"      8  current gc epoch (gc/ bumps it when a run starts)
  *   "next-pack"  4  lowest pack number never handed out
  *   "next-wid"   8  next branch-volume working id (branch.h)
+ *   "lsn"        8  the redo log's sequence number of the last transaction
+ *   "redo-at"    8  where in the redo log the next record goes (redo.h)
  *
  * The other tables ("refs", "work", "tombstones", "retention", "sessions",
  * "vms") hold records whose formats the modules that own them document.
