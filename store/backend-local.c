@@ -116,6 +116,7 @@ struct local_backend {
   struct redo_log redo;
   MDB_txn *pin;                 /* read txn on the checkpoint we pin */
   uint64_t pin_lsn;
+  uint64_t pin_pages;           /* LMDB's last page when pinned */
   bool force_ckpt;              /* next write txn checkpoints first */
   bool wrote;                   /* logged a record since opening */
   long kill_at_record;          /* tests: SIGKILL after this many records */
@@ -247,6 +248,11 @@ txn_free (struct cairn_btxn *t)
  * pages LMDB cannot reuse meanwhile (the pin holds them). */
 #define CKPT_RECORDS 256
 #define CKPT_LOG_BYTES (4ULL << 20)
+/* ... or once LMDB's file has grown by this many pages since: random
+ * index updates (sealing chunks all over a big volume) dirty tens of
+ * pages a record, and with none of them reused the file would grow by
+ * that much per record. */
+#define CKPT_GROWTH_PAGES 2048
 
 /* Databases by number, as the log names them. */
 #define DB_TABLE(table) (CAIRN_OBJECT_TYPES + (table))
@@ -381,6 +387,8 @@ repin (struct local_backend *lb, uint64_t lsn)
     return mdb_errno (rc);
   }
   lb->pin_lsn = lsn;
+  MDB_envinfo info;
+  lb->pin_pages = mdb_env_info (lb->env, &info) == 0 ? info.me_last_pgno : 0;
   return 0;
 }
 
@@ -443,10 +451,14 @@ redo_begin (struct cairn_btxn *t)
   int have = r < 0 ? r : redo_ckpt_read (&lb->redo, &c, false);
   if (have < 0 && have != -ENOENT)
     return have;
+  MDB_envinfo info;
+  bool grown = mdb_env_info (lb->env, &info) == 0
+    && info.me_last_pgno >= lb->pin_pages + CKPT_GROWTH_PAGES;
   if (have < 0
       || (lsn != c.lsn
           && (lb->force_ckpt || !lb->pin || lb->pin_lsn != c.lsn
-              || lsn - c.lsn >= CKPT_RECORDS || at >= CKPT_LOG_BYTES))) {
+              || lsn - c.lsn >= CKPT_RECORDS || at >= CKPT_LOG_BYTES
+              || grown))) {
     r = checkpoint (lb, t->txn, lsn, have < 0 ? NULL : &c);
     c.lsn = lsn;
   }
