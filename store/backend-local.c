@@ -293,6 +293,25 @@ meta_put_raw (struct local_backend *lb, MDB_txn *txn, const char *name,
   return mdb_errno (mdb_put (txn, lb->tables[CAIRN_TABLE_META], &k, &d, 0));
 }
 
+/* Where the index stands in the log, read in write txn TXN: *LSN, the
+ * current checkpoint *C, and *AT where the next record goes - redo-at,
+ * or 0 if nothing was logged since the checkpoint.  0, or -ENOENT if
+ * there is no checkpoint yet (*AT is then redo-at), or an error. */
+static int
+log_position (struct local_backend *lb, MDB_txn *txn, uint64_t *lsn,
+              uint64_t *at, struct redo_ckpt *c)
+{
+  int r = meta_get_raw (lb, txn, "lsn", lsn);
+
+  if (r == 0)
+    r = meta_get_raw (lb, txn, "redo-at", at);
+  if (r == 0)
+    r = redo_ckpt_read (&lb->redo, c, false);
+  if (r == 0 && *lsn == c->lsn)
+    *at = 0;
+  return r;
+}
+
 static int
 log_op (struct cairn_btxn *t, enum redo_op op, unsigned db,
         const MDB_val *k, const MDB_val *d)
@@ -399,7 +418,8 @@ static int
 checkpoint (struct local_backend *lb, MDB_txn *txn, uint64_t lsn,
             const struct redo_ckpt *prev)
 {
-  struct redo_ckpt c = { .lsn = lsn, .txnid = mdb_txn_id (txn) - 1 };
+  struct redo_ckpt c = { .lsn = lsn, .txnid = mdb_txn_id (txn) - 1,
+                        .seq = prev ? prev->seq + 1 : 1 };
   MDB_stat st;
   int fd, r;
 
@@ -436,19 +456,17 @@ redo_begin (struct cairn_btxn *t)
   struct local_backend *lb = t->lb;
   struct redo_ckpt c;
   uint64_t lsn = 0, at = 0;
-  int r = meta_get_raw (lb, t->txn, "lsn", &lsn);
+  int r;
 
-  if (r == 0)
-    r = meta_get_raw (lb, t->txn, "redo-at", &at);
-  if (r < 0 || lb->nosync) {    /* nosync: no log, no checkpoints */
+  if (lb->nosync) {             /* no log, no checkpoints */
     if (lb->pin)                /* nor pages held for one */
       mdb_txn_abort (lb->pin);
     lb->pin = NULL;
+    r = meta_get_raw (lb, t->txn, "lsn", &lsn);
     t->lsn = lsn + 1;
-    t->redo_off = at;
     return r;
   }
-  int have = r < 0 ? r : redo_ckpt_read (&lb->redo, &c, false);
+  int have = log_position (lb, t->txn, &lsn, &at, &c);
   if (have < 0 && have != -ENOENT)
     return have;
   MDB_envinfo info;
@@ -460,12 +478,12 @@ redo_begin (struct cairn_btxn *t)
               || lsn - c.lsn >= CKPT_RECORDS || at >= CKPT_LOG_BYTES
               || grown))) {
     r = checkpoint (lb, t->txn, lsn, have < 0 ? NULL : &c);
-    c.lsn = lsn;
+    at = 0;
   }
-  else if (!lb->pin || lb->pin_lsn != c.lsn)
-    r = repin (lb, lsn);
+  else
+    r = !lb->pin || lb->pin_lsn != c.lsn ? repin (lb, lsn) : 0;
   t->lsn = lsn + 1;
-  t->redo_off = lsn == c.lsn ? 0 : at;
+  t->redo_off = at;
   return r;
 }
 
@@ -478,20 +496,17 @@ recover (struct local_backend *lb, bool rebooted)
 {
   struct redo_ckpt c;
   MDB_txn *txn;
-  uint64_t lsn, at;
+  uint64_t lsn, off;
   int r = mdb_errno (mdb_txn_begin (lb->env, NULL, 0, &txn));
 
   if (r < 0)
     return r;
-  r = meta_get_raw (lb, txn, "lsn", &lsn);
-  if (r == 0)
-    r = meta_get_raw (lb, txn, "redo-at", &at);
-  int have = r < 0 ? r : redo_ckpt_read (&lb->redo, &c, false);
+  int have = log_position (lb, txn, &lsn, &off, &c);
   if (have < 0 && have != -ENOENT) {
     mdb_txn_abort (txn);
     return have;
   }
-  uint64_t off = have == 0 && lsn == c.lsn ? 0 : at, now = lsn;
+  uint64_t now = lsn;
   struct replay rp = { lb, txn };
   int applied = redo_replay (&lb->redo, &off, &now, replay_op, &rp);
   if (applied > 0) {
@@ -564,14 +579,13 @@ local_txn_commit (struct cairn_btxn *t)
       && (r = pack_writer_sync (&lb->writer)) < 0)
     r = cairn_error (r, "syncing the packs written: %s", strerror (-r));
   if (r == 0 && t->redo.len > 0) {
-    uint64_t end = t->redo_off
-      + (lb->nosync ? 0 : REDO_RECORD_HEADER + t->redo.len);
+    /* nosync: no record, but the lsn still names the state. */
     r = meta_put_raw (lb, t->txn, "lsn", t->lsn);
-    if (r == 0)
-      r = meta_put_raw (lb, t->txn, "redo-at", end);
     if (r == 0 && !lb->nosync) {
-      r = redo_append (&lb->redo, t->redo_off, t->lsn, &t->redo, true, &end);
-      if (r < 0)
+      r = meta_put_raw (lb, t->txn, "redo-at", t->redo_off
+                        + REDO_RECORD_HEADER + t->redo.len);
+      if (r == 0 && (r = redo_append (&lb->redo, t->redo_off, t->lsn,
+                                      &t->redo)) < 0)
         r = cairn_error (r, "writing the index's redo log: %s",
                          strerror (-r));
       logged = r == 0;
@@ -1072,9 +1086,8 @@ local_close (struct cairn_backend *b)
   if (lb->wal && lb->wrote && !lb->nosync
       && mdb_txn_begin (lb->env, NULL, 0, &txn) == 0) {
     struct redo_ckpt c;
-    uint64_t lsn;
-    if (meta_get_raw (lb, txn, "lsn", &lsn) == 0
-        && redo_ckpt_read (&lb->redo, &c, false) == 0 && c.lsn != lsn)
+    uint64_t lsn, at;
+    if (log_position (lb, txn, &lsn, &at, &c) == 0 && c.lsn != lsn)
       checkpoint (lb, txn, lsn, &c);
     mdb_txn_abort (txn);
   }

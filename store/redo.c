@@ -154,7 +154,7 @@ ensure_allocated (struct redo_log *l, uint64_t end)
 
 int
 redo_append (struct redo_log *l, uint64_t off, uint64_t lsn,
-             const struct redo_buf *b, bool sync, uint64_t *end)
+             const struct redo_buf *b)
 {
   uint8_t h[REDO_RECORD_HEADER] = { 0 };
   uint64_t e = off + REDO_RECORD_HEADER + b->len;
@@ -163,16 +163,12 @@ redo_append (struct redo_log *l, uint64_t off, uint64_t lsn,
   cairn_put_le32 (h + 4, b->len);
   cairn_put_le64 (h + 8, lsn);
   cairn_put_le32 (h + 16, crc32c (crc32c (0, h, 16), b->p, b->len));
-  if (sync)
-    ensure_allocated (l, e);
+  ensure_allocated (l, e);
   struct iovec iov[2] = { { h, sizeof h }, { b->p, b->len } };
   ssize_t n = pwritev (l->fd, iov, 2, off);
   if (n != (ssize_t) (e - off))
     return n < 0 ? -errno : -EIO;
-  if (sync && fdatasync (l->fd) == -1)
-    return -errno;
-  *end = e;
-  return 0;
+  return fdatasync (l->fd) == -1 ? -errno : 0;
 }
 
 int
@@ -290,14 +286,11 @@ redo_ckpt_read (struct redo_log *l, struct redo_ckpt *c, bool metas)
 int
 redo_ckpt_write (struct redo_log *l, struct redo_ckpt *c)
 {
-  struct redo_ckpt cur;
   uint8_t *slot = calloc (1, REDO_SLOT_HEADER + 2 * c->psize);
   int r;
 
   if (!slot)
     return -ENOMEM;
-  r = redo_ckpt_read (l, &cur, false);
-  c->seq = r == 0 ? cur.seq + 1 : 1;
   memcpy (slot, SLOT_MAGIC, 4);
   cairn_put_le64 (slot + 8, c->seq);
   cairn_put_le64 (slot + 16, c->lsn);

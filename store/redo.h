@@ -125,10 +125,10 @@ struct redo_log {
 int redo_open (struct redo_log *l, const char *index_dir, bool create);
 void redo_close (struct redo_log *l);
 
-/* Writes the record for LSN with B's operations at OFF and, if SYNC,
- * fdatasyncs it.  *END is where it ends. */
+/* Writes the record for LSN with B's operations at OFF (it ends
+ * REDO_RECORD_HEADER + b->len later) and fdatasyncs it. */
 int redo_append (struct redo_log *l, uint64_t off, uint64_t lsn,
-                 const struct redo_buf *b, bool sync, uint64_t *end);
+                 const struct redo_buf *b);
 /* Makes the record at OFF unreadable (its transaction did not commit). */
 int redo_void (struct redo_log *l, uint64_t off);
 
@@ -145,8 +145,9 @@ int redo_replay (struct redo_log *l, uint64_t *off, uint64_t *lsn,
 /* The current checkpoint: 0, -ENOENT if none was ever written, or an
  * error.  With METAS false, c->metas is left NULL. */
 int redo_ckpt_read (struct redo_log *l, struct redo_ckpt *c, bool metas);
-/* Writes C (with c->seq one past the current) to the slot not holding
- * the current checkpoint and fdatasyncs it. */
+/* Writes C to slot c->seq & 1 and fdatasyncs it.  c->seq must be one past
+ * the current checkpoint's (1 for the first): the slot written is then
+ * never the current one. */
 int redo_ckpt_write (struct redo_log *l, struct redo_ckpt *c);
 void redo_ckpt_free (struct redo_ckpt *c);
 
