@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <string.h>
 
-
 #include "store/util.h"
 
 static const uint32_t k256[64] = {

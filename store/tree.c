@@ -3,7 +3,10 @@
  * A volume's block map is a radix tree of fan-out 64 over chunk indexes:
  * a leaf (level 0) names up to 64 consecutive chunks, a node at level k
  * names up to 64 nodes of level k-1.  The height is the least that covers
- * the volume (8 GiB of 64 KiB chunks: 3 levels, 1 TiB: 4).
+ * the volume (8 GiB of 64 KiB chunks: 3 levels, 1 TiB: 4).  A missing
+ * child is the zero id, meaning "all zeros" at any level, and a node whose
+ * children are all zero is itself the zero id and is never stored: a
+ * sparse volume has a tiny tree, an empty one has none.
  *
  * Why 64: a commit hashes and stores the path from each changed chunk to
  * the root, one single SHA-256 after another (each node names the one
@@ -11,10 +14,7 @@
  * 1 MiB write to an 8 GiB volume hashed about 20 KiB; at 64 a full node is
  * 2 KiB, one more level costs less than that saves, and the commit took a
  * third less CPU here (where SHA-256 runs at 300-400 MB/s, without the
- * SHA extensions).  A missing child is the
- * zero id, meaning "all zeros" at any level, and a node whose children are
- * all zero is itself the zero id and is never stored: a sparse volume has a
- * tiny tree, an empty one has none.
+ * SHA extensions).
  *
  * Nodes are immutable and named by the SHA-256 of their serialized form,
  * so identical subtrees are stored once and an update rewrites only the

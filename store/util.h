@@ -136,12 +136,12 @@ int cairn_write_file_atomic (const char *path, const void *data, size_t len);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
 int cairn_read_file (const char *path, char **data, size_t *len);
 
-/* pread/pwrite that loop over short transfers and EINTR.  A read past the
- * end of the file returns -EIO (callers know the sizes they expect). */
 /* Grows the buffer *P of *CAP bytes to hold at least NEED, to twice its
  * size or NEED + STEP, whichever is more.  0 or -ENOMEM (*P unchanged). */
 int cairn_reserve (void *p, size_t *cap, size_t need, size_t step);
 
+/* pread/pwrite that loop over short transfers and EINTR.  A read past the
+ * end of the file returns -EIO (callers know the sizes they expect). */
 int cairn_pread_all (int fd, void *buf, size_t len, uint64_t off);
 int cairn_pwrite_all (int fd, const void *buf, size_t len, uint64_t off);
 

@@ -100,6 +100,23 @@ fixture_commit (struct cairn_store *s, const char *branch, uint64_t off,
   return r;
 }
 
+/* The commit SPEC (a branch, tag or id) names, into *ID. */
+static inline int
+fixture_resolve (struct cairn_store *s, const char *spec, struct cairn_id *id)
+{
+  struct cairn_txn *txn;
+  struct cairn_ref ref;
+  int r = cairn_txn_begin (s, false, &txn);
+
+  if (r < 0)
+    return r;
+  r = cairn_resolve (txn, spec, &ref);
+  cairn_txn_abort (s, txn);
+  if (r == 0)
+    *id = ref.commit;
+  return r;
+}
+
 /* A view of volume "disk" of commit ID (it outlives the transaction
  * that found the commit). */
 static inline int
