@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,69 +70,96 @@ volume_cmp (const void *a, const void *b)
                  ((const struct cairn_volume *) b)->name);
 }
 
+/* The commit text as it is built: a buffer that grows, and the first
+ * error.  A commit formats on every commit, so no stdio streams. */
+struct text {
+  char *buf;
+  size_t len, cap;
+  int err;
+};
+
+static void
+put (struct text *t, const char *s, size_t n)
+{
+  if (t->err == 0 && cairn_reserve (&t->buf, &t->cap, t->len + n + 1, 512) < 0)
+    t->err = -ENOMEM;
+  if (t->err)
+    return;
+  memcpy (t->buf + t->len, s, n);
+  t->len += n;
+  t->buf[t->len] = '\0';
+}
+
+/* KEY, then the strings up to NULL, then a newline. */
+static void
+put_line (struct text *t, const char *key, ...)
+{
+  va_list ap;
+
+  put (t, key, strlen (key));
+  va_start (ap, key);
+  for (const char *s; (s = va_arg (ap, const char *));)
+    put (t, s, strlen (s));
+  va_end (ap);
+  put (t, "\n", 1);
+}
+
 int
 cairn_commit_format (const struct cairn_commit *c, char **text, size_t *len)
 {
-  char *buf = NULL, hex[CAIRN_HEX_SIZE + 1], when[CAIRN_TIME_SIZE];
-  size_t size = 0;
-  FILE *f = open_memstream (&buf, &size);
+  char hex[CAIRN_HEX_SIZE + 1], when[CAIRN_TIME_SIZE], size[24], chunk[24];
+  struct text t = { 0 };
   struct cairn_volume *vols = NULL;
 
-  if (!f)
-    return -ENOMEM;
   if (c->vm && strchr (c->vm, '\n'))
-    goto invalid;
-  fputs (COMMIT_HEADER, f);
-  for (size_t i = 0; i < c->nparents; i++) {
-    cairn_id_to_hex (&c->parents[i], hex);
-    fprintf (f, "parent %s\n", hex);
-  }
-  cairn_time_format (c->time, when);
-  fprintf (f, "time %s\n", when);
+    return -EINVAL;
+  for (size_t i = 0; i < c->nlabels; i++)
+    if (!label_valid (c->labels[i]))
+      return -EINVAL;
   vols = malloc ((c->nvolumes + 1) * sizeof *vols);
   if (!vols)
-    goto nomem;
+    return -ENOMEM;
   memcpy (vols, c->volumes, c->nvolumes * sizeof *vols);
   qsort (vols, c->nvolumes, sizeof *vols, volume_cmp);
-  for (size_t i = 0; i < c->nvolumes; i++) {
+  for (size_t i = 0; i < c->nvolumes; i++)
     if (!cairn_volume_name_valid (vols[i].name)
-        || (i > 0 && strcmp (vols[i - 1].name, vols[i].name) == 0))
-      goto invalid;
+        || (i > 0 && strcmp (vols[i - 1].name, vols[i].name) == 0)) {
+      free (vols);
+      return -EINVAL;
+    }
+
+  put (&t, COMMIT_HEADER, strlen (COMMIT_HEADER));
+  for (size_t i = 0; i < c->nparents; i++) {
+    cairn_id_to_hex (&c->parents[i], hex);
+    put_line (&t, "parent ", hex, NULL);
+  }
+  cairn_time_format (c->time, when);
+  put_line (&t, "time ", when, NULL);
+  for (size_t i = 0; i < c->nvolumes; i++) {
     cairn_id_to_hex (&vols[i].root, hex);
-    fprintf (f, "volume %s size=%" PRIu64 " chunk=%" PRIu32 " root=%s\n",
-             vols[i].name, vols[i].size, vols[i].chunk_size, hex);
+    snprintf (size, sizeof size, "%" PRIu64, vols[i].size);
+    snprintf (chunk, sizeof chunk, "%" PRIu32, vols[i].chunk_size);
+    put_line (&t, "volume ", vols[i].name, " size=", size, " chunk=", chunk,
+              " root=", hex, NULL);
   }
   if (c->vm)
-    fprintf (f, "vm %s\n", c->vm);
-  for (size_t i = 0; i < c->nlabels; i++) {
-    if (!label_valid (c->labels[i]))
-      goto invalid;
-    fprintf (f, "label %s\n", c->labels[i]);
-  }
-  fputs ("\n", f);
+    put_line (&t, "vm ", c->vm, NULL);
+  for (size_t i = 0; i < c->nlabels; i++)
+    put_line (&t, "label ", c->labels[i], NULL);
+  put (&t, "\n", 1);
   if (c->message && *c->message) {
-    fputs (c->message, f);
+    put (&t, c->message, strlen (c->message));
     if (c->message[strlen (c->message) - 1] != '\n')
-      fputs ("\n", f);
+      put (&t, "\n", 1);
   }
   free (vols);
-  if (fclose (f) != 0) {
-    free (buf);
-    return -ENOMEM;
+  if (t.err) {
+    free (t.buf);
+    return t.err;
   }
-  *text = buf;
-  *len = size;
+  *text = t.buf;
+  *len = t.len;
   return 0;
-
- invalid:
-  fclose (f);
-  free (buf);
-  free (vols);
-  return -EINVAL;
- nomem:
-  fclose (f);
-  free (buf);
-  return -ENOMEM;
 }
 
 /* A strict decimal number, all of S. */
