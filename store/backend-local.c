@@ -56,12 +56,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/userfaultfd.h>
 #include <lmdb.h>
 
 #include "store/backend.h"
@@ -90,11 +93,14 @@ static const char *const table_db_names[CAIRN_TABLES] = {
 
 #define CHUNK_ENTRY_SIZE 32
 #define INLINE_HEADER_SIZE 8
-/* How often a process unmaps the index pages it has read (see
- * release_map): every so long, or every so many
- * accesses (a commit's scans read the whole index in less). */
+/* How a process keeps the index pages it maps in check (touch_index):
+ * it looks every so long, or every so many accesses (a commit's scans
+ * read the whole index in less); lets them be this much more than at
+ * open; and unmaps the map in this many slices. */
 #define MAP_RELEASE_NS (50 * 1000000LL)
 #define MAP_RELEASE_ACCESSES 128
+#define MAP_BUDGET (8ULL << 20)
+#define MAP_RELEASE_SLICES 16
 
 struct local_backend {
   struct cairn_backend base;
@@ -109,8 +115,13 @@ struct local_backend {
   struct pack_readers readers;
   _Atomic int64_t map_released; /* CLOCK_MONOTONIC ns */
   _Atomic uint64_t accesses;    /* to the index, counted by touch_index */
+  _Atomic unsigned map_slice;   /* the next release_map unmaps */
+  uint64_t file_rss;            /* file pages mapped at open, bytes */
+  _Atomic uint64_t map_ticks;   /* ticks outside sweeps (touch_index) */
+  _Atomic unsigned sweep_left;  /* slices the sweep under way has left */
   char *map;                    /* LMDB's map, NULL if not found */
   size_t map_len;
+  int map_uffd;                 /* see no_fault_around, or -1 */
   /* The redo log (redo.h); writable environments only. */
   bool wal;
   struct redo_log redo;
@@ -190,11 +201,50 @@ find_map (int fd, char **start, size_t *len)
   return r;
 }
 
-/* Unmaps from this process the index pages it has read.  LMDB maps the
- * whole index, and every page a reader touches stays in the process's RSS
- * until the kernel needs the memory.  The map is read-only (no
- * MDB_WRITEMAP): dropping its pages leaves them in the page cache, and a
- * read of one faults it back, also one in a transaction under way. */
+/* Turns off the kernel's fault-around for LMDB's map.  A fault on a page
+ * of a file's page cache maps up to 16 pages around it, or the whole
+ * folio it lies in (many pages, for what LMDB wrote in runs): a reader
+ * that looks up one random page then holds tens of pages in its RSS, and
+ * pays for mapping them.  The kernel maps one page a fault in a range
+ * registered with a userfaultfd for write-protection; asynchronous mode
+ * (Linux 6.7) allows it for any memory and needs no handler, and the map
+ * is never written (no MDB_WRITEMAP), so nothing else changes.  Best
+ * effort: without it (an older kernel, a read-only file) all works as
+ * before, only with more of the index mapped.  Measured: 100 random reads
+ * of a cached file took 1.6 us each and mapped 100 pages, against 4 us
+ * each and 30 MB. */
+static void
+no_fault_around (struct local_backend *lb)
+{
+#if defined(__linux__) && defined(SYS_userfaultfd)
+  /* Not in the headers of every distribution that has the kernel. */
+  const uint64_t wp_async = 1 << 15;    /* UFFD_FEATURE_WP_ASYNC */
+  const int user_mode_only = 1;         /* UFFD_USER_MODE_ONLY */
+  int fd = syscall (SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | user_mode_only);
+  struct uffdio_api api = { .api = UFFD_API, .features = wp_async };
+  struct uffdio_register reg = {
+    .range = { (uintptr_t) lb->map, lb->map_len },
+    .mode = UFFDIO_REGISTER_MODE_WP,
+  };
+
+  if (fd < 0)
+    return;
+  if (ioctl (fd, UFFDIO_API, &api) == 0 && (api.features & wp_async)
+      && ioctl (fd, UFFDIO_REGISTER, &reg) == 0)
+    lb->map_uffd = fd;
+  else
+    close (fd);
+#endif
+}
+
+/* Unmaps from this process the index pages it has read in the next of
+ * MAP_RELEASE_SLICES slices of the map.  LMDB maps the whole index, and
+ * every page a reader touches stays in the process's RSS until the kernel
+ * needs the memory.  The map is read-only (no MDB_WRITEMAP): dropping its
+ * pages leaves them in the page cache, and a read of one faults it back,
+ * also one in a transaction under way.  A slice at a time, so that no
+ * one access pays for unmapping (and faulting back) everything: a commit
+ * that did took twice as long as the others. */
 static int
 release_map (struct local_backend *lb)
 {
@@ -205,30 +255,70 @@ release_map (struct local_backend *lb)
     return -ENOENT;
   if (mdb_env_info (lb->env, &info) != 0 || mdb_env_stat (lb->env, &st) != 0)
     return -EIO;
-  size_t used = ((size_t) info.me_last_pgno + 1) * st.ms_psize;
-  if (madvise (lb->map, CAIRN_MIN (used, lb->map_len), MADV_DONTNEED) == -1)
+  size_t pages = CAIRN_MIN (info.me_last_pgno + 1, lb->map_len / st.ms_psize);
+  unsigned slice = atomic_fetch_add (&lb->map_slice, 1) % MAP_RELEASE_SLICES;
+  size_t from = pages * slice / MAP_RELEASE_SLICES;
+  size_t to = pages * (slice + 1) / MAP_RELEASE_SLICES;
+  if (to > from
+      && madvise (lb->map + from * st.ms_psize, (to - from) * st.ms_psize,
+                  MADV_DONTNEED) == -1)
     return -errno;
   return 0;
 }
 
-/* Every MAP_RELEASE_NS of use or MAP_RELEASE_ACCESSES accesses, an
- * access to the index unmaps the pages this process has read: random I/O
- * all over a big volume, and a commit's tree update and scans, read index
- * pages all over the map, and each would stay in the RSS once read.  The
- * hot ones fault back from the page cache. */
+/* The file pages this process maps, in bytes (statm's third field): the
+ * index's pages it has read, and the text of its program and libraries.
+ * 0 if unknown. */
+static uint64_t
+file_rss (void)
+{
+  char buf[128];
+  unsigned long size, resident, shared;
+  int fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0)
+    return 0;
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  if (sscanf (buf, "%lu %lu %lu", &size, &resident, &shared) != 3)
+    return 0;
+  return (uint64_t) shared * sysconf (_SC_PAGESIZE);
+}
+
+/* Every 1/MAP_RELEASE_SLICES of MAP_RELEASE_NS of use or of
+ * MAP_RELEASE_ACCESSES accesses is a tick.  Every MAP_RELEASE_SLICES
+ * ticks, an access to the index looks at how many file pages this
+ * process maps, and once that is MAP_BUDGET more than at open, starts a
+ * sweep: the next MAP_RELEASE_SLICES ticks unmap a slice of the map each.
+ * Random I/O all over a big volume, and a commit's tree update and scans,
+ * read index pages all over the map, and each would stay in the RSS once
+ * read.  Unmapping costs little, but faulting the hot pages back costs
+ * the next accesses, a commit most (tens of us): so the map is unmapped
+ * only when that much of it is mapped, and a slice at a time. */
 static void
 touch_index (struct local_backend *lb)
 {
+  const uint64_t every = MAP_RELEASE_ACCESSES / MAP_RELEASE_SLICES;
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
   int64_t now = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
   int64_t last = atomic_load (&lb->map_released);
-  bool many = atomic_fetch_add (&lb->accesses, 1) % MAP_RELEASE_ACCESSES
-    == MAP_RELEASE_ACCESSES - 1;
+  bool many = atomic_fetch_add (&lb->accesses, 1) % every == every - 1;
 
-  if ((many || now - last >= MAP_RELEASE_NS)
-      && atomic_compare_exchange_strong (&lb->map_released, &last, now))
+  if (!(many || now - last >= MAP_RELEASE_NS / MAP_RELEASE_SLICES)
+      || !atomic_compare_exchange_strong (&lb->map_released, &last, now))
+    return;
+  if (atomic_load (&lb->sweep_left) == 0
+      && atomic_fetch_add (&lb->map_ticks, 1) % MAP_RELEASE_SLICES == 0
+      && file_rss () > lb->file_rss + MAP_BUDGET)
+    atomic_store (&lb->sweep_left, MAP_RELEASE_SLICES);
+  if (atomic_load (&lb->sweep_left) > 0) {
+    atomic_fetch_sub (&lb->sweep_left, 1);
     release_map (lb);
+  }
 }
 
 static void
@@ -1097,6 +1187,8 @@ local_close (struct cairn_backend *b)
   pack_writer_close (&lb->writer);
   pack_readers_free (&lb->readers);
   mdb_env_close (lb->env);
+  if (lb->map_uffd >= 0)
+    close (lb->map_uffd);
   free (lb->packs_dir);
   free (lb);
 }
@@ -1235,7 +1327,7 @@ cairn_backend_local_open (const char *store_path, bool readonly,
     return -ENOMEM;
   }
 
-  lb->redo.fd = lb->redo.ckpt_fd = -1;
+  lb->redo.fd = lb->redo.ckpt_fd = lb->map_uffd = -1;
   snprintf (path, sizeof path, "%s/index", store_path);
   if (readonly) {
     /* A restart since the last checkpoint needs the recovery only a
@@ -1283,11 +1375,13 @@ cairn_backend_local_open (const char *store_path, bool readonly,
    * pages forever. */
   int dead;
   mdb_reader_check (lb->env, &dead);
-  /* Where LMDB maps the index, for release_map: it
+  /* Where LMDB maps the index, for release_map and no_fault_around: it
    * maps it once, here (the map is never resized). */
   int fd;
-  if (mdb_env_get_fd (lb->env, &fd) == 0)
-    find_map (fd, &lb->map, &lb->map_len);
+  if (mdb_env_get_fd (lb->env, &fd) == 0
+      && find_map (fd, &lb->map, &lb->map_len) == 0)
+    no_fault_around (lb);
+  lb->file_rss = file_rss ();
   r = open_databases (lb);
   if (r == 0 && lb->wal)
     r = recover (lb, rebooted);
@@ -1302,6 +1396,8 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   if (lb->pin)
     mdb_txn_abort (lb->pin);
   mdb_env_close (lb->env);
+  if (lb->map_uffd >= 0)
+    close (lb->map_uffd);
  err:
   redo_close (&lb->redo);
   pack_readers_free (&lb->readers);
