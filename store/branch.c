@@ -2775,6 +2775,12 @@ snap_cmp (const void *a, const void *b)
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
+static int
+snap_ptr_cmp (const void *a, const void *b)
+{
+  return snap_cmp (*(struct snap *const *) a, *(struct snap *const *) b);
+}
+
 static const struct cairn_volume *
 find_set_volume (const struct cairn_commit_options *o, const char *name)
 {
@@ -3036,6 +3042,7 @@ cairn_branch_commit (struct cairn_branch *b,
                      struct cairn_id *id)
 {
   struct snap *snaps = NULL;
+  struct snap **dirty = NULL;   /* the snaps to freeze, in block order */
   struct frozen *frozen = NULL;
   uint8_t *maps = NULL;         /* the frozen entries' bitmaps */
   struct cairn_bvol **vols = NULL;
@@ -3045,7 +3052,7 @@ cairn_branch_commit (struct cairn_branch *b,
   struct cairn_txn *snap = NULL;  /* the records as of the freeze */
   bool *scan = NULL;              /* per volume: had evicted entries */
   struct spill spill = { .fd = -1 };
-  size_t n = 0, nfrozen = 0, nvols;
+  size_t n = 0, nfrozen = 0, ndirty_snaps = 0, nvols;
   uint64_t frozen_epoch = 0;
   int64_t asked = cairn_mono_ns ();
   int r = 0;
@@ -3086,11 +3093,12 @@ cairn_branch_commit (struct cairn_branch *b,
       ndirty += e->state == ENTRY_DIRTY;
   }
   snaps = calloc (total ? total : 1, sizeof *snaps);
+  dirty = malloc ((ndirty ? ndirty : 1) * sizeof *dirty);
   frozen = calloc (ndirty ? ndirty : 1, sizeof *frozen);
   maps = calloc (ndirty ? ndirty : 1, b->bitmap_bytes);
   vols = malloc ((nvols ? nvols : 1) * sizeof *vols);
   roots = calloc (nvols ? nvols : 1, sizeof *roots);
-  if (!snaps || !frozen || !maps || !vols || !roots) {
+  if (!snaps || !dirty || !frozen || !maps || !vols || !roots) {
     pthread_mutex_unlock (&b->lock);
     r = -ENOMEM;
     goto out;
@@ -3109,28 +3117,35 @@ cairn_branch_commit (struct cairn_branch *b,
       sn->id = e->id;
     }
   }
-  /* In block order, so that the chunks of a region of the volume land
-   * together in the packs: reads of the commit stay sequential, and what
-   * later commits overwrite dies together, which compaction likes. */
-  qsort (snaps, n, sizeof *snaps, snap_cmp);
-  for (size_t i = 0; i < n; i++) {
-    struct snap *sn = &snaps[i];
+  /* The dirty ones in block order, so that the chunks of a region of the
+   * volume land together in the packs: reads of the commit stay
+   * sequential, and what later commits overwrite dies together, which
+   * compaction likes.  Only they are sorted under the lock: every write
+   * waits for it, and the others (up to ENTRY_CACHE_MAX sealed ones a
+   * volume) took milliseconds, a write's latency at every commit. */
+  for (size_t i = 0; i < n; i++)
+    if (snaps[i].e->state == ENTRY_DIRTY
+        && !find_set_volume (o, snaps[i].v->name))
+      dirty[ndirty_snaps++] = &snaps[i];
+  qsort (dirty, ndirty_snaps, sizeof *dirty, snap_ptr_cmp);
+  for (size_t i = 0; i < ndirty_snaps; i++) {
+    struct snap *sn = dirty[i];
     struct entry *e = sn->e;
-    if (e->state == ENTRY_DIRTY && !find_set_volume (o, sn->v->name)) {
-      struct frozen *fr = &frozen[nfrozen];
-      fr->job.bitmap = maps + nfrozen++ * b->bitmap_bytes;
-      fr->job.v = sn->v;
-      fr->job.e = e;
-      fr->job.index = e->index;
-      fr->job.gen = e->gen;
-      fr->job.slot = e->slot;
-      slot_hold (sn->v, e->slot);
-      memcpy (fr->job.bitmap, e->bitmap, b->bitmap_bytes);
-      fr->job.under = e->id;
-      e->frozen = fr;
-      sn->frozen = fr;
-    }
+    struct frozen *fr = &frozen[nfrozen];
+    fr->job.bitmap = maps + nfrozen++ * b->bitmap_bytes;
+    fr->job.v = sn->v;
+    fr->job.e = e;
+    fr->job.index = e->index;
+    fr->job.gen = e->gen;
+    fr->job.slot = e->slot;
+    slot_hold (sn->v, e->slot);
+    memcpy (fr->job.bitmap, e->bitmap, b->bitmap_bytes);
+    fr->job.under = e->id;
+    e->frozen = fr;
+    sn->frozen = fr;
   }
+  pthread_mutex_unlock (&b->lock);
+  qsort (snaps, n, sizeof *snaps, snap_cmp);
   pthread_mutex_unlock (&b->lock);
   if (snap) {
     r = spill_write (b, snap, vols, nvols, scan, &spill);
@@ -3257,6 +3272,7 @@ cairn_branch_commit (struct cairn_branch *b,
     seal_job_free (&frozen[i].job);
   free (new_info.volumes);
   free (snaps);
+  free (dirty);
   free (frozen);
   free (maps);
   free (vols);
