@@ -5,13 +5,17 @@
  * arriving while the last one leaves waits for the close (which releases
  * the branch lock) and then opens the branch afresh, instead of finding a
  * half-closed writer or racing its own process for the lock.  Opens and
- * closes are rare and take milliseconds; reads and writes never take
- * writers_lock.  One store per process: the list is keyed by name only.
+ * closes are rare and take milliseconds.  The last user's flush, which
+ * can take seconds, runs outside it: the writer stays listed meanwhile,
+ * and a connection arriving then uses it again.  Reads and writes never
+ * take writers_lock.  One store per process: the list is keyed by name
+ * only.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,32 +66,42 @@ writer_acquire (struct cairn_store *s, const char *name, struct writer **out)
   return r;
 }
 
-/* Ends W, unlinked already.  writers_lock held. */
-static int
+/* Ends W, unlinked already, flushed if it is to be: stops its control
+ * socket (letting a commit it is running finish) and closes the branch,
+ * which releases the lock (a commit asked for in the moment between waits
+ * for it, see cairn_commit_branch).  writers_lock held. */
+static void
 writer_end (struct writer *w)
 {
-  /* Flush while the control socket still answers; stopping it lets a
-   * commit it is running finish.  Then the lock goes: a commit asked for
-   * in the moment between waits for it (cairn_commit_branch). */
-  int r = cairn_branch_flush (w->branch);
   cairn_control_stop (w->control);
   cairn_branch_close (w->branch);
   free (w);
-  return r;
 }
 
 int
 writer_release (struct writer *w)
 {
-  int r = 0;
+  pthread_mutex_lock (&writers_lock);
+  bool last = --w->users == 0;
+  if (last)
+    w->flushing++;
+  pthread_mutex_unlock (&writers_lock);
+  if (!last)
+    return 0;
+
+  /* Flushed outside writers_lock: with gigabytes written and not flushed
+   * (fio flat out) that takes seconds, and a connection arriving
+   * meanwhile takes the writer over instead of waiting.  The control
+   * socket still answers. */
+  int r = cairn_branch_flush (w->branch);
 
   pthread_mutex_lock (&writers_lock);
-  if (--w->users == 0) {
+  if (--w->flushing == 0 && w->users == 0) {
     struct writer **pp = &writers;
     while (*pp != w)
       pp = &(*pp)->next;
     *pp = w->next;
-    r = writer_end (w);
+    writer_end (w);
   }
   pthread_mutex_unlock (&writers_lock);
   return r;
@@ -100,6 +114,7 @@ writers_close_all (void)
   while (writers) {
     struct writer *w = writers;
     writers = w->next;
+    cairn_branch_flush (w->branch);
     writer_end (w);
   }
   pthread_mutex_unlock (&writers_lock);

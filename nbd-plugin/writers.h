@@ -7,7 +7,8 @@
  * NAME shares one struct writer: the open branch, with its background
  * sealer, and the control socket through which `cairn commit NAME` reaches
  * it.  The first connection opens it; the last one to leave flushes and
- * closes it, which releases the lock for other processes.
+ * closes it, which releases the lock for other processes (a connection
+ * that comes during the flush keeps it open).
  *
  * Functions return 0 or a libcairn code, with cairn_last_error() set, and
  * print nothing: the plugin turns codes into nbdkit_error, the unit test
@@ -23,6 +24,7 @@ struct writer {
   struct cairn_branch *branch;
   struct cairn_control *control;
   unsigned users;               /* connections using it; writers_lock */
+  unsigned flushing;            /* last users flushing it; writers_lock */
   struct writer *next;
 };
 
@@ -34,8 +36,9 @@ int writer_acquire (struct cairn_store *s, const char *name,
                     struct writer **w);
 
 /* Lets go of W.  The last user flushes the branch (every acknowledged
- * write is durable after that), stops its control socket and closes it.
- * Returns the flush's result: the branch is closed even if it failed. */
+ * write is durable after that), then, unless another connection has
+ * taken W meanwhile, stops its control socket and closes it.  Returns
+ * the flush's result: the branch is closed even if it failed. */
 int writer_release (struct writer *w);
 
 /* How many branches this process holds (for tests). */
