@@ -336,7 +336,7 @@ txn_free (struct cairn_btxn *t)
 /* A write txn checkpoints first once this many records or this much log
  * are past the checkpoint: that bounds the replay after a crash and the
  * pages LMDB cannot reuse meanwhile (the pin holds them). */
-#define CKPT_RECORDS 1024
+#define CKPT_RECORDS 256
 #define CKPT_LOG_BYTES (4ULL << 20)
 /* ... or once LMDB's file has grown by this many pages since: random
  * index updates (sealing chunks all over a big volume) dirty tens of
