@@ -312,9 +312,11 @@ touch_index (struct local_backend *lb)
       || !atomic_compare_exchange_strong (&lb->map_released, &last, now))
     return;
   if (atomic_load (&lb->sweep_left) == 0
-      && atomic_fetch_add (&lb->map_ticks, 1) % MAP_RELEASE_SLICES == 0
-      && file_rss () > lb->file_rss + MAP_BUDGET)
-    atomic_store (&lb->sweep_left, MAP_RELEASE_SLICES);
+      && atomic_fetch_add (&lb->map_ticks, 1) % MAP_RELEASE_SLICES == 0) {
+    uint64_t mapped = file_rss ();  /* 0: unknown, sweep all the same */
+    if (mapped == 0 || mapped > lb->file_rss + MAP_BUDGET)
+      atomic_store (&lb->sweep_left, MAP_RELEASE_SLICES);
+  }
   if (atomic_load (&lb->sweep_left) > 0) {
     atomic_fetch_sub (&lb->sweep_left, 1);
     release_map (lb);
