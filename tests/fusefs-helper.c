@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "unit/gc-fixture.h"
 
 /* Local backend pack file layout (store/pack.h): a record's header. */
 #define PACK_RECORD_HEADER_SIZE 48
@@ -29,21 +30,6 @@ fail (int r, const char *what)
   fprintf (stderr, "fusefs-helper: %s: %s\n", what,
            *why ? why : cairn_strerror (r));
   return 1;
-}
-
-static int
-resolve (struct cairn_store *s, const char *spec, struct cairn_id *id)
-{
-  struct cairn_txn *txn;
-  struct cairn_ref ref;
-  int r = cairn_txn_begin (s, false, &txn);
-
-  if (r < 0)
-    return r;
-  r = cairn_resolve (txn, spec, &ref);
-  cairn_txn_abort (s, txn);
-  *id = ref.commit;
-  return r;
 }
 
 static int
@@ -76,7 +62,7 @@ chunk_location (struct cairn_store *s, const char *spec, const char *volume,
   struct cairn_txn *txn;
   struct cairn_id commit, chunk;
   char hex[CAIRN_HEX_SIZE + 1];
-  int r = resolve (s, spec, &commit);
+  int r = fixture_resolve (s, spec, &commit);
 
   if (r < 0)
     return fail (r, spec);
@@ -110,7 +96,7 @@ prune (struct cairn_store *s, const char *spec)
 {
   struct cairn_txn *txn;
   struct cairn_id id;
-  int r = resolve (s, spec, &id);
+  int r = fixture_resolve (s, spec, &id);
 
   if (r == 0)
     r = cairn_txn_begin (s, true, &txn);

@@ -1,6 +1,6 @@
 /* gc-fixture.h: stores with a history, for the tests of gc and retention
  * (and fixture_view and fixture_byte, a commit's volume to read, for the
- * branch tests).
+ * branch tests; fixture_resolve also for fusefs-helper).
  *
  * A fixture is a fresh store in a temporary directory.  Commits are made
  * through the store API with chosen times and seeded contents, and the
