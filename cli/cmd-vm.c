@@ -184,9 +184,13 @@ struct commit_args {
   bool json;
 };
 
+/* What parse_commit_args accepts beyond commit's options. */
+#define WITH_BRANCH 1
+#define WITH_EAGER 2
+
 static int
 parse_commit_args (struct cli *cli, int argc, char **argv, const char *help,
-                   bool with_branch, struct commit_args *a)
+                   int with, struct commit_args *a)
 {
   static const struct option opts[] = {
     CLI_COMMON_LONG_OPTIONS,
@@ -194,6 +198,7 @@ parse_commit_args (struct cli *cli, int argc, char **argv, const char *help,
     { "label", required_argument, NULL, 'l' },
     { "json", no_argument, NULL, 'j' },
     { "branch", required_argument, NULL, 'b' },
+    { "eager", no_argument, NULL, 'e' },
     { NULL },
   };
   int c;
@@ -210,9 +215,14 @@ parse_commit_args (struct cli *cli, int argc, char **argv, const char *help,
       break;
     case 'j': a->json = true; break;
     case 'b':
-      if (!with_branch)
+      if (!(with & WITH_BRANCH))
         return cli_usage (cli, "unknown option --branch");
       a->ro.branch = optarg;
+      break;
+    case 'e':
+      if (!(with & WITH_EAGER))
+        return cli_usage (cli, "unknown option --eager");
+      a->ro.eager = true;
       break;
     }
   }
@@ -247,7 +257,7 @@ vm_cmd_commit (struct cli *cli, int argc, char **argv)
           "and the machine restore needs.  The guest is paused for the\n"
           "device state and a last comparison of RAM.  Prints the commit id;\n"
           "the pause goes to stderr (--json: both, and more, to stdout).\n"
-          "  -m MSG, --label K=V, --json\n", false, &a);
+          "  -m MSG, --label K=V, --json\n", 0, &a);
 
   if (r >= 0
       || (r = commit_args_open (cli, argc, 1, "vm commit needs NAME", &a,
@@ -284,8 +294,13 @@ restore_json (const char *name, const struct vm_restore_result *res)
                           json_object_new_double (res->verify_ms));
   json_object_object_add (o, "qemu_ms", json_object_new_double (res->qemu_ms));
   json_object_object_add (o, "load_ms", json_object_new_double (res->load_ms));
+  json_object_object_add (o, "running_ms",
+                          json_object_new_double (res->running_ms));
+  json_object_object_add (o, "lazy", json_object_new_boolean (res->lazy));
   json_object_object_add (o, "memory_bytes",
                           json_object_new_int64 (res->memory_bytes));
+  json_object_object_add (o, "pages_asked",
+                          json_object_new_int64 (res->pages_asked));
   return o;
 }
 
@@ -296,11 +311,21 @@ restore_report (const char *name, const struct vm_restore_result *res,
   char id[13];
 
   short_id (&res->commit, id);
-  fprintf (stderr, "cairn: VM %s runs from commit %s on branch %s, resumed "
-           "in %.0f ms (state %s in %.0f ms, QEMU up in %.0f ms, device "
-           "state loaded and resumed in %.1f ms)\n", name, id, res->branch,
-           res->total_ms, from_store ? "read and verified" : "copied",
-           res->verify_ms, res->qemu_ms, res->load_ms);
+  if (res->lazy)
+    fprintf (stderr, "cairn: VM %s runs from commit %s on branch %s, "
+             "resumed in %.0f ms (state read and verified in %.0f ms, QEMU "
+             "up in %.0f ms, device state loaded and resumed in %.1f ms); "
+             "its RAM was all in after %.0f ms (%.1f MiB, %llu pages asked "
+             "for by the guest first)\n", name, id, res->branch,
+             res->running_ms, res->verify_ms, res->qemu_ms, res->load_ms, res->total_ms, res->memory_bytes / 1048576.0,
+             (unsigned long long) res->pages_asked);
+  else
+    fprintf (stderr, "cairn: VM %s runs from commit %s on branch %s, "
+             "resumed in %.0f ms (state %s in %.0f ms, QEMU up in %.0f ms, "
+             "device state loaded and resumed in %.1f ms)\n", name, id,
+             res->branch, res->total_ms,
+             from_store ? "read and verified" : "copied", res->verify_ms,
+             res->qemu_ms, res->load_ms);
 }
 
 static int
@@ -312,11 +337,16 @@ vm_cmd_restore (struct cli *cli, int argc, char **argv)
   int r = parse_commit_args (cli, argc, argv,
           "Restores COMMIT (a commit id or prefix, tag, or branch: its last\n"
           "commit) as a new VM NAME, on a new branch made from the commit\n"
-          "(--branch BRANCH, default NAME).  Memory, device state, kernel\n"
-          "and initrd are read out of the store and verified before QEMU\n"
-          "starts; the guest then continues where it was committed.  A\n"
+          "(--branch BRANCH, default NAME); the guest continues where it\n"
+          "was committed.  Device state, kernel and initrd are read out of\n"
+          "the store and verified before QEMU starts.  The guest runs as\n"
+          "soon as its device state is loaded, its RAM coming in behind it\n"
+          "(a page it touches first), every chunk verified before the\n"
+          "guest sees it; the command returns once all of RAM is in.\n"
+          "--eager reads and verifies all of RAM before QEMU starts.  A\n"
           "commit made by another QEMU major.minor is refused.\n"
-          "  --branch BRANCH, --json\n", true, &a);
+          "  --branch BRANCH, --eager, --json\n", WITH_BRANCH | WITH_EAGER,
+          &a);
 
   if (r >= 0
       || (r = commit_args_open (cli, argc, 2,
@@ -344,7 +374,8 @@ vm_cmd_branch (struct cli *cli, int argc, char **argv)
           "Forks VM NAME: commits it (as vm commit) and restores that commit\n"
           "as a new VM NEW on a new branch (--branch BRANCH, default NEW).\n"
           "Both VMs then run on independently.  Prints the commit id.\n"
-          "  -m MSG, --label K=V, --branch BRANCH, --json\n", true, &a);
+          "  -m MSG, --label K=V, --branch BRANCH, --json\n", WITH_BRANCH,
+          &a);
 
   if (r >= 0
       || (r = commit_args_open (cli, argc, 2, "vm branch needs NAME and NEW",
@@ -589,7 +620,7 @@ static const struct vm_command vm_commands[] = {
     "[--kernel K --initrd I --append A] [--accel tcg|kvm|auto]", vm_cmd_run },
   { "commit", "vm commit NAME [-m MSG] [--label K=V]... [--json]",
     vm_cmd_commit },
-  { "restore", "vm restore COMMIT NAME [--branch BRANCH] [--json]",
+  { "restore", "vm restore COMMIT NAME [--branch BRANCH] [--eager] [--json]",
     vm_cmd_restore },
   { "branch", "vm branch NAME NEW [-m MSG] [--branch BRANCH] [--json]",
     vm_cmd_branch },

@@ -169,7 +169,7 @@ vm_nbd_start (struct cairn_store *s, struct vm_record *r)
 }
 
 int
-vm_qemu_start (struct vm_record *r, bool incoming)
+vm_qemu_start (struct vm_record *r, enum vm_start how)
 {
   const struct vm_machine *m = &r->machine;
   char qemu[PATH_MAX], qmp[PATH_MAX], con[PATH_MAX], clog[PATH_MAX];
@@ -205,17 +205,32 @@ vm_qemu_start (struct vm_record *r, bool incoming)
     return -ENAMETOOLONG;
   snprintf (qmparg, sizeof qmparg, "unix:%s,server=on,wait=off", esc[0]);
 
-  const char *argv[] = {
+  const char *argv[48] = {
     qemu, "-name", r->name,
     "-M", machine, "-cpu", m->cpu, "-smp", smp, "-m", mem,
     "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
     "-object", memdev,
-    "-kernel", r->kernel, "-initrd", r->initrd, "-append", m->append,
     "-blockdev", blockdev, "-device", "virtio-blk-device,drive=disk0",
     "-chardev", chardev, "-serial", "chardev:con",
     "-qmp", qmparg,
-    incoming ? "-incoming" : NULL, "defer", "-S", NULL,
   };
+  size_t n = 0;
+
+  while (argv[n])
+    n++;
+  if (how != VM_BOOT) {
+    argv[n++] = "-incoming";
+    argv[n++] = "defer";
+    argv[n++] = "-S";
+  }
+  if (how != VM_INCOMING_NO_BOOT_FILES) {
+    argv[n++] = "-kernel";
+    argv[n++] = r->kernel;
+    argv[n++] = "-initrd";
+    argv[n++] = r->initrd;
+    argv[n++] = "-append";
+    argv[n++] = m->append;
+  }
   unlink (qmp);
   unlink (con);
   return vm_spawn (argv, NULL, log, &r->qemu);

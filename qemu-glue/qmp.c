@@ -54,7 +54,7 @@
 /* Longest message accepted from QEMU. */
 #define QMP_MAX_MESSAGE (64 * 1024 * 1024)
 /* How often qmp_connect() retries a socket that is not there yet. */
-#define QMP_CONNECT_RETRY_MS 10
+#define QMP_CONNECT_RETRY_MS 1
 
 struct qmp_event {
   struct qmp_event *next;

@@ -52,9 +52,13 @@ int vm_qmp_connect_starting (const char *path, const struct vm_process *p,
  * cairn for the store on DIR/nbd.sock.  R->nbd_socket and R->nbdkit are
  * set. */
 int vm_nbd_start (struct cairn_store *s, struct vm_record *r);
-/* Starts QEMU for R (its machine, files and sockets); INCOMING adds
- * "-incoming defer -S".  R->qemu is set. */
-int vm_qemu_start (struct vm_record *r, bool incoming);
+/* How QEMU starts: booting R's kernel, or waiting for an incoming
+ * migration ("-incoming defer -S"), with or without the kernel, initrd
+ * and append line (only a boot reads them: a lazy restore starts QEMU
+ * before they are out of the store). */
+enum vm_start { VM_BOOT, VM_INCOMING, VM_INCOMING_NO_BOOT_FILES };
+/* Starts QEMU for R (its machine, files and sockets).  R->qemu is set. */
+int vm_qemu_start (struct vm_record *r, enum vm_start how);
 /* Ends R's QEMU (quit, then kill) and its own nbdkit, once that let go
  * of the branch. */
 void vm_processes_end (struct cairn_store *s, struct vm_record *r,
@@ -63,7 +67,7 @@ void vm_processes_end (struct cairn_store *s, struct vm_record *r,
  * recording each in R's record, and connects to QEMU's QMP.  QEMU_MS gets
  * the time from QEMU's start to its QMP greeting. */
 int vm_start_processes (struct cairn_store *s, struct vm_record *r,
-                        bool incoming, struct qmp **qmp, double *qemu_ms);
+                        enum vm_start how, struct qmp **qmp, double *qemu_ms);
 /* Undoes a failed start: R's processes, files and record. */
 void vm_abandon (struct cairn_store *s, struct vm_record *r);
 /* vmcommit.c: vm_commit, leaving the record in R and the lock held in
@@ -75,6 +79,7 @@ int vm_commit_keep_lock (struct cairn_store *s, const char *name,
                          int *lock);
 /* vmrun.c: the paths of a new VM's record, and its directories. */
 int vm_prepare_dirs (struct cairn_store *s, struct vm_record *r);
+
 /* Removes R's run directory and RAM directory. */
 void vm_files_remove (struct vm_record *r);
 /* Takes DIR/lock (exclusive, not waiting): -EBUSY if another command
@@ -112,6 +117,17 @@ int vm_store_file (struct cairn_store *s, const char *path, const char *name,
 int vm_store_buffer (struct cairn_store *s, const void *buf, size_t len,
                      const char *name, struct cairn_volume *out,
                      struct cairn_import_stats *st);
+/* The chunks of a volume that are not holes, in index order. */
+struct vm_chunk_ref {
+  uint64_t index;
+  struct cairn_id id;
+};
+struct vm_chunk_list {
+  size_t n, cap;
+  struct vm_chunk_ref *v;         /* malloc'd */
+};
+int vm_volume_chunks (struct cairn_store *s, const struct cairn_volume *v,
+                      struct vm_chunk_list *l);
 /* Writes volume V (verified) into a new file PATH. */
 int vm_volume_to_file (struct cairn_store *s, const struct cairn_volume *v,
                        const char *path);

@@ -222,6 +222,7 @@ int vm_commit (struct cairn_store *s, const char *name,
 
 struct vm_restore_options {
   const char *branch;           /* the new branch; NULL: the VM's name */
+  bool eager;                   /* read all of RAM before QEMU starts */
 };
 
 struct vm_restore_result {
@@ -231,13 +232,19 @@ struct vm_restore_result {
   double verify_ms;             /* reading (and so verifying) the state */
   double qemu_ms;               /* QEMU started until its QMP answered */
   double load_ms;               /* device state loaded and cont */
+  double running_ms;            /* the start until the guest runs */
+  bool lazy;                    /* RAM came in while the guest ran */
   uint64_t memory_bytes;        /* RAM bytes materialized */
+  uint64_t pages_asked;         /* lazy: pages the guest asked for first */
 };
 
 /* Restores commit SPEC (any ref) as a new VM NAME on a new branch made
- * from the commit.  Everything is read and verified before QEMU starts;
- * on any failure nothing of the restore remains (branch, processes,
- * files, record). */
+ * from the commit.  Kernel, initrd and device state are read and
+ * verified before QEMU starts; RAM is too with O->eager, else it comes
+ * in while the guest runs (postcopy.h), each chunk verified before the
+ * guest sees it, and the call returns once all of it is in.  On any
+ * failure nothing of the restore remains (branch, processes, files,
+ * record). */
 int vm_restore (struct cairn_store *s, const char *spec, const char *name,
                 const struct vm_restore_options *o,
                 struct vm_restore_result *res);

@@ -10,18 +10,25 @@
  *      (the disk is served lazily, so its bytes are verified as the guest
  *      reads them; a missing piece is caught here);
  *   3. reserve the name (the record), start the branch's nbdkit;
- *   4. read kernel, initrd, device state and RAM out of the store into
- *      the run directory and the RAM file: every chunk is decompressed
- *      and re-hashed on the way, so a corrupt or missing chunk fails the
- *      restore here, before QEMU exists;
+ *   4. read kernel, initrd and device state out of the store into the
+ *      run directory: every chunk is decompressed and re-hashed on the
+ *      way, so a corrupt or missing chunk fails the restore here, before
+ *      QEMU exists.  RAM too, into the RAM file, with --eager (or when
+ *      the device state cannot be sent as a postcopy migration);
  *   5. make the new branch from the commit;
- *   6. start QEMU with the recorded machine, -incoming defer -S; load the
- *      device state (x-ignore-shared: RAM is the file already); cont.
+ *   6. start QEMU with the recorded machine, -incoming defer -S; then
+ *      either load the device state (x-ignore-shared: RAM is the file
+ *      already) and cont, or (lazy, the default) migrate it in as
+ *      postcopy (postcopy.c): cont as soon as the device state is
+ *      loaded, RAM following while the guest runs, every chunk verified
+ *      before QEMU gets a page of it.  The restore returns once all of
+ *      RAM is in; a corrupt chunk found then fails it like any other
+ *      error, after the guest ran on verified pages only.
  *
  * Any failure from 3 on undoes everything it did: QEMU and the nbdkit it
  * started are ended, the branch (if made) deleted, files and record
- * removed.  Nothing half-restored is left, and no guest ever runs from
- * state that was not verified.
+ * removed.  Nothing half-restored is left, and no guest ever runs on a
+ * byte that was not verified.
  *
  * The restored VM's ram.ref starts invalid: its first commit rebuilds it
  * while the guest runs (memscan.c), so the restore does not pay for a
@@ -38,11 +45,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "qemu-glue/postcopy.h"
 #include "qemu-glue/vm-internal.h"
 #include "qemu-glue/vmstate.h"
 
@@ -204,11 +213,10 @@ read_commit (struct cairn_store *s, const char *spec, const char *name,
   return e;
 }
 
-/* Step 4. */
+/* Kernel and initrd into the run directory. */
 static int
-materialize (struct cairn_store *s, struct vm_record *r,
-             const struct cairn_volume vols[5], const struct prepared *prep,
-             void **state, struct vm_restore_result *res)
+boot_files (struct cairn_store *s, struct vm_record *r,
+            const struct cairn_volume vols[5], const struct prepared *prep)
 {
   int e;
 
@@ -216,18 +224,68 @@ materialize (struct cairn_store *s, struct vm_record *r,
     if ((e = vm_copy_sparse (prep->kernel, r->kernel)) < 0
         || (e = vm_copy_sparse (prep->initrd, r->initrd)) < 0)
       return e;
+  }
+  else if ((e = vm_volume_to_file (s, &vols[3], r->kernel)) < 0
+           || (e = vm_volume_to_file (s, &vols[4], r->initrd)) < 0)
+    return e;
+  return 0;
+}
+
+/* Step 4.  A lazy restore (*LAZY) reads only the device state here: *PC
+ * is its plan; *LAZY is cleared if it cannot go as postcopy. */
+static int
+materialize (struct cairn_store *s, struct vm_record *r,
+             const struct cairn_volume vols[5], const struct prepared *prep,
+             bool *lazy, struct vm_postcopy **pc, void **state,
+             struct vm_restore_result *res)
+{
+  int e;
+
+  if ((e = vm_volume_to_buffer (s, &vols[2], state)) < 0)
+    return e;
+  if (*lazy && vm_postcopy_plan (*state, vols[2].size, &vols[1], pc) == 0)
+    return 0;
+  *lazy = false;
+  if ((e = boot_files (s, r, vols, prep)) < 0)
+    return e;
+  if (prep) {
     if (rename (prep->ram, r->ram) < 0)
       return cairn_error (-errno, "%s: %m", r->ram);
     res->memory_bytes = 0;
+    return 0;
   }
-  else {
-    if ((e = vm_volume_to_file (s, &vols[3], r->kernel)) < 0
-        || (e = vm_volume_to_file (s, &vols[4], r->initrd)) < 0
-        || (e = vm_volume_to_ram (s, &vols[1], r->ram,
-                                  &res->memory_bytes)) < 0)
-      return e;
+  return vm_volume_to_ram (s, &vols[1], r->ram, &res->memory_bytes);
+}
+
+/* Step 6 of a lazy restore: the guest runs, RAM comes in; then the boot
+ * files, which QEMU did not need (a commit of the VM stores them). */
+static int
+load_lazily (struct cairn_store *s, struct vm_record *r, struct qmp *qmp,
+             const struct cairn_volume vols[5], struct vm_postcopy *pc,
+             struct vm_restore_result *res)
+{
+  struct vm_postcopy_stats st;
+  int e = vm_postcopy_run (pc, s, qmp, VM_QMP_MS, &st);
+
+  if (e < 0 && !vm_process_alive (&r->qemu)) {
+    char log[PATH_MAX], last[512];
+    vm_path (r->dir, "qemu.log", log);
+    vm_log_last_line (log, last, sizeof last);
+    e = cairn_error (e, "QEMU exited while its RAM came in: %s",
+                     *last ? last : "(nothing in qemu.log)");
   }
-  return vm_volume_to_buffer (s, &vols[2], state);
+  if (e == 0)
+    e = boot_files (s, r, vols, NULL);
+  if (e < 0) {
+    /* Its guest may wait for a page for ever: QMP would not answer. */
+    vm_process_end (&r->qemu, SIGKILL, VM_STOP_MS);
+    return e;
+  }
+  res->lazy = true;
+  res->load_ms = st.running_ms;
+  res->memory_bytes = st.pages * 4096;
+  res->pages_asked = st.requests;
+  return 0;
 }
 
 /* Step 6, from QMP on. */
@@ -266,8 +324,9 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   struct cairn_volume vols[5];
   struct vm_record r;
   struct qmp *qmp = NULL;
+  struct vm_postcopy *pc = NULL;
   void *state = NULL;
-  bool branch_made = false;
+  bool branch_made = false, lazy = !prep && !(o && o->eager);
   double t0 = vm_now_ms ();
   int e;
 
@@ -307,7 +366,7 @@ restore (struct cairn_store *s, const char *spec, const char *name,
 
   /* 4 */
   double t1 = vm_now_ms ();
-  if ((e = materialize (s, &r, vols, prep, &state, res)) < 0)
+  if ((e = materialize (s, &r, vols, prep, &lazy, &pc, &state, res)) < 0)
     goto undo;
   res->verify_ms = vm_now_ms () - t1;
 
@@ -317,12 +376,21 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   branch_made = true;
 
   /* 6 */
-  if ((e = vm_start_processes (s, &r, true, &qmp, &res->qemu_ms)) < 0)
+  if ((e = vm_start_processes (s, &r, lazy ? VM_INCOMING_NO_BOOT_FILES
+                                : VM_INCOMING, &qmp, &res->qemu_ms)) < 0)
     goto undo;
   double t2 = vm_now_ms ();
-  if ((e = load_state (&r, qmp, state, vols[2].size)) < 0)
-    goto undo;
-  res->load_ms = vm_now_ms () - t2;
+  if (lazy) {
+    if ((e = load_lazily (s, &r, qmp, vols, pc, res)) < 0)
+      goto undo;
+    res->running_ms = t2 - t0 + res->load_ms;
+  }
+  else {
+    if ((e = load_state (&r, qmp, state, vols[2].size)) < 0)
+      goto undo;
+    res->load_ms = vm_now_ms () - t2;
+    res->running_ms = vm_now_ms () - t0;
+  }
   qmp_close (qmp);
   qmp = NULL;
   res->total_ms = vm_now_ms () - t0;
@@ -342,6 +410,7 @@ restore (struct cairn_store *s, const char *spec, const char *name,
       cairn_error (e, "%s", msg);
   }
  out:
+  vm_postcopy_free (pc);
   free (state);
   vm_record_free (&r);
   return e;

@@ -219,7 +219,7 @@ create_ram (const struct vm_record *r)
  * QEMU_MS gets the time from QEMU's start to its QMP greeting. */
 int
 vm_start_processes (struct cairn_store *s, struct vm_record *r,
-                    bool incoming, struct qmp **qmp, double *qemu_ms)
+                    enum vm_start how, struct qmp **qmp, double *qemu_ms)
 {
   char path[PATH_MAX], log[PATH_MAX];
   int e;
@@ -232,7 +232,7 @@ vm_start_processes (struct cairn_store *s, struct vm_record *r,
       return e;
   }
   double t0 = vm_now_ms ();
-  e = vm_qemu_start (r, incoming);
+  e = vm_qemu_start (r, how);
   if (e == 0)
     e = vm_record_put (s, r, false);
   if (e == 0)
@@ -363,7 +363,7 @@ run (struct cairn_store *s, const char *name, const struct vm_run_options *o,
   if ((e = vm_copy_sparse (kernel, r->kernel)) < 0
       || (e = vm_copy_sparse (initrd, r->initrd)) < 0
       || (e = create_ram (r)) < 0
-      || (e = vm_start_processes (s, r, false, &qmp, NULL)) < 0) {
+      || (e = vm_start_processes (s, r, VM_BOOT, &qmp, NULL)) < 0) {
     vm_abandon (s, r);
     return e;
   }

@@ -43,14 +43,19 @@
 /* Longest sleep between query-migrate polls when no event comes. */
 #define VMSTATE_POLL_MS 20
 
+/* x-ignore-shared, or postcopy-ram without it (postcopy.h). */
 static int
-set_capabilities (struct qmp *qmp, int64_t deadline)
+set_capabilities (struct qmp *qmp, bool postcopy, int64_t deadline)
 {
-  return qmp_execute (qmp, "migrate-set-capabilities",
-                      "{\"capabilities\": ["
-                      "{\"capability\": \"x-ignore-shared\", \"state\": true},"
-                      "{\"capability\": \"events\", \"state\": true}]}",
-                      NULL, qmp_left_ms (deadline));
+  char args[256];
+
+  snprintf (args, sizeof args, "{\"capabilities\": ["
+            "{\"capability\": \"x-ignore-shared\", \"state\": %s},"
+            "{\"capability\": \"postcopy-ram\", \"state\": %s},"
+            "{\"capability\": \"events\", \"state\": true}]}",
+            postcopy ? "false" : "true", postcopy ? "true" : "false");
+  return qmp_execute (qmp, "migrate-set-capabilities", args, NULL,
+                      qmp_left_ms (deadline));
 }
 
 /* Hands QEMU one end of a new socketpair as VMSTATE_FD_NAME and keeps the
@@ -190,13 +195,13 @@ pump_in (int sock, vmstate_read_fn read, void *opaque, int64_t deadline,
  * *SOCK, -1 on failure before that) and starts COMMAND ("migrate" or
  * "migrate-incoming") on it, with no MIGRATION event of before queued. */
 static int
-start_migration (struct qmp *qmp, const char *command, int64_t deadline,
-                 int *sock)
+start_migration (struct qmp *qmp, const char *command, bool postcopy,
+                 int64_t deadline, int *sock)
 {
   int r;
 
   *sock = -1;
-  r = set_capabilities (qmp, deadline);
+  r = set_capabilities (qmp, postcopy, deadline);
   if (r == 0)
     r = pass_socket (qmp, deadline, sock);
   if (r == 0)
@@ -231,7 +236,7 @@ vmstate_save (struct qmp *qmp, vmstate_write_fn write, void *opaque,
   if (is_running)
     return -EBUSY;
 
-  r = start_migration (qmp, "migrate", deadline, &sock);
+  r = start_migration (qmp, "migrate", false, deadline, &sock);
   if (r < 0)
     goto out_close;
 
@@ -269,7 +274,8 @@ vmstate_load (struct qmp *qmp, vmstate_read_fn read, void *opaque,
     stats = &ignored;
   memset (stats, 0, sizeof *stats);
 
-  r = start_migration (qmp, "migrate-incoming", deadline, &sock);
+  r = start_migration (qmp, "migrate-incoming", false, deadline,
+                       &sock);
   if (r < 0)
     goto out_close;
 
@@ -284,6 +290,26 @@ vmstate_load (struct qmp *qmp, vmstate_read_fn read, void *opaque,
   if (sock >= 0)
     close (sock);
   return r;
+}
+
+int
+vmstate_incoming_postcopy (struct qmp *qmp, int timeout_ms, int *sock)
+{
+  int r = start_migration (qmp, "migrate-incoming", true,
+                           qmp_deadline (timeout_ms), sock);
+
+  if (r < 0 && *sock >= 0) {
+    close (*sock);
+    *sock = -1;
+  }
+  return r;
+}
+
+int
+vmstate_wait (struct qmp *qmp, int timeout_ms, struct vmstate_stats *stats)
+{
+  memset (stats, 0, sizeof *stats);
+  return wait_final_status (qmp, qmp_deadline (timeout_ms), stats);
 }
 
 static int

@@ -66,4 +66,15 @@ int vmstate_save_to_fd (struct qmp *qmp, int fd, int timeout_ms,
 int vmstate_load_from_fd (struct qmp *qmp, int fd, int timeout_ms,
                           struct vmstate_stats *stats);
 
+/* Starts an incoming postcopy migration in a QEMU started with "-incoming
+ * defer" (postcopy-ram on, x-ignore-shared off): *SOCK gets our end of
+ * the stream, which is also QEMU's return path (postcopy.h speaks on
+ * it). */
+int vmstate_incoming_postcopy (struct qmp *qmp, int timeout_ms, int *sock);
+
+/* Waits until the migration reached a final state: 0 completed, else an
+ * error as above. */
+int vmstate_wait (struct qmp *qmp, int timeout_ms,
+                  struct vmstate_stats *stats);
+
 #endif /* CAIRN_VMSTATE_H */

@@ -97,24 +97,14 @@ vm_store_buffer (struct cairn_store *s, const void *data, size_t len,
 /* ------------------------------------------------------------------ */
 /* Out of the store                                                    */
 
-struct chunk_ref {
-  uint64_t index;
-  struct cairn_id id;
-};
-
-struct chunk_list {
-  size_t n, cap;
-  struct chunk_ref *v;
-};
-
 static int
 collect_chunk (uint64_t index, const struct cairn_id *id, void *arg)
 {
-  struct chunk_list *l = arg;
+  struct vm_chunk_list *l = arg;
 
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 1024;
-    struct chunk_ref *v = realloc (l->v, cap * sizeof *v);
+    struct vm_chunk_ref *v = realloc (l->v, cap * sizeof *v);
     if (!v)
       return -ENOMEM;
     l->v = v;
@@ -126,10 +116,9 @@ collect_chunk (uint64_t index, const struct cairn_id *id, void *arg)
   return 0;
 }
 
-/* The non-hole chunks of volume V, in index order. */
-static int
-list_chunks (struct cairn_store *s, const struct cairn_volume *v,
-             struct chunk_list *l)
+int
+vm_volume_chunks (struct cairn_store *s, const struct cairn_volume *v,
+                  struct vm_chunk_list *l)
 {
   struct cairn_txn *txn;
   int r = cairn_txn_begin (s, false, &txn);
@@ -151,7 +140,7 @@ list_chunks (struct cairn_store *s, const struct cairn_volume *v,
 /* Writes the chunks of L into FD or BUF (whichever is set), in order. */
 static int
 write_chunks (struct cairn_store *s, const struct cairn_volume *v,
-              const struct chunk_list *l, int fd, uint8_t *buf)
+              const struct vm_chunk_list *l, int fd, uint8_t *buf)
 {
   uint32_t cs = v->chunk_size;
   uint8_t *chunks = malloc ((size_t) CAIRN_HASH_BATCH * cs);
@@ -185,8 +174,8 @@ int
 vm_volume_to_file (struct cairn_store *s, const struct cairn_volume *v,
                    const char *path)
 {
-  struct chunk_list l;
-  int fd, r = list_chunks (s, v, &l);
+  struct vm_chunk_list l;
+  int fd, r = vm_volume_chunks (s, v, &l);
 
   if (r < 0)
     return r;
@@ -210,7 +199,7 @@ int
 vm_volume_to_buffer (struct cairn_store *s, const struct cairn_volume *v,
                      void **out)
 {
-  struct chunk_list l;
+  struct vm_chunk_list l;
   uint8_t *buf;
   int r;
 
@@ -220,7 +209,7 @@ vm_volume_to_buffer (struct cairn_store *s, const struct cairn_volume *v,
   buf = calloc (1, v->size ? v->size : 1);
   if (!buf)
     return -ENOMEM;
-  r = list_chunks (s, v, &l);
+  r = vm_volume_chunks (s, v, &l);
   if (r == 0)
     r = write_chunks (s, v, &l, -1, buf);
   free (l.v);
@@ -238,7 +227,7 @@ vm_volume_to_buffer (struct cairn_store *s, const struct cairn_volume *v,
 struct ram_job {
   struct cairn_store *s;
   const struct cairn_volume *v;
-  const struct chunk_ref *refs;
+  const struct vm_chunk_ref *refs;
   size_t first, last;           /* [first, last) of the sorted list */
   int fd;
   uint64_t bytes;
@@ -249,7 +238,7 @@ struct ram_job {
 static int
 by_id (const void *a, const void *b)
 {
-  const struct chunk_ref *x = a, *y = b;
+  const struct vm_chunk_ref *x = a, *y = b;
   int c = memcmp (x->id.bytes, y->id.bytes, CAIRN_ID_SIZE);
   if (c)
     return c;
@@ -311,9 +300,9 @@ vm_volume_to_ram (struct cairn_store *s, const struct cairn_volume *v,
   long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
   int nthreads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
   int started = 0, fd, r;
-  struct chunk_list l;
+  struct vm_chunk_list l;
 
-  r = list_chunks (s, v, &l);
+  r = vm_volume_chunks (s, v, &l);
   if (r < 0)
     return r;
   qsort (l.v, l.n, sizeof *l.v, by_id);

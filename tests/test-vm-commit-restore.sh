@@ -4,11 +4,13 @@
 # the committed value (it is a shell variable in the committed RAM: no
 # reboot), a file written before the commit is on its disk, a file
 # written after the commit is not, and the restored guest writes on.
+# The restore is lazy (its RAM comes in while it runs) and the restored
+# VM commits like any other; a restore with --eager resumes too.
 outer_plugin=${CAIRN_PLUGIN:-}
 . ./functions.sh
 . "$abs_top_srcdir/tests/vm-functions.sh"
 
-plan 14
+plan 20
 new_store
 ok "the guest boots from branch main" boot vm1 main
 
@@ -34,8 +36,9 @@ ok "and writes after it" wait_console vm1 '^wrote-55' 30
 run_cairn vm stop vm1
 ok "vm stop" [ "$rc" -eq 0 ]
 
-run_cairn vm restore "$commit" vm2
+run_cairn vm restore "$commit" vm2 --json
 ok "vm restore of the commit as vm2: $err" [ "$rc" -eq 0 ]
+ok "its RAM came in while the guest ran" grep -q '"lazy":true' <<< "$out"
 wait_console vm2 'cairn-counter [0-9]+' 30
 first=$(counters "$(console vm2)" | head -1)
 diag "counter before the commit $before, after it $after; first after the restore $first"
@@ -50,4 +53,17 @@ fails "the restored guest did not boot again" \
 send vm2 'sync; echo 3 > /proc/sys/vm/drop_caches; echo "x=$(cat /data/x)= y=$(cat /data/y 2>/dev/null)="'
 ok "the file written before the commit is there, the one after is not" \
   wait_console vm2 '^x=before-commit= y==' 30
+run_cairn vm commit vm2 -m "after a lazy restore"
+ok "the restored VM commits: $err" [ "$rc" -eq 0 ]
+ok "that commit holds its kernel, as the first did" \
+  test "$("$CAIRN" cat "$out" | grep '^volume kernel ')" = \
+       "$("$CAIRN" cat "$commit" | grep '^volume kernel ')"
+
+run_cairn vm restore "$commit" vm3 --eager --json
+ok "vm restore --eager of the same commit as vm3: $err" [ "$rc" -eq 0 ]
+ok "read all of RAM before QEMU started" grep -q '"lazy":false' <<< "$out"
+wait_console vm3 'cairn-counter [0-9]+' 30
+first3=$(counters "$(console vm3)" | head -1)
+ok "its counter resumes from the committed value too ($first3)" \
+  test "${first3:-0}" -gt "${before:-0}" -a "${first3:-0}" -le $((after + 1))
 done_testing
