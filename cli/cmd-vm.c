@@ -297,6 +297,7 @@ restore_json (const char *name, const struct vm_restore_result *res)
   json_object_object_add (o, "running_ms",
                           json_object_new_double (res->running_ms));
   json_object_object_add (o, "lazy", json_object_new_boolean (res->lazy));
+  json_object_object_add (o, "spare", json_object_new_boolean (res->spare));
   json_object_object_add (o, "memory_bytes",
                           json_object_new_int64 (res->memory_bytes));
   json_object_object_add (o, "pages_asked",
@@ -313,11 +314,13 @@ restore_report (const char *name, const struct vm_restore_result *res,
   short_id (&res->commit, id);
   if (res->lazy)
     fprintf (stderr, "cairn: VM %s runs from commit %s on branch %s, "
-             "resumed in %.0f ms (state read and verified in %.0f ms, QEMU "
-             "up in %.0f ms, device state loaded and resumed in %.1f ms); "
+             "resumed in %.0f ms (state read and verified in %.0f ms, %s "
+             "in %.0f ms, device state loaded and resumed in %.1f ms); "
              "its RAM was all in after %.0f ms (%.1f MiB, %llu pages asked "
              "for by the guest first)\n", name, id, res->branch,
-             res->running_ms, res->verify_ms, res->qemu_ms, res->load_ms, res->total_ms, res->memory_bytes / 1048576.0,
+             res->running_ms, res->verify_ms,
+             res->spare ? "a spare QEMU ready" : "QEMU up", res->qemu_ms,
+             res->load_ms, res->total_ms, res->memory_bytes / 1048576.0,
              (unsigned long long) res->pages_asked);
   else
     fprintf (stderr, "cairn: VM %s runs from commit %s on branch %s, "
@@ -517,6 +520,101 @@ vm_cmd_stop (struct cli *cli, int argc, char **argv)
   return 0;
 }
 
+static int
+spare_ls_one (const struct vm_spare_info *i, void *arg)
+{
+  struct json_object *arr = arg;
+
+  if (arr) {
+    struct json_object *o = json_object_new_object ();
+    json_object_object_add (o, "id", json_object_new_string (i->id));
+    json_object_object_add (o, "shape", json_object_new_string (i->shape));
+    json_object_object_add (o, "pid", json_object_new_int (i->pid));
+    json_object_object_add (o, "alive", json_object_new_boolean (i->alive));
+    json_object_array_add (arr, o);
+  }
+  else
+    printf ("%-16s %-5s %7d %s\n", i->id, i->alive ? "ready" : "dead",
+            (int) i->pid, i->shape);
+  return 0;
+}
+
+static int
+vm_cmd_spare (struct cli *cli, int argc, char **argv)
+{
+  static const struct option opts[] = {
+    CLI_COMMON_LONG_OPTIONS,
+    { "count", required_argument, NULL, 'n' },
+    { "json", no_argument, NULL, 'j' },
+    { NULL },
+  };
+  struct cairn_store *s;
+  unsigned long count = 1;
+  bool json = false, have_count = false;
+  const char *what;
+  int c, r;
+
+  while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
+          "QEMUs started ahead of restores.  A restore spends most of its\n"
+          "time to a running guest in starting QEMU; a spare is one started\n"
+          "already, for the machine of a VM commit (QEMU, machine type,\n"
+          "accelerator, CPU model, vCPUs, memory), with no guest yet.\n"
+          "vm restore of a commit of that machine takes one and starts\n"
+          "another in its place.\n"
+          "  start REF [--count N]   start N (default 1) for REF's machine\n"
+          "  ls [--json]             the spares: id, state, pid, machine\n"
+          "  stop                    end them all\n")) != -1) {
+    if (c == 'j')
+      json = true;
+    else if (c == 'n') {
+      char *end;
+      count = strtoul (optarg, &end, 10);
+      if (*end || *optarg == '-' || count < 1 || count > 16)
+        return cli_usage (cli, "--count takes 1 to 16");
+      have_count = true;
+    }
+  }
+  what = optind < argc ? argv[optind] : "";
+  if (strcmp (what, "start") == 0) {
+    if (argc - optind != 2 || json)
+      return cli_usage (cli, "vm spare start needs REF (and takes --count)");
+  }
+  else if (strcmp (what, "ls") == 0 || strcmp (what, "stop") == 0) {
+    if (argc - optind != 1 || have_count || (json && *what == 's'))
+      return cli_usage (cli, "vm spare %s takes no arguments%s", what,
+                        *what == 'l' ? " (but --json)" : "");
+  }
+  else
+    return cli_usage (cli, "vm spare takes start, ls or stop");
+  if ((r = cli_open_store (cli, 0, &s)))
+    return r;
+  if (*what == 's' && what[2] == 'a') {
+    r = vm_spare_start (s, argv[optind + 1], count);
+    if (r == 0)
+      fprintf (stderr, "cairn: started %lu spare QEMU%s for the machine "
+               "of %s\n", count, count > 1 ? "s" : "", argv[optind + 1]);
+  }
+  else if (*what == 'l') {
+    struct json_object *arr = json ? json_object_new_array () : NULL;
+    if (!json)
+      printf ("%-16s %-5s %7s %s\n", "ID", "STATE", "PID", "MACHINE");
+    r = vm_spare_list (s, spare_ls_one, arr);
+    if (arr && r == 0)
+      print_json (arr);
+    else if (arr)
+      json_object_put (arr);
+  }
+  else {
+    unsigned stopped;
+    r = vm_spare_stop (s, &stopped);
+    if (r == 0)
+      fprintf (stderr, "cairn: stopped %u spare QEMU%s\n", stopped,
+               stopped == 1 ? "" : "s");
+  }
+  cairn_store_close (s);
+  return r < 0 ? cli_fail_code (r, NULL) : 0;
+}
+
 /* Copies the log from *OFF to stdout. */
 static void
 copy_log (int fd, off_t *off)
@@ -626,6 +724,8 @@ static const struct vm_command vm_commands[] = {
     vm_cmd_branch },
   { "ls", "vm ls [--json]", vm_cmd_ls },
   { "stop", "vm stop NAME", vm_cmd_stop },
+  { "spare", "vm spare start REF [--count N] | ls [--json] | stop",
+    vm_cmd_spare },
   { "console", "vm console NAME [--follow] [--send LINE]", vm_cmd_console },
   { "guest", "vm guest", vm_cmd_guest },
 };

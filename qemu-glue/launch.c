@@ -195,9 +195,14 @@ vm_qemu_start (struct vm_record *r, enum vm_start how)
   snprintf (memdev, sizeof memdev,
             "memory-backend-file,id=mem,size=%llu,mem-path=%s,share=on",
             (unsigned long long) m->memory, esc[0]);
-  snprintf (blockdev, sizeof blockdev,
-            "driver=nbd,server.type=unix,server.path=%s,export=%s,"
-            "node-name=disk0", esc[1], r->branch);
+  if (how == VM_SPARE)
+    /* A placeholder that vm_spare_attach_disk replaces. */
+    snprintf (blockdev, sizeof blockdev, "driver=raw,node-name=disk0,"
+              "file.driver=null-co,file.node-name=disk0-null");
+  else
+    snprintf (blockdev, sizeof blockdev,
+              "driver=nbd,server.type=unix,server.path=%s,export=%s,"
+              "node-name=disk0", esc[1], r->branch);
   snprintf (chardev, sizeof chardev,
             "socket,id=con,path=%s,server=on,wait=off,logfile=%s,"
             "logappend=on", esc[2], esc[3]);
@@ -223,7 +228,7 @@ vm_qemu_start (struct vm_record *r, enum vm_start how)
     argv[n++] = "defer";
     argv[n++] = "-S";
   }
-  if (how != VM_INCOMING_NO_BOOT_FILES) {
+  if (how == VM_BOOT || how == VM_INCOMING) {
     argv[n++] = "-kernel";
     argv[n++] = r->kernel;
     argv[n++] = "-initrd";

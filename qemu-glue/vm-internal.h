@@ -56,7 +56,10 @@ int vm_nbd_start (struct cairn_store *s, struct vm_record *r);
  * migration ("-incoming defer -S"), with or without the kernel, initrd
  * and append line (only a boot reads them: a lazy restore starts QEMU
  * before they are out of the store). */
-enum vm_start { VM_BOOT, VM_INCOMING, VM_INCOMING_NO_BOOT_FILES };
+enum vm_start {
+  VM_BOOT, VM_INCOMING, VM_INCOMING_NO_BOOT_FILES,
+  VM_SPARE,                     /* incoming, no boot files, no disk yet */
+};
 /* Starts QEMU for R (its machine, files and sockets).  R->qemu is set. */
 int vm_qemu_start (struct vm_record *r, enum vm_start how);
 /* Ends R's QEMU (quit, then kill) and its own nbdkit, once that let go
@@ -79,7 +82,15 @@ int vm_commit_keep_lock (struct cairn_store *s, const char *name,
                          int *lock);
 /* vmrun.c: the paths of a new VM's record, and its directories. */
 int vm_prepare_dirs (struct cairn_store *s, struct vm_record *r);
-
+/* The paths alone (R->name set): dir, ram, ref, kernel, initrd. */
+int vm_set_paths (struct cairn_store *s, struct vm_record *r);
+/* vmspare.c (see there).  Starts a spare QEMU shaped like M, detached. */
+int vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m);
+/* Takes a ready spare shaped like R->machine: moves its directories to
+ * R's (R->name set), sets R's paths and R->qemu.  -ENOENT: none. */
+int vm_spare_claim (struct cairn_store *s, struct vm_record *r);
+/* Points a claimed spare's disk at R's branch (R->nbd_socket). */
+int vm_spare_attach_disk (struct qmp *qmp, const struct vm_record *r);
 /* Removes R's run directory and RAM directory. */
 void vm_files_remove (struct vm_record *r);
 /* Takes DIR/lock (exclusive, not waiting): -EBUSY if another command

@@ -234,6 +234,7 @@ struct vm_restore_result {
   double load_ms;               /* device state loaded and cont */
   double running_ms;            /* the start until the guest runs */
   bool lazy;                    /* RAM came in while the guest ran */
+  bool spare;                   /* into a spare QEMU started ahead */
   uint64_t memory_bytes;        /* RAM bytes materialized */
   uint64_t pages_asked;         /* lazy: pages the guest asked for first */
 };
@@ -257,6 +258,27 @@ int vm_branch (struct cairn_store *s, const char *name, const char *new_name,
                const struct vm_restore_options *ro,
                struct vm_commit_result *cres,
                struct vm_restore_result *rres);
+
+/* Spare QEMUs (vmspare.c): started ahead for the machine of a VM commit,
+ * each taken by a vm restore of a commit of that machine, which starts
+ * another in its place. */
+struct vm_spare_info {
+  char id[17];
+  char shape[256];              /* "qemu=V machine=M accel=A cpu=C ..." */
+  pid_t pid;
+  bool alive;
+};
+/* Starts COUNT spares shaped like VM commit SPEC's machine. */
+int vm_spare_start (struct cairn_store *s, const char *spec, unsigned count);
+int vm_spare_list (struct cairn_store *s,
+                   int (*fn) (const struct vm_spare_info *, void *),
+                   void *arg);
+/* Ends every spare; *STOPPED: how many. */
+int vm_spare_stop (struct cairn_store *s, unsigned *stopped);
+
+/* The machine of VM commit SPEC (its vm line). */
+int vm_commit_machine (struct cairn_store *s, const char *spec,
+                       struct vm_machine *m);
 
 struct vm_stop_result {
   bool was_alive;               /* QEMU was running until now */

@@ -213,6 +213,34 @@ read_commit (struct cairn_store *s, const char *spec, const char *name,
   return e;
 }
 
+int
+vm_commit_machine (struct cairn_store *s, const char *spec,
+                   struct vm_machine *m)
+{
+  struct cairn_commit *c = NULL;
+  struct cairn_txn *txn;
+  struct cairn_ref ref;
+  char hex[CAIRN_HEX_SIZE + 1];
+  int e;
+
+  if ((e = cairn_txn_begin (s, false, &txn)) < 0)
+    return e;
+  e = cairn_resolve (txn, spec, &ref);
+  if (e == 0)
+    e = cairn_commit_read (txn, &ref.commit, &c);
+  cairn_txn_abort (s, txn);
+  if (e < 0)
+    return e;
+  cairn_id_to_hex (&ref.commit, hex);
+  if (!c->vm)
+    e = cairn_error (-EINVAL, "commit %.12s has no vm line: it is not a VM "
+                     "commit (cairn vm commit makes them)", hex);
+  else
+    e = vm_machine_parse (c->vm, m);
+  cairn_commit_free (c);
+  return e;
+}
+
 /* Kernel and initrd into the run directory. */
 static int
 boot_files (struct cairn_store *s, struct vm_record *r,
@@ -355,7 +383,10 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   r.memory = vols[1];
   r.have_memory = true;
   r.ref_valid = false;
-  if ((e = vm_prepare_dirs (s, &r)) < 0) {
+  /* A spare QEMU of the machine, if one waits (vmspare.c). */
+  if (lazy && vm_spare_claim (s, &r) == 0)
+    res->spare = true;
+  else if ((e = vm_prepare_dirs (s, &r)) < 0) {
     vm_files_remove (&r);
     goto out;
   }
@@ -376,8 +407,20 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   branch_made = true;
 
   /* 6 */
-  if ((e = vm_start_processes (s, &r, lazy ? VM_INCOMING_NO_BOOT_FILES
-                                : VM_INCOMING, &qmp, &res->qemu_ms)) < 0)
+  if (res->spare) {
+    char path[PATH_MAX], log[PATH_MAX];
+    double t = vm_now_ms ();
+    if ((e = vm_socket_path (r.dir, "qmp.sock", path)) < 0
+        || (e = vm_path (r.dir, "qemu.log", log)) < 0
+        || (e = vm_qmp_connect_starting (path, &r.qemu, log,
+                                         VM_QEMU_START_MS, &qmp)) < 0
+        || (e = vm_spare_attach_disk (qmp, &r)) < 0)
+      goto undo;
+    res->qemu_ms = vm_now_ms () - t;
+  }
+  else if ((e = vm_start_processes (s, &r, lazy ? VM_INCOMING_NO_BOOT_FILES
+                                    : VM_INCOMING, &qmp,
+                                    &res->qemu_ms)) < 0)
     goto undo;
   double t2 = vm_now_ms ();
   if (lazy) {
@@ -394,6 +437,9 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   qmp_close (qmp);
   qmp = NULL;
   res->total_ms = vm_now_ms () - t0;
+  /* Keep the pool's size.  Best effort: the restore is done. */
+  if (res->spare && vm_spare_spawn (s, &r.machine) < 0)
+    cairn_clear_error ();
   goto out;
 
  undo:

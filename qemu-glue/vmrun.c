@@ -156,24 +156,17 @@ check_branch_free (struct cairn_store *s, const char *branch)
   return 0;
 }
 
-/* Fills the paths of a new record for VM NAME and makes its directories
- * (a stale run directory without a record is removed first). */
+/* Fills the paths of a new record for VM NAME. */
 int
-vm_prepare_dirs (struct cairn_store *s, struct vm_record *r)
+vm_set_paths (struct cairn_store *s, struct vm_record *r)
 {
-  char dir[PATH_MAX], ramdir[PATH_MAX], path[PATH_MAX], probe[PATH_MAX];
+  char dir[PATH_MAX], ramdir[PATH_MAX], path[PATH_MAX];
   int e;
 
   if ((e = vm_run_dir (s, r->name, dir)) < 0
-      || (e = vm_ram_dir (s, r->name, ramdir)) < 0
-      || (e = vm_socket_path (dir, "console.sock", probe)) < 0)
+      || (e = vm_ram_dir (s, r->name, ramdir)) < 0)
     return e;
-  cairn_remove_tree (dir);
-  if (cairn_mkdir_p (dir) < 0)
-    return cairn_error (-errno, "%s: %m", dir);
   r->dir = strdup (dir);
-  if (cairn_mkdir_p (ramdir) < 0 || chmod (ramdir, 0700) < 0)
-    return cairn_error (-errno, "%s: %m", ramdir);
   if ((e = vm_path (ramdir, "ram", path)) < 0)
     return e;
   r->ram = strdup (path);
@@ -191,6 +184,26 @@ vm_prepare_dirs (struct cairn_store *s, struct vm_record *r)
       || !r->nbd_socket)
     return -ENOMEM;
   return 0;
+}
+
+/* vm_set_paths, and makes the directories (a stale run directory
+ * without a record is removed first). */
+int
+vm_prepare_dirs (struct cairn_store *s, struct vm_record *r)
+{
+  char dir[PATH_MAX], ramdir[PATH_MAX], probe[PATH_MAX];
+  int e;
+
+  if ((e = vm_run_dir (s, r->name, dir)) < 0
+      || (e = vm_ram_dir (s, r->name, ramdir)) < 0
+      || (e = vm_socket_path (dir, "console.sock", probe)) < 0)
+    return e;
+  cairn_remove_tree (dir);
+  if (cairn_mkdir_p (dir) < 0)
+    return cairn_error (-errno, "%s: %m", dir);
+  if (cairn_mkdir_p (ramdir) < 0 || chmod (ramdir, 0700) < 0)
+    return cairn_error (-errno, "%s: %m", ramdir);
+  return vm_set_paths (s, r);
 }
 
 /* The RAM file: sparse, the size of the guest's memory. */

@@ -45,6 +45,7 @@ stop_all_vms () {
                   sed -n 's/^ *"name":"\(.*\)",$/\1/p'); do
     "$CAIRN" vm stop "$name" >/dev/null 2>&1
   done
+  "$CAIRN" vm spare stop >/dev/null 2>&1
   rm -rf "$CAIRN_VM_RAM_DIR"
 }
 on_exit stop_all_vms

@@ -41,6 +41,7 @@ vm_tests = \
 	test-vm-commit-restore.sh \
 	test-vm-branch.sh \
 	test-vm-restore-corrupt.sh \
+	test-vm-spare.sh \
 	test-vm-commit-qemu-killed.sh \
 	test-vm-ls-console-stop.sh \
 	test-vm-restore-incompatible.sh \

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# vm spare: QEMUs started ahead for the machine of a VM commit.  A restore
+# of a commit of that machine takes one and says so; its guest resumes
+# from the committed counter, reads its committed disk and writes to its
+# branch (the spare's placeholder disk was swapped for the branch's), and
+# commits; the restore started another spare in its place.  vm spare stop
+# ends them and leaves no process or file; a restore without a spare
+# starts its own QEMU.  Bad input is refused, and starts nothing.
+outer_plugin=${CAIRN_PLUGIN:-}
+. ./functions.sh
+. "$abs_top_srcdir/tests/vm-functions.sh"
+requires debugfs
+
+plan 27
+new_store
+ok "the guest boots" boot vm1 main
+send vm1 'echo before > /data/x; sync; echo "wrote-$((40+2))"'
+ok "it writes a file" wait_console vm1 '^wrote-42' 30
+before=$(last_counter vm1)
+commit=$("$CAIRN" vm commit vm1 -m "to restore" 2>/dev/null)
+after=$(last_counter vm1)
+ok "a commit" test -n "$commit"
+"$CAIRN" vm stop vm1 2>/dev/null
+
+run_cairn vm spare start "$commit"
+ok "vm spare start: exit 0: $err" [ "$rc" -eq 0 ]
+ready () { "$CAIRN" vm spare ls | grep -c ' ready '; }
+ok "vm spare ls lists one ready spare" test "$(ready)" -eq 1
+spare_pid=$(json_field "$("$CAIRN" vm spare ls --json)" pid)
+ok "its QEMU runs (pid $spare_pid)" kill -0 "$spare_pid"
+
+run_cairn vm restore "$commit" vm2 --json
+ok "vm restore: exit 0: $err" [ "$rc" -eq 0 ]
+ok "it took the spare" grep -q '"spare":true' <<< "$out"
+ok "vm2 runs in the spare's QEMU" \
+  test "$(json_field "$("$CAIRN" vm ls --json)" qemu_pid)" = "$spare_pid"
+wait_console vm2 'cairn-counter [0-9]+' 30
+first=$(counters "$(console vm2)" | head -1)
+ok "its counter resumes from the committed value ($before..$after -> $first)" \
+  test "${first:-0}" -gt "${before:-0}" -a "${first:-0}" -le $((after + 1))
+send vm2 'sync; echo 3 > /proc/sys/vm/drop_caches; echo "x=$(cat /data/x)="; echo after > /data/y; sync; echo "wrote-$((50+5))"'
+ok "it reads the committed disk" wait_console vm2 '^x=before=' 30
+ok "and writes to its branch" wait_console vm2 '^wrote-55' 30
+run_cairn vm commit vm2 -m "in a spare"
+ok "vm commit of it: exit 0" [ "$rc" -eq 0 ]
+"$CAIRN" export "$out" "$TMP/disk.img" 2>/dev/null
+ok "that commit's disk holds what it wrote" \
+  test "$(debugfs -R 'cat /data/y' "$TMP/disk.img" 2>/dev/null)" = after
+
+ok "a new spare took its place" test "$(ready)" -eq 1
+new_pid=$(json_field "$("$CAIRN" vm spare ls --json)" pid)
+ok "another QEMU ($new_pid)" test -n "$new_pid" -a "$new_pid" != "$spare_pid"
+
+run_cairn vm spare stop
+ok "vm spare stop: exit 0: $err" [ "$rc" -eq 0 ]
+ok "no spare is listed" test -z "$("$CAIRN" vm spare ls | tail -n +2)"
+ok "its QEMU ended" gone "$new_pid"
+ok "no spare directory is left" \
+  test -z "$(ls "$STORE/run/spares" 2>/dev/null; ls -a "$CAIRN_VM_RAM_DIR"/*/ 2>/dev/null | grep spare)"
+
+run_cairn vm restore "$commit" vm3 --json
+ok "without a spare, vm restore starts its QEMU: $err" \
+  bash -c "[ $rc -eq 0 ] && grep -q '\"spare\":false' <<< '$out'"
+
+# Bad input: one line, exit 1 (2 for usage), and no spare.
+run_cairn vm spare start no-such-ref
+ok "vm spare start of an unknown ref: exit 1, one line: $err" \
+  bash -c "[ $rc -eq 1 ] && [ \$(printf '%s\n' \"\$0\" | wc -l) -eq 1 ]" "$err"
+run_cairn vm spare start main~1
+ok "of a commit that is not a VM commit: exit 1: $err" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'not a VM commit' <<< \"\$0\"" "$err"
+run_cairn vm spare start "$commit" --count 0
+ok "--count 0: usage error" [ "$rc" -eq 2 ]
+run_cairn vm spare frobnicate
+ok "an unknown verb: usage error" [ "$rc" -eq 2 ]
+run_cairn vm spare ls extra
+ok "vm spare ls with an argument: usage error" [ "$rc" -eq 2 ]
+ok "none of that started a spare" \
+  test -z "$("$CAIRN" vm spare ls | tail -n +2)"
+done_testing
