@@ -87,8 +87,10 @@ int vm_set_paths (struct cairn_store *s, struct vm_record *r);
 /* vmspare.c (see there).  Starts a spare QEMU shaped like M, detached. */
 int vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m);
 /* Takes a ready spare shaped like R->machine: moves its directories to
- * R's (R->name set), sets R's paths and R->qemu.  -ENOENT: none. */
-int vm_spare_claim (struct cairn_store *s, struct vm_record *r);
+ * R's (R->name set), sets R's paths and R->qemu, and gives its QMP
+ * connection in *QMP.  -ENOENT: none. */
+int vm_spare_claim (struct cairn_store *s, struct vm_record *r,
+                    struct qmp **qmp);
 /* Points a claimed spare's disk at R's branch (R->nbd_socket). */
 int vm_spare_attach_disk (struct qmp *qmp, const struct vm_record *r);
 /* Removes R's run directory and RAM directory. */

@@ -384,14 +384,24 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   r.have_memory = true;
   r.ref_valid = false;
   /* A spare QEMU of the machine, if one waits (vmspare.c). */
-  if (lazy && vm_spare_claim (s, &r) == 0)
+  double tc = vm_now_ms ();
+  if (lazy && vm_spare_claim (s, &r, &qmp) == 0) {
     res->spare = true;
+    res->qemu_ms = vm_now_ms () - tc;
+  }
   else if ((e = vm_prepare_dirs (s, &r)) < 0) {
     vm_files_remove (&r);
     goto out;
   }
-  if ((e = vm_record_put (s, &r, true)) < 0)
+  if ((e = vm_record_put (s, &r, true)) < 0) {
+    if (res->spare) {           /* not ours to keep: the name is taken */
+      qmp_close (qmp);
+      qmp = NULL;
+      vm_process_end (&r.qemu, SIGKILL, VM_STOP_MS);
+      vm_files_remove (&r);
+    }
     goto out;
+  }
   if ((e = vm_nbd_start (s, &r)) < 0 || (e = vm_record_put (s, &r, false)) < 0)
     goto undo;
 
@@ -408,15 +418,10 @@ restore (struct cairn_store *s, const char *spec, const char *name,
 
   /* 6 */
   if (res->spare) {
-    char path[PATH_MAX], log[PATH_MAX];
     double t = vm_now_ms ();
-    if ((e = vm_socket_path (r.dir, "qmp.sock", path)) < 0
-        || (e = vm_path (r.dir, "qemu.log", log)) < 0
-        || (e = vm_qmp_connect_starting (path, &r.qemu, log,
-                                         VM_QEMU_START_MS, &qmp)) < 0
-        || (e = vm_spare_attach_disk (qmp, &r)) < 0)
+    if ((e = vm_spare_attach_disk (qmp, &r)) < 0)
       goto undo;
-    res->qemu_ms = vm_now_ms () - t;
+    res->qemu_ms += vm_now_ms () - t;
   }
   else if ((e = vm_start_processes (s, &r, lazy ? VM_INCOMING_NO_BOOT_FILES
                                     : VM_INCOMING, &qmp,

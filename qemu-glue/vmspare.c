@@ -51,6 +51,9 @@
 #include "qemu-glue/vm-internal.h"
 
 #define SPARE_ID_LEN 16
+/* How long a restore waits for a spare that is still starting (it would
+ * take longer to start its own). */
+#define SPARE_READY_MS 2000
 
 /* The shape line of machine M: what a spare must have in common with
  * the commit it takes. */
@@ -241,16 +244,17 @@ struct claim {
   struct cairn_store *s;
   struct vm_record *r;
   char shape[256];
-  bool done;
+  struct qmp *qmp;              /* set once claimed */
 };
 
 static int
 try_claim (const char *id, void *arg)
 {
   struct claim *c = arg;
-  char run[PATH_MAX], ramdir[PATH_MAX], shape[256];
+  char run[PATH_MAX], ramdir[PATH_MAX], shape[256], sock[PATH_MAX];
   char vmrun[PATH_MAX], vmram[PATH_MAX];
   struct vm_process p;
+  struct qmp *qmp;
 
   if (spare_dirs (c->s, id, run, ramdir) < 0
       || read_small (run, "shape", shape, sizeof shape) < 0)
@@ -262,37 +266,54 @@ try_claim (const char *id, void *arg)
   if (strcmp (shape, c->shape) != 0)
     return 0;
   if (vm_run_dir (c->s, c->r->name, vmrun) < 0
-      || vm_ram_dir (c->s, c->r->name, vmram) < 0)
+      || vm_ram_dir (c->s, c->r->name, vmram) < 0
+      || vm_socket_path (run, "qmp.sock", sock) < 0)
     return 0;
+  /* Ready once QMP greets: QEMU has opened every path it was given (its
+   * console log, RAM file), so they may move.  The connection stays: it
+   * is the restore's.  QMP takes one client; another restore trying this
+   * spare now waits, then finds it gone. */
+  if (qmp_connect (sock, SPARE_READY_MS, &qmp) < 0) {
+    cairn_clear_error ();
+    return 0;
+  }
   cairn_remove_tree (vmrun);
-  if (rename (run, vmrun) < 0)
+  if (rename (run, vmrun) < 0) {
+    qmp_close (qmp);
     return 0;                   /* another restore took it */
+  }
   cairn_remove_tree (vmram);
   if (rename (ramdir, vmram) < 0) {
     int e = cairn_error (-errno, "%s: %m", vmram);
+    qmp_close (qmp);
     vm_process_end (&p, SIGKILL, VM_STOP_MS);
     cairn_remove_tree (vmrun);
     cairn_remove_tree (ramdir);
     return e;
   }
   c->r->qemu = p;
-  c->done = true;
+  c->qmp = qmp;
   return 1;
 }
 
 int
-vm_spare_claim (struct cairn_store *s, struct vm_record *r)
+vm_spare_claim (struct cairn_store *s, struct vm_record *r, struct qmp **qmp)
 {
-  struct claim c = { s, r, "", false };
+  struct claim c = { s, r, "", NULL };
   int e;
 
   shape_of (&r->machine, c.shape, sizeof c.shape);
   e = each_spare (s, try_claim, &c);
   if (e < 0)
     return e;
-  if (!c.done)
+  if (!c.qmp)
     return -ENOENT;
-  return vm_set_paths (s, r);
+  if ((e = vm_set_paths (s, r)) < 0) {
+    qmp_close (c.qmp);
+    return e;
+  }
+  *qmp = c.qmp;
+  return 0;
 }
 
 int
