@@ -3146,7 +3146,6 @@ cairn_branch_commit (struct cairn_branch *b,
   }
   pthread_mutex_unlock (&b->lock);
   qsort (snaps, n, sizeof *snaps, snap_cmp);
-  pthread_mutex_unlock (&b->lock);
   if (snap) {
     r = spill_write (b, snap, vols, nvols, scan, &spill);
     cairn_txn_abort (b->s, snap);
