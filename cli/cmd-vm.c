@@ -575,26 +575,27 @@ vm_cmd_spare (struct cli *cli, int argc, char **argv)
     }
   }
   what = optind < argc ? argv[optind] : "";
-  if (strcmp (what, "start") == 0) {
+  bool start = strcmp (what, "start") == 0, ls = strcmp (what, "ls") == 0;
+  if (start) {
     if (argc - optind != 2 || json)
       return cli_usage (cli, "vm spare start needs REF (and takes --count)");
   }
-  else if (strcmp (what, "ls") == 0 || strcmp (what, "stop") == 0) {
-    if (argc - optind != 1 || have_count || (json && *what == 's'))
+  else if (ls || strcmp (what, "stop") == 0) {
+    if (argc - optind != 1 || have_count || (json && !ls))
       return cli_usage (cli, "vm spare %s takes no arguments%s", what,
-                        *what == 'l' ? " (but --json)" : "");
+                        ls ? " (but --json)" : "");
   }
   else
     return cli_usage (cli, "vm spare takes start, ls or stop");
   if ((r = cli_open_store (cli, 0, &s)))
     return r;
-  if (*what == 's' && what[2] == 'a') {
+  if (start) {
     r = vm_spare_start (s, argv[optind + 1], count);
     if (r == 0)
       fprintf (stderr, "cairn: started %lu spare QEMU%s for the machine "
                "of %s\n", count, count > 1 ? "s" : "", argv[optind + 1]);
   }
-  else if (*what == 'l') {
+  else if (ls) {
     struct json_object *arr = json ? json_object_new_array () : NULL;
     if (!json)
       printf ("%-16s %-5s %7s %s\n", "ID", "STATE", "PID", "MACHINE");

@@ -268,6 +268,22 @@ vm_qmp_connect_starting (const char *path, const struct vm_process *p,
   }
 }
 
+int
+vm_qmp_status (struct qmp *qmp, char *buf, size_t len)
+{
+  struct json_object *reply, *status;
+  int r = qmp_execute (qmp, "query-status", NULL, &reply, VM_QMP_MS);
+
+  if (r < 0)
+    return r;
+  if (json_object_object_get_ex (reply, "status", &status))
+    snprintf (buf, len, "%s", json_object_get_string (status));
+  else
+    snprintf (buf, len, "unknown");
+  json_object_put (reply);
+  return 0;
+}
+
 void
 vm_processes_end (struct cairn_store *s, struct vm_record *r,
                   struct vm_stop_result *res)

@@ -44,8 +44,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "store/util.h"
 #include "qemu-glue/postcopy.h"
 #include "qemu-glue/vm-internal.h"
@@ -318,20 +316,10 @@ struct out {
 static void
 put (struct out *o, const void *data, size_t n)
 {
+  if (!o->failed && cairn_reserve (&o->p, &o->cap, o->len + n, 65536) < 0)
+    o->failed = true;
   if (o->failed)
     return;
-  if (o->len + n > o->cap) {
-    size_t cap = o->cap ? o->cap : 65536;
-    while (cap < o->len + n)
-      cap *= 2;
-    uint8_t *p = realloc (o->p, cap);
-    if (!p) {
-      o->failed = true;
-      return;
-    }
-    o->p = p;
-    o->cap = cap;
-  }
   memcpy (o->p + o->len, data, n);
   o->len += n;
 }
@@ -764,21 +752,6 @@ server_free (struct server *sv)
   free (sv->o.p);
 }
 
-/* QEMU's run state, or "" if QMP failed. */
-static int
-run_state (struct qmp *qmp, char *buf, size_t len)
-{
-  struct json_object *info, *status;
-  int r = qmp_execute (qmp, "query-status", NULL, &info, 2000);
-
-  if (r < 0)
-    return r;
-  snprintf (buf, len, "%s", json_object_object_get_ex (info, "status", &status)
-            ? json_object_get_string (status) : "");
-  json_object_put (info);
-  return 0;
-}
-
 int
 vm_postcopy_run (struct vm_postcopy *pc, struct cairn_store *s,
                  struct qmp *qmp, int timeout_ms,
@@ -813,7 +786,7 @@ vm_postcopy_run (struct vm_postcopy *pc, struct cairn_store *s,
   for (;;) {
     if (atomic_load (&sv.finished) && sv.error)
       break;
-    if ((r = run_state (qmp, state, sizeof state)) < 0)
+    if ((r = vm_qmp_status (qmp, state, sizeof state)) < 0)
       break;
     if (strcmp (state, "paused") == 0) {
       r = qmp_execute (qmp, "cont", NULL, NULL, timeout_ms);

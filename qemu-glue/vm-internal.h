@@ -62,6 +62,8 @@ enum vm_start {
 };
 /* Starts QEMU for R (its machine, files and sockets).  R->qemu is set. */
 int vm_qemu_start (struct vm_record *r, enum vm_start how);
+/* QEMU's run state ("running", "paused", "inmigrate", ...) into BUF. */
+int vm_qmp_status (struct qmp *qmp, char *buf, size_t len);
 /* Ends R's QEMU (quit, then kill) and its own nbdkit, once that let go
  * of the branch. */
 void vm_processes_end (struct cairn_store *s, struct vm_record *r,

@@ -233,23 +233,6 @@ store_paused (struct cairn_store *s, struct memscan *ms,
   return r;
 }
 
-/* QEMU's run state ("running", "paused", "postmigrate", ...). */
-static int
-query_status (struct qmp *qmp, char *buf, size_t len)
-{
-  struct json_object *reply, *status;
-  int r = qmp_execute (qmp, "query-status", NULL, &reply, VM_QMP_MS);
-
-  if (r < 0)
-    return r;
-  if (json_object_object_get_ex (reply, "status", &status))
-    snprintf (buf, len, "%s", json_object_get_string (status));
-  else
-    snprintf (buf, len, "unknown");
-  json_object_put (reply);
-  return 0;
-}
-
 /* Turns a QMP failure into a sentence: QEMU's own words if it refused,
  * "QEMU exited" if it is gone. */
 static int
@@ -287,7 +270,7 @@ commit_locked (struct cairn_store *s, struct vm_record *r, struct qmp *qmp,
   uint64_t changed, data;
   int e;
 
-  if ((e = query_status (qmp, status, sizeof status)) < 0)
+  if ((e = vm_qmp_status (qmp, status, sizeof status)) < 0)
     return qmp_failed (qmp, r, e, "query-status");
   if (strcmp (status, "postmigrate") == 0) {
     /* A commit died after saving the device state: QEMU cannot save

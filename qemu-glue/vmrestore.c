@@ -135,6 +135,16 @@ need_volume (const struct cairn_commit *c, const char *name,
                       hex, name);
 }
 
+static int
+not_vm_commit (const struct cairn_id *id)
+{
+  char hex[CAIRN_HEX_SIZE + 1];
+
+  cairn_id_to_hex (id, hex);
+  return cairn_error (-EINVAL, "commit %.12s has no vm line: it is not a VM "
+                      "commit (cairn vm commit makes them)", hex);
+}
+
 /* Step 1: the commit and its machine; the names are free. */
 static int
 read_commit (struct cairn_store *s, const char *spec, const char *name,
@@ -186,8 +196,7 @@ read_commit (struct cairn_store *s, const char *spec, const char *name,
   *id = ref.commit;
   cairn_id_to_hex (id, hex);
   if (!c->vm) {
-    e = cairn_error (-EINVAL, "commit %.12s has no vm line: it is not a VM "
-                     "commit (cairn vm commit makes them)", hex);
+    e = not_vm_commit (id);
     goto out;
   }
   for (int i = 0; i < 5 && e == 0; i++)
@@ -220,7 +229,6 @@ vm_commit_machine (struct cairn_store *s, const char *spec,
   struct cairn_commit *c = NULL;
   struct cairn_txn *txn;
   struct cairn_ref ref;
-  char hex[CAIRN_HEX_SIZE + 1];
   int e;
 
   if ((e = cairn_txn_begin (s, false, &txn)) < 0)
@@ -231,10 +239,8 @@ vm_commit_machine (struct cairn_store *s, const char *spec,
   cairn_txn_abort (s, txn);
   if (e < 0)
     return e;
-  cairn_id_to_hex (&ref.commit, hex);
   if (!c->vm)
-    e = cairn_error (-EINVAL, "commit %.12s has no vm line: it is not a VM "
-                     "commit (cairn vm commit makes them)", hex);
+    e = not_vm_commit (&ref.commit);
   else
     e = vm_machine_parse (c->vm, m);
   cairn_commit_free (c);

@@ -90,42 +90,26 @@ spare_dirs (struct cairn_store *s, const char *id, char *run, char *ram)
   return vm_ram_dir (s, name, ram);
 }
 
-static int
-read_small (const char *dir, const char *file, char *buf, size_t len)
+/* DIR/FILE's text (a malloc'd string), or NULL. */
+static char *
+read_text (const char *dir, const char *file)
 {
-  char path[PATH_MAX];
-  ssize_t n;
-  int fd;
+  char path[PATH_MAX], *text;
+  size_t len;
 
-  if (vm_path (dir, file, path) < 0
-      || (fd = open (path, O_RDONLY | O_CLOEXEC)) < 0)
-    return -1;
-  n = read (fd, buf, len - 1);
-  close (fd);
-  if (n < 0)
-    return -1;
-  buf[n] = '\0';
-  return 0;
+  if (vm_path (dir, file, path) < 0 || cairn_read_file (path, &text, &len) < 0)
+    return NULL;
+  return text;
 }
 
 static int
-write_small (const char *dir, const char *file, const char *text)
+write_text (const char *dir, const char *file, const char *text)
 {
-  char path[PATH_MAX], tmp[PATH_MAX + 8];
-  size_t len = strlen (text);
-  int fd, e = 0;
+  char path[PATH_MAX];
+  int e = vm_path (dir, file, path);
 
-  if ((e = vm_path (dir, file, path)) < 0)
-    return e;
-  snprintf (tmp, sizeof tmp, "%s.tmp", path);
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return cairn_error (-errno, "%s: %m", tmp);
-  if (write (fd, text, len) != (ssize_t) len)
-    e = cairn_error (-EIO, "%s: %m", tmp);
-  close (fd);
-  if (e == 0 && rename (tmp, path) < 0)
-    e = cairn_error (-errno, "%s: %m", path);
+  if (e == 0 && (e = cairn_write_file_atomic (path, text, strlen (text))) < 0)
+    e = cairn_error (e, "%s: %s", path, strerror (-e));
   return e;
 }
 
@@ -133,13 +117,14 @@ write_small (const char *dir, const char *file, const char *text)
 static bool
 spare_process (const char *run, struct vm_process *p)
 {
-  char text[64];
+  char *text = read_text (run, "qemu");
   long long pid;
   unsigned long long start;
+  bool ok = text && sscanf (text, "%lld %llu", &pid, &start) == 2 && pid > 0;
 
   memset (p, 0, sizeof *p);
-  if (read_small (run, "qemu", text, sizeof text) < 0
-      || sscanf (text, "%lld %llu", &pid, &start) != 2 || pid <= 0)
+  free (text);
+  if (!ok)
     return false;
   p->pid = pid;
   p->start = start;
@@ -202,10 +187,10 @@ vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m)
     goto fail;
   snprintf (text, sizeof text, "%lld %llu\n", (long long) t.qemu.pid,
             (unsigned long long) t.qemu.start);
-  if ((e = write_small (run, "qemu", text)) < 0)
+  if ((e = write_text (run, "qemu", text)) < 0)
     goto fail_kill;
   shape_of (m, text, sizeof text);
-  if ((e = write_small (run, "shape", text)) < 0)
+  if ((e = write_text (run, "shape", text)) < 0)
     goto fail_kill;
   return 0;
 
@@ -251,19 +236,21 @@ static int
 try_claim (const char *id, void *arg)
 {
   struct claim *c = arg;
-  char run[PATH_MAX], ramdir[PATH_MAX], shape[256], sock[PATH_MAX];
+  char run[PATH_MAX], ramdir[PATH_MAX], *shape, sock[PATH_MAX];
   char vmrun[PATH_MAX], vmram[PATH_MAX];
   struct vm_process p;
   struct qmp *qmp;
 
   if (spare_dirs (c->s, id, run, ramdir) < 0
-      || read_small (run, "shape", shape, sizeof shape) < 0)
+      || !(shape = read_text (run, "shape")))
     return 0;                   /* not ready (or gone) */
+  bool same = strcmp (shape, c->shape) == 0;
+  free (shape);
   if (!spare_process (run, &p) || !vm_process_alive (&p)) {
     spare_remove (c->s, id);
     return 0;
   }
-  if (strcmp (shape, c->shape) != 0)
+  if (!same)
     return 0;
   if (vm_run_dir (c->s, c->r->name, vmrun) < 0
       || vm_ram_dir (c->s, c->r->name, vmram) < 0
@@ -379,14 +366,16 @@ list_one (const char *id, void *arg)
   char run[PATH_MAX], ram[PATH_MAX];
   struct vm_spare_info info;
   struct vm_process p;
+  char *shape;
 
-  if (spare_dirs (l->s, id, run, ram) < 0)
-    return 0;
+  if (spare_dirs (l->s, id, run, ram) < 0
+      || !(shape = read_text (run, "shape")))
+    return 0;                   /* not ready (or gone) */
   memset (&info, 0, sizeof info);
   snprintf (info.id, sizeof info.id, "%s", id);
-  if (read_small (run, "shape", info.shape, sizeof info.shape) < 0)
-    return 0;                   /* not ready */
-  info.shape[strcspn (info.shape, "\n")] = '\0';
+  snprintf (info.shape, sizeof info.shape, "%.*s",
+            (int) strcspn (shape, "\n"), shape);
+  free (shape);
   if (spare_process (run, &p)) {
     info.pid = p.pid;
     info.alive = vm_process_alive (&p);
