@@ -33,9 +33,11 @@ fio --name=regionA --ioengine=nbd --uri="$URI" --rw=randwrite --bs=4k \
   --verify_fatal=1 --verify_state_save=0 --randrepeat=1 >"$TMP/fio.out" 2>&1 &
 fio_pid=$!
 on_exit "kill $fio_pid 2>/dev/null"
+export FIO_PID=$fio_pid
 
 # Waits for fio to be a quarter through, writes records 0..299, commits, writes
-# records 300..599 on the same connection; saves the commit id.
+# records 300..599 on the same connection; saves the commit id, and
+# whether fio still ran when the commit returned.
 nbdsh -u "$URI" -c '
 import os, subprocess, time
 B, REC, N, AT = 32 << 20, 4608, 600, 300
@@ -52,14 +54,18 @@ for i in range(N):
         out = subprocess.run([os.environ["CAIRN"], "commit", "main"],
                              check=True, capture_output=True, text=True)
         open(os.environ["OUT"] + "/commit.id", "w").write(out.stdout.strip())
+        try:                    # alive, and not a zombie the shell has not reaped
+            stat = open("/proc/%s/stat" % os.environ["FIO_PID"]).read()
+            if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                open(os.environ["OUT"] + "/fio-running", "w").close()
+        except FileNotFoundError:
+            pass
     h.pwrite(record(i), B + i * REC)
 h.flush()
 ' >"$TMP/writer.out" 2>&1
 writer=$?
-fio_running=no
-kill -0 "$fio_pid" 2>/dev/null && fio_running=yes
 ok "the record writer wrote every record across the commit" test $writer = 0
-ok "fio was still writing when the commit returned" test $fio_running = yes
+ok "fio was still writing when the commit returned" test -e "$TMP/fio-running"
 wait "$fio_pid"
 ok "fio finished its pass and verified it" test $? = 0
 id=$(cat "$TMP/commit.id")
