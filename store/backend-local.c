@@ -126,10 +126,14 @@ struct local_backend {
   bool wal;
   struct redo_log redo;
   MDB_txn *pin;                 /* read txn on the checkpoint we pin */
-  uint64_t pin_lsn;
-  uint64_t pin_pages;           /* LMDB's last page when pinned */
+  /* Atomic: local_housekeep reads these and the next two without the
+   * write lock, to see whether it has anything to do. */
+  _Atomic uint64_t pin_lsn;
+  _Atomic uint64_t pin_pages;   /* LMDB's last page when pinned */
   bool force_ckpt;              /* next write txn checkpoints first */
   bool wrote;                   /* logged a record since opening */
+  _Atomic uint64_t logged_lsn;  /* the lsn of the last record it logged */
+  _Atomic uint64_t logged_end;  /* where in the log that record ended */
   long kill_at_record;          /* tests: SIGKILL after this many records */
   long records;
 };
@@ -345,6 +349,9 @@ txn_free (struct cairn_btxn *t)
  * pages a record, and with none of them reused the file would grow by
  * that much per record. */
 #define CKPT_GROWTH_PAGES 2048
+/* Housekeeping (local_housekeep) checkpoints once three quarters of any
+ * of these is reached, so that a write txn seldom has to. */
+#define CKPT_EARLY(limit) ((limit) / 4 * 3)
 
 /* Databases by number, as the log names them. */
 #define DB_TABLE(table) (CAIRN_OBJECT_TYPES + (table))
@@ -541,9 +548,9 @@ checkpoint (struct local_backend *lb, MDB_txn *txn, uint64_t lsn,
 
 /* At the start of write txn T: checkpoint if this process does not pin
  * the current checkpoint (and something was logged since it), or the log
- * is long; then place T's record. */
+ * is long (EARLY: three quarters as long); then place T's record. */
 static int
-redo_begin (struct cairn_btxn *t)
+redo_begin (struct cairn_btxn *t, bool early)
 {
   struct local_backend *lb = t->lb;
   struct redo_ckpt c;
@@ -561,14 +568,16 @@ redo_begin (struct cairn_btxn *t)
   int have = log_position (lb, t->txn, &lsn, &at, &c);
   if (have < 0 && have != -ENOENT)
     return have;
+  uint64_t records = early ? CKPT_EARLY (CKPT_RECORDS) : CKPT_RECORDS;
+  uint64_t bytes = early ? CKPT_EARLY (CKPT_LOG_BYTES) : CKPT_LOG_BYTES;
+  uint64_t pages = early ? CKPT_EARLY (CKPT_GROWTH_PAGES) : CKPT_GROWTH_PAGES;
   MDB_envinfo info;
   bool grown = mdb_env_info (lb->env, &info) == 0
-    && info.me_last_pgno >= lb->pin_pages + CKPT_GROWTH_PAGES;
+    && info.me_last_pgno >= lb->pin_pages + pages;
   if (have < 0
       || (lsn != c.lsn
           && (lb->force_ckpt || !lb->pin || lb->pin_lsn != c.lsn
-              || lsn - c.lsn >= CKPT_RECORDS || at >= CKPT_LOG_BYTES
-              || grown))) {
+              || lsn - c.lsn >= records || at >= bytes || grown))) {
     r = checkpoint (lb, t->txn, lsn, have < 0 ? NULL : &c);
     at = 0;
   }
@@ -629,10 +638,9 @@ recover (struct local_backend *lb, bool rebooted)
 /* ---- Transactions ------------------------------------------------- */
 
 static int
-local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
+txn_begin (struct local_backend *lb, bool write, bool early,
+           struct cairn_btxn **out)
 {
-  struct local_backend *lb = local (b);
-
   if (write && lb->readonly)
     return -EROFS;
   touch_index (lb);
@@ -647,7 +655,7 @@ local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
     return mdb_errno (rc);
   }
   if (write) {
-    int r = lb->wal ? redo_begin (t) : 0;
+    int r = lb->wal ? redo_begin (t, early) : 0;
     if (r < 0) {
       mdb_txn_abort (t->txn);
       txn_free (t);
@@ -656,6 +664,12 @@ local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
   }
   *out = t;
   return 0;
+}
+
+static int
+local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
+{
+  return txn_begin (local (b), write, false, out);
 }
 
 /* The packs first (a record must be durable before the index names it),
@@ -691,8 +705,11 @@ local_txn_commit (struct cairn_btxn *t)
     r = mdb_errno (mdb_txn_commit (t->txn));
   if (r < 0 && logged)
     redo_void (&lb->redo, t->redo_off);
-  else if (logged)
+  else if (logged) {
     lb->wrote = true;
+    lb->logged_lsn = t->lsn;
+    lb->logged_end = t->redo_off + REDO_RECORD_HEADER + t->redo.len;
+  }
   txn_free (t);
   return r;
 }
@@ -702,6 +719,29 @@ local_txn_abort (struct cairn_btxn *t)
 {
   mdb_txn_abort (t->txn);
   txn_free (t);
+}
+
+/* Checkpoints if a write txn of this process will have to soon: one that
+ * begins early (redo_begin), and ends with nothing written.  What this
+ * process logged tells, without a txn, whether that can be so. */
+static int
+local_housekeep (struct cairn_backend *b)
+{
+  struct local_backend *lb = local (b);
+  struct cairn_btxn *t;
+  MDB_envinfo info;
+
+  if (!lb->wal || lb->nosync || lb->logged_lsn <= lb->pin_lsn)
+    return 0;
+  if (lb->logged_lsn - lb->pin_lsn < CKPT_EARLY (CKPT_RECORDS)
+      && lb->logged_end < CKPT_EARLY (CKPT_LOG_BYTES)
+      && mdb_env_info (lb->env, &info) == 0
+      && info.me_last_pgno < lb->pin_pages + CKPT_EARLY (CKPT_GROWTH_PAGES))
+    return 0;
+  int r = txn_begin (lb, true, true, &t);
+  if (r == 0)
+    local_txn_abort (t);
+  return r;
 }
 
 static int
@@ -1201,6 +1241,7 @@ static const struct cairn_backend_ops local_ops = {
   .txn_begin = local_txn_begin,
   .txn_commit = local_txn_commit,
   .txn_abort = local_txn_abort,
+  .housekeep = local_housekeep,
   .object_put = local_object_put,
   .object_get = local_object_get,
   .object_stat = local_object_stat,

@@ -92,6 +92,12 @@ struct cairn_backend_ops {
                     struct cairn_btxn **txn);
   int (*txn_commit) (struct cairn_btxn *txn);
   void (*txn_abort) (struct cairn_btxn *txn);
+  /* Optional: does now the upkeep that a write transaction would soon
+   * have to do first (the local backend's checkpoint), so that it falls
+   * on a caller with time to spare, such as a branch's sealer, and not
+   * on a commit or a flush that someone waits for.  0 if there was
+   * nothing to do or it was done. */
+  int (*housekeep) (struct cairn_backend *b);
 
   /* Immutable objects.  put returns 0 if it stored DATA, 1 if the object
    * existed (its epoch is refreshed), -ENOENT if DATA is NULL and the

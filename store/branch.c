@@ -2440,6 +2440,11 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
   }
   pthread_mutex_unlock (&b->lock);
   pthread_mutex_unlock (&b->persist_mutex);
+  /* The index's checkpoint, if one is coming due, is the sealer's to
+   * take: a commit or a flush would otherwise wait for it.  If it fails,
+   * the write txn that needs it tries again and reports. */
+  if (r == 0)
+    (void) store_housekeep (b->s);
 
   for (size_t i = 0; i < n; i++)
     seal_job_free (&jobs[i]);

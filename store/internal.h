@@ -34,6 +34,10 @@ struct cairn_txn {
  * same store (TXN stays valid; pointers into the old one do not). */
 int txn_checkpoint (struct cairn_txn *txn);
 
+/* The backend's housekeeping (its housekeep op), if it has any: for
+ * callers with time to spare, such as a branch's sealer. */
+int store_housekeep (struct cairn_store *s);
+
 /* cairn_txn_begin, also for writing on a read-only store: only for the
  * session records of pins and leases (pin.c). */
 int txn_begin_session (struct cairn_store *s, bool write,

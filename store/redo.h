@@ -8,7 +8,10 @@
  * transaction durable with one append to this log: the transaction's
  * changes (every put and delete it made, as a redo record), written and
  * fdatasynced before mdb_txn_commit.  A checkpoint flushes LMDB's file
- * (mdb_env_sync) and starts the log again from its beginning.
+ * (mdb_env_sync) and starts the log again from its beginning.  A write
+ * txn takes one first when the log is long; a branch's sealer takes it
+ * sooner (the backend's housekeep op, at three quarters of the limits),
+ * so that the tens of milliseconds of flushing seldom fall on a commit.
  *
  * What this has to survive:
  *

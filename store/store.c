@@ -329,6 +329,12 @@ cairn_txn_abort (struct cairn_store *s, struct cairn_txn *txn)
 }
 
 int
+store_housekeep (struct cairn_store *s)
+{
+  return BOPS (s)->housekeep ? BOPS (s)->housekeep (BE (s)) : 0;
+}
+
+int
 txn_checkpoint (struct cairn_txn *txn)
 {
   struct cairn_store *s = txn->s;

@@ -13,7 +13,8 @@ gc_unit_tests = \
 	unit/test-gc-seal-race \
 	unit/test-branch-detach-tail \
 	unit/test-gc-reader-fds \
-	unit/test-index-power-loss
+	unit/test-index-power-loss \
+	unit/test-index-housekeep
 check_PROGRAMS += $(gc_unit_tests)
 TESTS += $(gc_unit_tests)
 
@@ -28,6 +29,9 @@ unit_test_gc_concurrent_LDADD = $(GC_TEST_LIBS)
 unit_test_index_power_loss_SOURCES = unit/test-index-power-loss.c \
 	unit/gc-fixture.h
 unit_test_index_power_loss_LDADD = $(GC_TEST_LIBS)
+unit_test_index_housekeep_SOURCES = unit/test-index-housekeep.c \
+	unit/gc-fixture.h
+unit_test_index_housekeep_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_crash_SOURCES = unit/test-gc-crash.c unit/gc-fixture.h
 unit_test_gc_crash_LDADD = $(GC_TEST_LIBS)
 unit_test_gc_seal_race_SOURCES = unit/test-gc-seal-race.c unit/gc-fixture.h

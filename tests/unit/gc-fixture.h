@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/util.h"
 
 struct fixture {
   char dir[256];
@@ -164,6 +165,25 @@ fixture_digest (struct cairn_store *s, const struct cairn_id *id,
     cairn_sha256 (buf, v.vol.size, digest);
   free (buf);
   return r;
+}
+
+/* The sequence number of the current checkpoint of the store at PATH
+ * (store/redo.h: the higher of the two slots'), or 0. */
+static inline uint64_t
+fixture_checkpoint_seq (const char *path)
+{
+  char file[600], *data = NULL;
+  size_t len = 0;
+  uint64_t seq = 0;
+
+  snprintf (file, sizeof file, "%s/index/redo.ckpt", path);
+  if (cairn_read_file (file, &data, &len) < 0)
+    return 0;
+  for (size_t at = 0; at + 16 <= len; at += 64 * 1024)
+    if (memcmp (data + at, "cck1", 4) == 0 && cairn_le64 (data + at + 8) > seq)
+      seq = cairn_le64 (data + at + 8);
+  free (data);
+  return seq;
 }
 
 /* Bytes of the store's pack files. */

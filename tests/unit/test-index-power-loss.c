@@ -62,25 +62,6 @@ main_head (const char *path, unsigned flags, struct cairn_id *head)
   return r;
 }
 
-/* The sequence number of the store's current checkpoint (store/redo.h:
- * the higher of the two slots'), or 0. */
-static uint64_t
-checkpoint_seq (const char *store)
-{
-  char path[600], *data = NULL;
-  size_t len = 0;
-  uint64_t seq = 0;
-
-  snprintf (path, sizeof path, "%s/index/redo.ckpt", store);
-  if (cairn_read_file (path, &data, &len) < 0)
-    return 0;
-  for (size_t at = 0; at + 16 <= len; at += 64 * 1024)
-    if (memcmp (data + at, "cck1", 4) == 0 && cairn_le64 (data + at + 8) > seq)
-      seq = cairn_le64 (data + at + 8);
-  free (data);
-  return seq;
-}
-
 static int
 copy_file (const char *from, const char *to)
 {
@@ -218,7 +199,7 @@ power_loss (void)
       "a store with %d commits, checkpointed by its close", BEFORE);
 
   /* After the checkpoint: durable through the log only. */
-  uint64_t seq = checkpoint_seq (f.path);
+  uint64_t seq = fixture_checkpoint_seq (f.path);
   r = cairn_store_open (f.path, 0, &s);
   if (r == 0)
     cairn_store_set_cache_size (s, 0);
@@ -238,7 +219,7 @@ power_loss (void)
     diag ("%s", cairn_last_error ());
   /* The images below take every page not written since the checkpoint
    * to be the checkpoint's: another checkpoint would void that. */
-  ok (seq > 0 && checkpoint_seq (f.path) == seq,
+  ok (seq > 0 && fixture_checkpoint_seq (f.path) == seq,
       "no checkpoint came after the first (checkpoint %" PRIu64 ")", seq);
 
   /* The store stays open (its close would checkpoint): its files are as
