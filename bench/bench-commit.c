@@ -5,7 +5,8 @@
  * commit alone:
  *
  *   durable       the 1 MiB was sealed first (what the background sealer
- *                 does while a VM runs), the commit is metadata plus the
+ *                 does while a VM runs, and with it any checkpoint of the
+ *                 index coming due), the commit is metadata plus the
  *                 fsyncs that make it durable when it returns;
  *   metadata      the same with every fsync off (the cost apart from the
  *                 disk's flush latency);
@@ -16,7 +17,9 @@
  * same run are the durability floors of this disk: write 1 MiB to a raw
  * file and fdatasync it, and overwrite 4 KiB of a written file and
  * fdatasync it (one device flush, the least any durable operation costs).
- * The last line puts each durable p50 in units of that flush.
+ * The last line puts each durable p50 in units of that flush.  The same
+ * flush is also timed right after each durable commit: the device as the
+ * commits found it, busy with the seal's pack and LMDB's pages before. 
  *
  * Usage: bench-commit DIR [N]
  */
@@ -68,13 +71,17 @@ fill_random (char *buf, size_t len, unsigned *seed)
 
 enum mode { DURABLE, METADATA, WITH_SEAL };
 
+static void flush_once (int fd, char *block, int i);
+
 static struct stats
 run_commits (struct cairn_store *s, const char *branch, uint64_t size,
-             enum mode mode, int n, struct stats *branch_stats)
+             enum mode mode, int n, struct stats *branch_stats,
+             int flush_fd, struct stats *after)
 {
   struct cairn_branch *b;
   struct cairn_id id;
   int64_t *ns = malloc (n * sizeof *ns);
+  int64_t *fl = malloc (n * sizeof *fl);
   char *buf = malloc (1 << 20);
   unsigned seed = 42 + mode;
 
@@ -101,9 +108,17 @@ run_commits (struct cairn_store *s, const char *branch, uint64_t size,
       exit (1);
     }
     ns[i] = now_ns () - t0;
+    if (after) {
+      t0 = now_ns ();
+      flush_once (flush_fd, buf, i);
+      fl[i] = now_ns () - t0;
+    }
   }
   cairn_branch_close (b);
   struct stats st = percentiles (ns, n);
+  if (after)
+    *after = percentiles (fl, n);
+  free (fl);
 
   if (branch_stats) {
     char name[64];
@@ -122,6 +137,36 @@ run_commits (struct cairn_store *s, const char *branch, uint64_t size,
   free (ns);
   free (buf);
   return st;
+}
+
+/* The peer's unit: overwrite 4 KiB at one of 64 places of a written
+ * file (flush_file) and fdatasync it. */
+static void
+flush_once (int fd, char *block, int i)
+{
+  block[0] = (char) i;
+  if (pwrite (fd, block, 4096, (uint64_t) (i % 64) * 4096) != 4096
+      || fdatasync (fd) < 0) {
+    perror ("flush");
+    exit (1);
+  }
+}
+
+static int
+flush_file (const char *dir)
+{
+  char path[4096], block[4096] = { 1 };
+  snprintf (path, sizeof path, "%s/flush.raw", dir);
+  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  for (int i = 0; fd >= 0 && i < 64; i++)
+    if (pwrite (fd, block, sizeof block, (uint64_t) i * sizeof block) < 0)
+      exit (1);
+  if (fd < 0 || fdatasync (fd) < 0) {
+    perror (path);
+    exit (1);
+  }
+  unlink (path);
+  return fd;
 }
 
 /* Writes LEN bytes at one of 64 places of a file and fdatasyncs, N times;
@@ -171,7 +216,7 @@ main (int argc, char **argv)
     "durable (sealed in background)", "metadata only (no fsync)",
     "durable, sealing the 1 MiB too",
   };
-  struct stats commit[2][3], branch[2][2];
+  struct stats commit[2][3], branch[2][2], after[2];
 
   if (argc < 2) {
     fprintf (stderr, "usage: bench-commit DIR [N]\n");
@@ -186,6 +231,7 @@ main (int argc, char **argv)
     fprintf (stderr, "store: %s\n", cairn_last_error ());
     return 1;
   }
+  int flush_fd = flush_file (argv[1]);
   srand (1);
   for (int v = 0; v < 2; v++)
     for (int m = 0; m < 3; m++) {
@@ -194,10 +240,20 @@ main (int argc, char **argv)
       cairn_branch_create_empty (s, name, "disk", vols[v].size);
       commit[v][m] = run_commits (s, name, vols[v].size, m, n,
                                   m == DURABLE ? &branch[v][0]
-                                  : m == METADATA ? &branch[v][1] : NULL);
+                                  : m == METADATA ? &branch[v][1] : NULL,
+                                  flush_fd, m == DURABLE ? &after[v] : NULL);
     }
   struct stats floor = fsync_floor (argv[1], n, 1 << 20);
-  struct stats flush = fsync_floor (argv[1], n, 4096);
+  int64_t *fl = malloc (n * sizeof *fl);
+  char block[4096] = { 1 };
+  for (int i = 0; i < n; i++) {
+    int64_t t0 = now_ns ();
+    flush_once (flush_fd, block, i);
+    fl[i] = now_ns () - t0;
+  }
+  struct stats flush = percentiles (fl, n);
+  free (fl);
+  close (flush_fd);
   cairn_store_close (s);
 
   printf ("Commit of 1 MiB written since the last commit, %d commits each, "
@@ -228,6 +284,9 @@ main (int argc, char **argv)
           commit[0][0].p50 / floor.p50, commit[1][0].p50 / floor.p50);
   printf ("peer, same run: overwrite 4 KiB + fdatasync (one device flush): "
           "p50 %.0f us, p99 %.0f us\n", flush.p50, flush.p99);
+  printf ("  the same flush right after each durable commit: 8 GiB p50 %.0f "
+          "p99 %.0f us, 1 TiB p50 %.0f p99 %.0f us\n", after[0].p50,
+          after[0].p99, after[1].p50, after[1].p99);
   /* An LMDB write transaction flushes twice (its pages, then its meta
    * page): how far each durable figure is from that, and from one. */
   printf ("durable p50 in device flushes: commit 8 GiB %.2f, 1 TiB %.2f; "
