@@ -353,6 +353,26 @@ txn_free (struct cairn_btxn *t)
  * of these is reached, so that a write txn seldom has to. */
 #define CKPT_EARLY(limit) ((limit) / 4 * 3)
 
+/* Whether RECORDS records and BYTES of log since the pinned checkpoint,
+ * and LMDB's growth since, call for a checkpoint (EARLY: at three
+ * quarters of each limit). */
+static bool
+ckpt_due (struct local_backend *lb, uint64_t records, uint64_t bytes,
+          bool early)
+{
+  MDB_envinfo info;
+  uint64_t grown = mdb_env_info (lb->env, &info) == 0
+    && info.me_last_pgno > lb->pin_pages
+    ? info.me_last_pgno - lb->pin_pages : 0;
+
+  if (early)
+    return records >= CKPT_EARLY (CKPT_RECORDS)
+      || bytes >= CKPT_EARLY (CKPT_LOG_BYTES)
+      || grown >= CKPT_EARLY (CKPT_GROWTH_PAGES);
+  return records >= CKPT_RECORDS || bytes >= CKPT_LOG_BYTES
+    || grown >= CKPT_GROWTH_PAGES;
+}
+
 /* Databases by number, as the log names them. */
 #define DB_TABLE(table) (CAIRN_OBJECT_TYPES + (table))
 #define DB_COUNT (CAIRN_OBJECT_TYPES + CAIRN_TABLES)
@@ -568,16 +588,10 @@ redo_begin (struct cairn_btxn *t, bool early)
   int have = log_position (lb, t->txn, &lsn, &at, &c);
   if (have < 0 && have != -ENOENT)
     return have;
-  uint64_t records = early ? CKPT_EARLY (CKPT_RECORDS) : CKPT_RECORDS;
-  uint64_t bytes = early ? CKPT_EARLY (CKPT_LOG_BYTES) : CKPT_LOG_BYTES;
-  uint64_t pages = early ? CKPT_EARLY (CKPT_GROWTH_PAGES) : CKPT_GROWTH_PAGES;
-  MDB_envinfo info;
-  bool grown = mdb_env_info (lb->env, &info) == 0
-    && info.me_last_pgno >= lb->pin_pages + pages;
   if (have < 0
       || (lsn != c.lsn
           && (lb->force_ckpt || !lb->pin || lb->pin_lsn != c.lsn
-              || lsn - c.lsn >= records || at >= bytes || grown))) {
+              || ckpt_due (lb, lsn - c.lsn, at, early)))) {
     r = checkpoint (lb, t->txn, lsn, have < 0 ? NULL : &c);
     at = 0;
   }
@@ -729,14 +743,9 @@ local_housekeep (struct cairn_backend *b)
 {
   struct local_backend *lb = local (b);
   struct cairn_btxn *t;
-  MDB_envinfo info;
 
-  if (!lb->wal || lb->nosync || lb->logged_lsn <= lb->pin_lsn)
-    return 0;
-  if (lb->logged_lsn - lb->pin_lsn < CKPT_EARLY (CKPT_RECORDS)
-      && lb->logged_end < CKPT_EARLY (CKPT_LOG_BYTES)
-      && mdb_env_info (lb->env, &info) == 0
-      && info.me_last_pgno < lb->pin_pages + CKPT_EARLY (CKPT_GROWTH_PAGES))
+  if (!lb->wal || lb->nosync || lb->logged_lsn <= lb->pin_lsn
+      || !ckpt_due (lb, lb->logged_lsn - lb->pin_lsn, lb->logged_end, true))
     return 0;
   int r = txn_begin (lb, true, true, &t);
   if (r == 0)
