@@ -71,7 +71,7 @@ fill_random (char *buf, size_t len, unsigned *seed)
 
 enum mode { DURABLE, METADATA, WITH_SEAL };
 
-static void flush_once (int fd, char *block, int i);
+static int64_t overwrite_sync (int fd, const char *buf, size_t len, int i);
 
 static struct stats
 run_commits (struct cairn_store *s, const char *branch, uint64_t size,
@@ -110,11 +110,8 @@ run_commits (struct cairn_store *s, const char *branch, uint64_t size,
       exit (1);
     }
     ns[i] = now_ns () - t0;
-    if (after) {
-      t0 = now_ns ();
-      flush_once (flush_fd, buf, i);
-      fl[i] = now_ns () - t0;
-    }
+    if (after)
+      fl[i] = overwrite_sync (flush_fd, buf, 4096, i);
   }
   cairn_branch_close (b);
   struct stats st = percentiles (ns, n);
@@ -141,64 +138,61 @@ run_commits (struct cairn_store *s, const char *branch, uint64_t size,
   return st;
 }
 
-/* The peer's unit: overwrite 4 KiB at one of 64 places of a written
- * file (flush_file) and fdatasync it. */
-static void
-flush_once (int fd, char *block, int i)
-{
-  block[0] = (char) i;
-  if (pwrite (fd, block, 4096, (uint64_t) (i % 64) * 4096) != 4096
-      || fdatasync (fd) < 0) {
-    perror ("flush");
-    exit (1);
-  }
-}
-
+/* A file of 64 blocks of LEN bytes for a peer: written, flushed, and
+ * unlinked (the descriptor keeps it). */
 static int
-flush_file (const char *dir)
+floor_file (const char *dir, size_t len)
 {
-  char path[4096], block[4096] = { 1 };
-  snprintf (path, sizeof path, "%s/flush.raw", dir);
+  char path[4096];
+  char *buf = malloc (len);
+  unsigned seed = 7;
+
+  snprintf (path, sizeof path, "%s/floor-%zu.raw", dir, len);
   int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-  for (int i = 0; fd >= 0 && i < 64; i++)
-    if (pwrite (fd, block, sizeof block, (uint64_t) i * sizeof block) < 0)
+  for (int i = 0; fd >= 0 && i < 64; i++) {
+    fill_random (buf, len, &seed);
+    if (pwrite (fd, buf, len, (uint64_t) i * len) < 0)
       exit (1);
+  }
   if (fd < 0 || fdatasync (fd) < 0) {
     perror (path);
     exit (1);
   }
   unlink (path);
+  free (buf);
   return fd;
 }
 
-/* Writes LEN bytes at one of 64 places of a file and fdatasyncs, N times;
- * the file is written whole first. */
-static struct stats
-fsync_floor (const char *dir, int n, size_t len)
+/* The peers' unit: overwrites block I % 64 of FD with LEN bytes of BUF
+ * and fdatasyncs; returns how long the fdatasync took. */
+static int64_t
+overwrite_sync (int fd, const char *buf, size_t len, int i)
 {
-  char path[4096];
+  if (pwrite (fd, buf, len, (uint64_t) (i % 64) * len) != (ssize_t) len) {
+    perror ("peer");
+    exit (1);
+  }
+  int64_t t0 = now_ns ();
+  if (fdatasync (fd) < 0) {
+    perror ("peer");
+    exit (1);
+  }
+  return now_ns () - t0;
+}
+
+/* N overwrites of blocks of LEN bytes of FD (floor_file), each with new
+ * bytes. */
+static struct stats
+fsync_floor (int fd, int n, size_t len)
+{
   int64_t *ns = malloc (n * sizeof *ns);
   char *buf = malloc (len);
-  unsigned seed = 7;
+  unsigned seed = 8;
 
-  snprintf (path, sizeof path, "%s/floor.raw", dir);
-  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-  for (int i = 0; i < 64; i++) {
-    fill_random (buf, len, &seed);
-    if (pwrite (fd, buf, len, (uint64_t) i * len) < 0)
-      exit (1);
-  }
-  fdatasync (fd);
   for (int i = 0; i < n; i++) {
     fill_random (buf, len, &seed);
-    if (pwrite (fd, buf, len, (uint64_t) (i % 64) * len) < 0)
-      exit (1);
-    int64_t t0 = now_ns ();
-    fdatasync (fd);
-    ns[i] = now_ns () - t0;
+    ns[i] = overwrite_sync (fd, buf, len, i);
   }
-  close (fd);
-  unlink (path);
   free (buf);
   struct stats st = percentiles (ns, n);
   free (ns);
@@ -233,7 +227,7 @@ main (int argc, char **argv)
     fprintf (stderr, "store: %s\n", cairn_last_error ());
     return 1;
   }
-  int flush_fd = flush_file (argv[1]);
+  int flush_fd = floor_file (argv[1], 4096);
   srand (1);
   for (int v = 0; v < 2; v++)
     for (int m = 0; m < 3; m++) {
@@ -245,16 +239,10 @@ main (int argc, char **argv)
                                   : m == METADATA ? &branch[v][1] : NULL,
                                   flush_fd, m == DURABLE ? &after[v] : NULL);
     }
-  struct stats floor = fsync_floor (argv[1], n, 1 << 20);
-  int64_t *fl = malloc (n * sizeof *fl);
-  char block[4096] = { 1 };
-  for (int i = 0; i < n; i++) {
-    int64_t t0 = now_ns ();
-    flush_once (flush_fd, block, i);
-    fl[i] = now_ns () - t0;
-  }
-  struct stats flush = percentiles (fl, n);
-  free (fl);
+  int floor_fd = floor_file (argv[1], 1 << 20);
+  struct stats floor = fsync_floor (floor_fd, n, 1 << 20);
+  struct stats flush = fsync_floor (flush_fd, n, 4096);
+  close (floor_fd);
   close (flush_fd);
   cairn_store_close (s);
 
