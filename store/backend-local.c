@@ -935,6 +935,23 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
   r = txn_epoch (t, &epoch);
   if (r < 0)
     return r;
+  if (type != CAIRN_OBJECT_CHUNK && data) {
+    /* One search, not two: reserves the entry if the object is new (a
+     * tree node or a commit nearly always is), else shows the old one
+     * without touching its page. */
+    d.mv_size = INLINE_HEADER_SIZE + len;
+    rc = mdb_put (t->txn, lb->objects[type], &k, &d,
+                  MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST) {
+      r = freshen (t, type, &k, &d, epoch);
+      return r < 0 ? r : 1;
+    }
+    if (rc)
+      return mdb_errno (rc);
+    cairn_put_le64 (d.mv_data, epoch);
+    memcpy ((uint8_t *) d.mv_data + INLINE_HEADER_SIZE, data, len);
+    return log_op (t, REDO_PUT, type, &k, &d);
+  }
   rc = mdb_get (t->txn, lb->objects[type], &k, &d);
   if (rc == 0) {
     r = freshen (t, type, &k, &d, epoch);
@@ -945,35 +962,26 @@ local_object_put (struct cairn_btxn *t, enum cairn_object_type type,
   if (!data)
     return -ENOENT;
 
-  if (type == CAIRN_OBJECT_CHUNK) {
-    struct cairn_object_info info = {
-      .flags = flags, .stored_len = len, .raw_len = raw_len, .epoch = epoch,
-    };
-    uint8_t entry[CHUNK_ENTRY_SIZE];
+  /* A chunk: its bytes go to the pack only if it is new. */
+  struct cairn_object_info info = {
+    .flags = flags, .stored_len = len, .raw_len = raw_len, .epoch = epoch,
+  };
+  uint8_t entry[CHUNK_ENTRY_SIZE];
 
-    r = ensure_pack (t, PACK_RECORD_HEADER_SIZE + len);
-    if (r < 0)
-      return r;
-    r = pack_writer_append (&lb->writer, id->bytes, flags, data, len,
-                            raw_len, &info.offset);
-    if (r < 0)
-      return cairn_error (r, "writing a chunk to pack %08x: %s",
-                          lb->writer.number, strerror (-r));
-    t->appended = true;
-    info.pack = lb->writer.number;
-    chunk_entry_encode (entry, &info);
-    d.mv_size = sizeof entry;
-    d.mv_data = entry;
-    return logged_put (t, type, &k, &d);
-  }
-
-  d.mv_size = INLINE_HEADER_SIZE + len;
-  rc = mdb_put (t->txn, lb->objects[type], &k, &d, MDB_RESERVE);
-  if (rc)
-    return mdb_errno (rc);
-  cairn_put_le64 (d.mv_data, epoch);
-  memcpy ((uint8_t *) d.mv_data + INLINE_HEADER_SIZE, data, len);
-  return log_op (t, REDO_PUT, type, &k, &d);
+  r = ensure_pack (t, PACK_RECORD_HEADER_SIZE + len);
+  if (r < 0)
+    return r;
+  r = pack_writer_append (&lb->writer, id->bytes, flags, data, len,
+                          raw_len, &info.offset);
+  if (r < 0)
+    return cairn_error (r, "writing a chunk to pack %08x: %s",
+                        lb->writer.number, strerror (-r));
+  t->appended = true;
+  info.pack = lb->writer.number;
+  chunk_entry_encode (entry, &info);
+  d.mv_size = sizeof entry;
+  d.mv_data = entry;
+  return logged_put (t, type, &k, &d);
 }
 
 static int
