@@ -227,32 +227,70 @@ split_ns (int64_t ns, time_t *sec, long *frac)
   }
 }
 
+/* Writes V as N decimal digits at P; returns the end. */
+static char *
+put_digits (char *p, long v, int n)
+{
+  for (int i = n - 1; i >= 0; i--, v /= 10)
+    p[i] = '0' + v % 10;
+  return p + n;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of NS (UTC) at BUF, and the nanoseconds past it
+ * in *FRAC; returns the end.  The calendar by days (Hinnant's
+ * civil_from_days), not gmtime_r and snprintf: a commit formats its
+ * time, and those two cost it several microseconds. */
+static char *
+format_seconds (int64_t ns, char *buf, long *frac)
+{
+  time_t sec;
+  split_ns (ns, &sec, frac);
+  int64_t days = sec / 86400, rem = sec % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days--;
+  }
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  int64_t year = yoe + era * 400 + (month <= 2);
+  char *p = buf;
+
+  p = put_digits (p, year, 4);
+  *p++ = '-';
+  p = put_digits (p, month, 2);
+  *p++ = '-';
+  p = put_digits (p, day, 2);
+  *p++ = 'T';
+  p = put_digits (p, rem / 3600, 2);
+  *p++ = ':';
+  p = put_digits (p, rem / 60 % 60, 2);
+  *p++ = ':';
+  return put_digits (p, rem % 60, 2);
+}
+
 void
 cairn_time_format (int64_t ns, char *buf)
 {
-  time_t sec;
   long frac;
-  struct tm tm;
+  char *p = format_seconds (ns, buf, &frac);
 
-  split_ns (ns, &sec, &frac);
-  gmtime_r (&sec, &tm);
-  snprintf (buf, CAIRN_TIME_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-            tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  *p++ = '.';
+  p = put_digits (p, frac, 9);
+  memcpy (p, "Z", 2);
 }
 
 void
 cairn_time_format_seconds (int64_t ns, char *buf)
 {
-  time_t sec;
   long frac;
-  struct tm tm;
 
-  split_ns (ns, &sec, &frac);
-  gmtime_r (&sec, &tm);
-  snprintf (buf, CAIRN_TIME_SIZE, "%04d-%02d-%02dT%02d:%02d:%02dZ",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-            tm.tm_hour, tm.tm_min, tm.tm_sec);
+  memcpy (format_seconds (ns, buf, &frac), "Z", 2);
 }
 
 /* Reads exactly N decimal digits. */

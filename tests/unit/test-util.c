@@ -3,11 +3,15 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/util.h"
@@ -78,6 +82,53 @@ test_time (void)
       "before the epoch");
   cairn_time_format (ns, buf);
   is_str (buf, "1969-12-31T23:59:59.500000000Z", "negative time formats");
+
+  /* The calendar arithmetic against gmtime_r, over the whole range of
+   * int64 nanoseconds (1677 to 2262) and around the days that test it. */
+  static const char *const edges[] = {
+    "1970-01-01T00:00:00Z", "2000-02-29T23:59:59Z", "2000-03-01T00:00:00Z",
+    "2100-02-28T12:00:00Z", "2100-03-01T00:00:00Z", "1900-02-28T00:00:00Z",
+    "1900-03-01T00:00:00Z", "2024-12-31T23:59:59Z",
+  };
+  int64_t when[1000 + 3 * sizeof edges / sizeof *edges];
+  size_t n = 0, wrong = 0;
+  uint64_t x = 88172645463325252ULL;
+  for (size_t i = 0; i < sizeof edges / sizeof *edges; i++)
+    if (cairn_time_parse (edges[i], &ns) < 0)
+      wrong++;
+    else
+      for (int d = -1; d <= 1; d++)
+        when[n++] = ns + d * 86400LL * 1000000000;
+  when[n++] = INT64_MIN;
+  when[n++] = INT64_MAX;
+  while (n < sizeof when / sizeof *when) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    when[n++] = (int64_t) x;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char want[CAIRN_TIME_SIZE], secs[CAIRN_TIME_SIZE];
+    time_t sec = when[i] / 1000000000;
+    long frac = when[i] % 1000000000;
+    struct tm tm;
+    if (frac < 0) {
+      frac += 1000000000;
+      sec--;
+    }
+    gmtime_r (&sec, &tm);
+    snprintf (want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
+              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+              tm.tm_min, tm.tm_sec, frac);
+    cairn_time_format (when[i], buf);
+    cairn_time_format_seconds (when[i], secs);
+    if (strcmp (buf, want) != 0 || strncmp (secs, want, 19) != 0
+        || strcmp (secs + 19, "Z") != 0) {
+      if (wrong++ == 0)
+        diag ("%" PRId64 ": %s and %s, gmtime_r says %s", when[i], buf,
+              secs, want);
+    }
+  }
+  ok (wrong == 0,
+      "%zu times format as gmtime_r has them", n);
 }
 
 static void
