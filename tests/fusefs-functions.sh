@@ -20,22 +20,8 @@ mount_store () {
 }
 
 # wait_mounted / wait_unmounted: until $MNT is (not) a mount point.
-wait_mounted () {
-  local i
-  for i in $(seq 1 300); do
-    mountpoint -q "$MNT" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-wait_unmounted () {
-  local i
-  for i in $(seq 1 300); do
-    mountpoint -q "$MNT" || return 0
-    sleep 0.1
-  done
-  return 1
-}
+wait_mounted () { retry 300 0.1 mountpoint -q "$MNT"; }
+wait_unmounted () { retry 300 0.1 not mountpoint -q "$MNT"; }
 
 # start_cairnfs [OPTIONS...]: cairnfs -f in the background, so that a test
 # can signal it ($cairnfs_pid) and read its messages ($CAIRNFS_LOG).

@@ -12,14 +12,8 @@ py () { /usr/bin/python3 "$@"; }
 
 # Waits (up to a minute: a bound, not a measurement) for FILE to have N
 # lines.
-wait_lines () {
-  local i
-  for i in $(seq 1 600); do
-    [ "$(wc -l < "$1")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+has_lines () { [ "$(wc -l < "$1")" -ge "$2" ]; }
+wait_lines () { retry 600 0.1 has_lines "$1" "$2"; }
 
 "$CAIRN" autocommit main --every 1s --prune -m tick \
   >"$TMP/ids" 2>"$TMP/summary" &

@@ -10,8 +10,7 @@ make_ext4 "$TMP/disk.img" 16
 "$HOLD_BRANCH" "$STORE" main > "$TMP/held" &
 holder=$!
 on_exit "kill $holder 2>/dev/null"
-for i in $(seq 50); do grep -q held "$TMP/held" && break; sleep 0.1; done
-ok "the helper holds main" grep -q held "$TMP/held"
+ok "the helper holds main" retry 50 0.1 grep -q held "$TMP/held"
 before=$(store_fingerprint)
 
 run_cairn import main "$TMP/disk.img"

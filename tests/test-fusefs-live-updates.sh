@@ -15,15 +15,9 @@ mount_store
 # Let the kernel cache what it can before things change.
 ls -lR "$MNT" > /dev/null
 
-# absent PATH: waits (boundedly) until PATH does not exist.
-absent () {
-  local i
-  for i in $(seq 1 100); do
-    [ -e "$1" ] || [ -L "$1" ] || return 0
-    sleep 0.1
-  done
-  return 1
-}
+# absent PATH: waits (boundedly) until PATH does not exist, not even as
+# a symbolic link (stat does not follow it).
+absent () { retry 100 0.1 not stat "$1" >/dev/null 2>&1; }
 
 ls "$MNT/by-time/vm" > /dev/null
 c2=$("$CAIRN" commit vm -m new 2>/dev/null)

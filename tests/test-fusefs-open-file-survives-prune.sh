@@ -35,7 +35,7 @@ with open(f"{tmp}/got", "w") as out:
 PY
 reader=$!
 on_exit "touch '$TMP/go'; wait $reader"
-until [ -e "$TMP/opened" ]; do sleep 0.05; done
+retry 200 0.05 test -e "$TMP/opened"
 ok "two open files hold one lease, on their commit" \
    test "$("$HELPER" leases "$STORE")" = "$c1"
 
@@ -45,12 +45,8 @@ ok "once pruned, its directory shows only its commit file" \
 ok "which still reads" cmp "$MNT/commits/$c1/commit" <("$CAIRN" cat "$c1")
 fails "its volume cannot be opened any more" \
    sh -c "cat '$disk' > /dev/null 2>&1"
-gone=no
-for i in $(seq 1 100); do
-  if ! stat "$disk" > /dev/null 2>&1; then gone=yes; break; fi
-  sleep 0.1
-done
-ok "the kernel is told its cached name is gone" test $gone = yes
+ok "the kernel is told its cached name is gone" \
+   retry 100 0.1 not test -e "$disk"
 ok "the other commit is untouched" \
    cmp "$MNT/commits/$c2/disk.img" "$TMP/disk.img"
 

@@ -38,33 +38,21 @@ except OSError:
 PY
   reader_pid=$!
   on_exit "kill $reader_pid 2>/dev/null"
-  until [ -e "$TMP/opened" ]; do sleep 0.05; done
+  retry 200 0.05 test -e "$TMP/opened"
 }
 
 # Blocks the reader in read: cairnfs stopped, the reader let go, until
 # the kernel has it wait for cairnfs's answer (request_wait_answer) or for
 # the pages cairnfs is to fill (folio_wait_bit_common).
 block_reader () {
-  local i
   kill -STOP "$cairnfs_pid"
   touch "$TMP/go"
-  for i in $(seq 1 300); do
-    grep -Eq 'request_wait_answer|folio_wait|page_locked' \
-      "/proc/$reader_pid/wchan" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
+  retry 300 0.1 grep -Eq 'request_wait_answer|folio_wait|page_locked' \
+    "/proc/$reader_pid/wchan" 2>/dev/null
 }
 
 # gone PID: waits (boundedly) for process PID to end.
-gone () {
-  local i
-  for i in $(seq 1 300); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  return 1
-}
+gone () { retry 300 0.1 not kill -0 "$1" 2>/dev/null; }
 
 start_cairnfs
 ok "fusermount3 -u unmounts" fusermount3 -u "$MNT"

@@ -88,10 +88,7 @@ for (( round = 1; round <= ROUNDS; round++ )); do
   nbdsh -u "$URI" -c "exec(open('$TMP/writer.py').read())" >/dev/null 2>&1 &
   writer_pid=$!
   # Let a first flush complete, then kill at a random moment.
-  for i in $(seq 1 100); do
-    grep -qs "^$round " "$SIDE" && break
-    sleep 0.05
-  done
+  retry 100 0.05 grep -qs "^$round " "$SIDE"
   sleep "0.$((RANDOM % 8))$((RANDOM % 10))"
   kill -9 "$nbdkit_pid"
   wait "$nbdkit_pid" "$fio_pid" "$writer_pid" 2>/dev/null

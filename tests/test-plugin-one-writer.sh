@@ -26,10 +26,10 @@ nbdsh -u "nbd+unix:///main?socket=$TMP/a.sock" \
   -c "while not os.path.exists('$TMP/quit'): time.sleep(0.05)" &
 client=$!
 on_exit "touch '$TMP/leave' '$TMP/quit'; wait $client 2>/dev/null"
-for i in $(seq 1 100); do [ -e "$TMP/ready" ] && break; sleep 0.05; done
+retry 100 0.05 test -e "$TMP/ready"
 id=$("$CAIRN" commit main 2>/dev/null)
 touch "$TMP/leave"
-for i in $(seq 1 100); do [ -e "$TMP/done" ] && break; sleep 0.05; done
+retry 100 0.05 test -e "$TMP/done"
 
 start_nbdkit "$TMP/b.sock" store="$STORE" 2>"$TMP/b.err" \
   || { fail "nbdkit B starts"; exit 1; }
@@ -63,12 +63,8 @@ wait "$client"
 # A flushes and lets go of the branch once its last client has gone,
 # which the client does not wait for: B may write it from then on.
 b_writes () {
-  for i in $(seq 1 100); do
-    nbdsh -u "nbd+unix:///main?socket=$TMP/b.sock" \
-      -c 'h.pwrite(b"b", 100000)' 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
+  retry 100 0.1 nbdsh -u "nbd+unix:///main?socket=$TMP/b.sock" \
+    -c 'h.pwrite(b"b", 100000)' 2>/dev/null
 }
 ok "when the client leaves, the second nbdkit may write the branch" b_writes
 ok "and it reads the first one's last write" \

@@ -22,13 +22,8 @@ serve () {
   env "${nbdkit_env[@]}" "$CAIRN" serve "$@" >"$TMP/uris" 2>"$TMP/serve.err" &
   serve_pid=$!
   on_exit "kill $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null"
-  local i
-  for i in $(seq 1 100); do
-    [ -S "$sock" ] && return 0
-    kill -0 "$serve_pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  retry 100 0.1 up_or_gone "$sock" "$serve_pid"
+  [ -S "$sock" ]
 }
 stop () { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null; }
 

@@ -23,11 +23,8 @@ kill_during () {
   qemu=$("$CAIRN" vm ls --json | sed -n 's/^ *"qemu_pid":\([0-9]*\),$/\1/p')
   CAIRN_VM_TEST_STALL=$point:5000 "$CAIRN" vm commit vm1 -m killed \
     >"$TMP/commit.out" 2>"$err_file" &
-  local commit_pid=$! i
-  for (( i = 0; i < 300; i++ )); do
-    [ -e "$STORE/run/vms/vm1/test-stall-$point" ] && break
-    sleep 0.1
-  done
+  local commit_pid=$!
+  retry 300 0.1 test -e "$STORE/run/vms/vm1/test-stall-$point"
   kill -9 "$qemu"
   wait "$commit_pid"
   ok "[$point] vm commit fails (exit $?) with one line: $(cat "$err_file")" \

@@ -37,12 +37,7 @@ start_nbdkit_file () {
   "$NBDKIT" --foreground --unix "$1" file "$2" >"$1.log" 2>&1 &
   local pid=$!
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
-  local i
-  for i in $(seq 1 100); do
-    [ -S "$1" ] && return 0
-    sleep 0.05
-  done
-  return 1
+  retry 100 0.05 test -S "$1"
 }
 
 # qmp_exec SOCKET COMMAND [ARGS]: one QMP command, its reply discarded.

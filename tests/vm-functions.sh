@@ -63,13 +63,7 @@ console () { echo "$STORE/run/vms/$1/console.log"; }
 # wait_console NAME PATTERN SECONDS: waits until VM NAME's console holds a
 # line matching the extended regular expression PATTERN.
 wait_console () {
-  local log i
-  log=$(console "$1")
-  for (( i = 0; i < $3 * 10; i++ )); do
-    grep -aEq -- "$2" "$log" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
+  retry $(( $3 * 10 )) 0.1 grep -aEq -- "$2" "$(console "$1")" 2>/dev/null
 }
 
 # send NAME TEXT: types TEXT and Enter on VM NAME's console.
@@ -114,16 +108,16 @@ new_store () {
     "$CAIRN" import main "$GUEST/root.img" -m "guest root" >/dev/null 2>&1
 }
 
-# gone PID...: each process has ended (waits up to 5 s; a zombie that
-# init has not reaped yet counts as ended).
+# ended PID: the process has ended (a zombie that init has not reaped
+# yet counts as ended).  gone PID...: each has, or does within 5 s.
+ended () {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
+  [ -z "$state" ] || [ "$state" = Z ]
+}
 gone () {
-  local pid i state
+  local pid
   for pid in "$@"; do
-    for (( i = 0; i < 50; i++ )); do
-      state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)
-      [ -z "$state" ] || [ "$state" = Z ] && break
-      sleep 0.1
-    done
-    [ -z "$state" ] || [ "$state" = Z ] || return 1
+    retry 50 0.1 ended "$pid" || return 1
   done
 }
