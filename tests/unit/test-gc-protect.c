@@ -13,6 +13,7 @@
  *    whose chunk gc deleted first stores it again.  The gc step hook runs
  *    a commit right after gc's first deleting transaction, one object per
  *    transaction, so that the reused chunks are still ahead of the sweep.
+ *    A tree node stored again likewise takes the current epoch.
  */
 #include <config.h>
 
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "gc/gc.h"
+#include "store/backend.h"
 #include "retention/prune.h"
 #include "gc-fixture.h"
 #include "tap.h"
@@ -273,6 +275,77 @@ test_epoch (void)
   ok (fsck_intact (), "fsck: intact");
 }
 
+/* ---- the epoch rule for objects the index holds inline -------------------- */
+
+/* Puts node ID (LEN bytes of DATA) in a transaction of its own: what
+ * object_put returned (0 stored, 1 it existed), and the node's epoch then
+ * in *EPOCH. */
+static int
+put_node (const struct cairn_id *id, const void *data, size_t len,
+          uint64_t *epoch)
+{
+  const struct cairn_backend_ops *ops = cairn_store_backend (s)->ops;
+  struct cairn_object_info info = { 0 };
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (s, true, &txn);
+
+  if (r < 0)
+    return r;
+  int put = ops->object_put (cairn_txn_backend (txn), CAIRN_OBJECT_NODE, id,
+                             data, len, len, 0);
+  r = put < 0 ? put : ops->object_stat (cairn_txn_backend (txn),
+                                        CAIRN_OBJECT_NODE, id, &info);
+  r = cairn_txn_end (s, txn, r);
+  *epoch = info.epoch;
+  return r < 0 ? r : put;
+}
+
+static int
+set_epoch (uint64_t epoch)
+{
+  struct cairn_txn *txn;
+  uint8_t le[8];
+  int r = cairn_txn_begin (s, true, &txn);
+
+  if (r < 0)
+    return r;
+  cairn_put_le64 (le, epoch);
+  r = cairn_store_backend (s)->ops->record_put (cairn_txn_backend (txn),
+                                                CAIRN_TABLE_META, "epoch", 5,
+                                                le, sizeof le);
+  return cairn_txn_end (s, txn, r);
+}
+
+/* A tree node or a commit stored again takes the current epoch, as a
+ * chunk does (test_epoch): gc must not sweep what a writer just named. */
+static void
+test_inline_epoch (void)
+{
+  static const char data[] = "the bytes of a node, stored twice";
+  struct cairn_id id;
+  struct cairn_txn *txn;
+  struct cairn_val v = { 0 };
+  uint64_t first = 0, again = 0;
+
+  cairn_sha256 (data, sizeof data, &id);
+  int r = put_node (&id, data, sizeof data, &first);
+  ok (r == 0 && first > 0, "a new node is stored, in epoch %llu",
+      (unsigned long long) first);
+  ok (set_epoch (first + 5) == 0, "gc's epoch moves on to %llu",
+      (unsigned long long) first + 5);
+  r = put_node (&id, data, sizeof data, &again);
+  ok (r == 1 && again == first + 5,
+      "stored again, it existed and takes the new epoch (%llu)",
+      (unsigned long long) again);
+  ok (cairn_txn_begin (s, false, &txn) == 0
+      && cairn_store_backend (s)->ops->object_get (cairn_txn_backend (txn),
+                                                   CAIRN_OBJECT_NODE, &id,
+                                                   &v, NULL) == 0
+      && v.len == sizeof data && memcmp (v.data, data, v.len) == 0,
+      "its bytes are as first stored");
+  cairn_txn_abort (s, txn);
+}
+
 int
 main (void)
 {
@@ -287,6 +360,7 @@ main (void)
   test_lease ();
   test_working_state ();
   test_epoch ();
+  test_inline_epoch ();
   fixture_close (&f);
   return done_testing ();
 }
