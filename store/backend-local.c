@@ -1474,6 +1474,18 @@ local_only (struct cairn_backend *b)
   return b->ops == &local_ops ? 0 : -ENOTSUP;
 }
 
+/* The packs folder, to look through (only the local backend has one). */
+static int
+packs_dir_open (struct cairn_backend *b, DIR **d)
+{
+  int r = local_only (b);
+
+  if (r < 0)
+    return r;
+  *d = opendir (local (b)->packs_dir);
+  return *d ? 0 : -errno;
+}
+
 static int
 pack_stat_cmp (const void *a, const void *b)
 {
@@ -1490,13 +1502,10 @@ cairn_packs_list (struct cairn_backend *b, struct cairn_pack_stat **packs,
   size_t count = 0, cap = 0;
   struct dirent *e;
   DIR *d;
-  int r = local_only (b);
+  int r = packs_dir_open (b, &d);
 
   if (r < 0)
     return r;
-  d = opendir (local (b)->packs_dir);
-  if (!d)
-    return -errno;
   while ((e = readdir (d)) != NULL) {
     uint32_t number;
     struct stat st;
@@ -1636,13 +1645,10 @@ cairn_pack_out_remove_stale (struct cairn_backend *b)
 {
   struct dirent *e;
   DIR *d;
-  int r = local_only (b);
+  int r = packs_dir_open (b, &d);
 
   if (r < 0)
     return r;
-  d = opendir (local (b)->packs_dir);
-  if (!d)
-    return -errno;
   while ((e = readdir (d)) != NULL) {
     unsigned n;
     int used = 0;
