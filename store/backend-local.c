@@ -353,24 +353,28 @@ txn_free (struct cairn_btxn *t)
  * of these is reached, so that a write txn seldom has to. */
 #define CKPT_EARLY(limit) ((limit) / 4 * 3)
 
+/* LIMIT, or three quarters of it if EARLY. */
+static uint64_t
+ckpt_limit (uint64_t limit, bool early)
+{
+  return early ? CKPT_EARLY (limit) : limit;
+}
+
 /* Whether RECORDS records and BYTES of log since the pinned checkpoint,
  * and LMDB's growth since, call for a checkpoint (EARLY: at three
- * quarters of each limit). */
+ * quarters of each limit).  LMDB is asked only if the log does not. */
 static bool
 ckpt_due (struct local_backend *lb, uint64_t records, uint64_t bytes,
           bool early)
 {
   MDB_envinfo info;
-  uint64_t grown = mdb_env_info (lb->env, &info) == 0
-    && info.me_last_pgno > lb->pin_pages
-    ? info.me_last_pgno - lb->pin_pages : 0;
 
-  if (early)
-    return records >= CKPT_EARLY (CKPT_RECORDS)
-      || bytes >= CKPT_EARLY (CKPT_LOG_BYTES)
-      || grown >= CKPT_EARLY (CKPT_GROWTH_PAGES);
-  return records >= CKPT_RECORDS || bytes >= CKPT_LOG_BYTES
-    || grown >= CKPT_GROWTH_PAGES;
+  if (records >= ckpt_limit (CKPT_RECORDS, early)
+      || bytes >= ckpt_limit (CKPT_LOG_BYTES, early))
+    return true;
+  return mdb_env_info (lb->env, &info) == 0
+    && info.me_last_pgno >= lb->pin_pages
+       + ckpt_limit (CKPT_GROWTH_PAGES, early);
 }
 
 /* Databases by number, as the log names them. */
