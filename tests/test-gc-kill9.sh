@@ -8,8 +8,9 @@
 # blocks, pruned to the last three) is built once; each round
 # copies it, starts gc, kills it after a random fraction of the time a
 # whole gc takes, and checks.  Rounds where gc had already finished do not
-# count, and make the next rounds kill sooner.  (test-gc-crash kills gc after each of its steps in turn; this
-# one kills it anywhere, mid-copy and mid-sync included.)
+# count, and make the next rounds kill sooner.  (test-gc-crash kills gc
+# after each of its steps in turn; this one kills it anywhere, mid-copy
+# and mid-sync included.)
 . ./functions.sh
 
 py () { /usr/bin/python3 "$@"; }

@@ -323,7 +323,7 @@ test_inline_epoch (void)
 {
   static const char data[] = "the bytes of a node, stored twice";
   struct cairn_id id;
-  struct cairn_txn *txn;
+  struct cairn_txn *txn = NULL;
   struct cairn_val v = { 0 };
   uint64_t first = 0, again = 0;
 
