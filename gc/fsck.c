@@ -488,24 +488,12 @@ commit_affected (struct fsck *f, const struct cairn_id *id, bool pruned)
   return for_each_volume (f, id, reach_volume, false) != 0;
 }
 
-struct dated {
-  struct cairn_id id;
-  int64_t time;
-};
-
-static int
-newest_first (const void *a, const void *b)
-{
-  const struct dated *x = a, *y = b;
-  return x->time > y->time ? -1 : x->time < y->time;
-}
-
 static int
 affected (struct fsck *f, const struct gc_roots *roots)
 {
   struct cairn_fsck_report *rep = f->rep;
   struct idset hit;
-  struct dated *list = calloc (roots->ncommits + 1, sizeof *list);
+  struct cairn_dated *list = calloc (roots->ncommits + 1, sizeof *list);
   size_t n = 0;
   int r = 0;
 
@@ -532,17 +520,17 @@ affected (struct fsck *f, const struct gc_roots *roots)
     struct idset_slot *slot = &f->bad_commits.slots[i];
     if (!slot->used || idset_find (&hit, &slot->id))
       continue;
-    struct dated *p = realloc (list, (n + 1) * sizeof *p);
+    struct cairn_dated *p = realloc (list, (n + 1) * sizeof *p);
     if (!p) {
       r = -ENOMEM;
       break;
     }
     list = p;
-    list[n++] = (struct dated) { slot->id, 0 };
+    list[n++] = (struct cairn_dated) { slot->id, 0 };
     if (!idset_add (&hit, &slot->id, NULL))
       r = -ENOMEM;
   }
-  qsort (list, n, sizeof *list, newest_first);
+  qsort (list, n, sizeof *list, cairn_dated_newest_first);
   rep->commits = malloc ((n ? n : 1) * sizeof *rep->commits);
   if (r == 0 && !rep->commits)
     r = -ENOMEM;

@@ -8,28 +8,13 @@
 #include "store/idset.h"
 #include "store/internal.h"
 
-struct dated {
-  struct cairn_id id;
-  int64_t time;
-};
-
-static int
-newest_first (const void *a, const void *b)
-{
-  const struct dated *x = a, *y = b;
-
-  if (x->time != y->time)
-    return x->time > y->time ? -1 : 1;
-  return memcmp (x->id.bytes, y->id.bytes, CAIRN_ID_SIZE);
-}
-
 int
 cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
                size_t nheads, bool first_parent, struct cairn_id **ids,
                size_t *n)
 {
   struct idset seen;
-  struct dated *out = NULL;
+  struct cairn_dated *out = NULL;
   struct cairn_id *queue = NULL;
   size_t nout = 0, cap = 0, qlen = 0, qcap = 0;
   int r = 0;
@@ -64,7 +49,7 @@ cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
       goto out;
     if (nout == cap) {
       cap = cap ? 2 * cap : 64;
-      struct dated *o = realloc (out, cap * sizeof *o);
+      struct cairn_dated *o = realloc (out, cap * sizeof *o);
       if (!o) {
         cairn_commit_free (c);
         r = -ENOMEM;
@@ -91,7 +76,7 @@ cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
     cairn_commit_free (c);
   }
   if (nout > 1)
-    qsort (out, nout, sizeof *out, newest_first);
+    qsort (out, nout, sizeof *out, cairn_dated_newest_first);
   *ids = malloc ((nout ? nout : 1) * sizeof **ids);
   if (!*ids) {
     r = -ENOMEM;

@@ -191,6 +191,16 @@ cairn_is_hex_prefix (const char *s)
   return true;
 }
 
+int
+cairn_dated_newest_first (const void *a, const void *b)
+{
+  const struct cairn_dated *x = a, *y = b;
+
+  if (x->time != y->time)
+    return x->time > y->time ? -1 : 1;
+  return memcmp (x->id.bytes, y->id.bytes, CAIRN_ID_SIZE);
+}
+
 bool
 cairn_is_zero (const void *data, size_t len)
 {

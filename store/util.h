@@ -91,6 +91,15 @@ int cairn_id_from_hex (const char *hex, struct cairn_id *out);
 /* True if S is 4..64 hex digits: something that could name an id. */
 bool cairn_is_hex_prefix (const char *s);
 
+/* An id with a time (ns), for sorting commits. */
+struct cairn_dated {
+  struct cairn_id id;
+  int64_t time;
+};
+
+/* qsort order of struct cairn_dated: newest first, equal times by id. */
+int cairn_dated_newest_first (const void *a, const void *b);
+
 /* True if LEN bytes at DATA are all zero. */
 bool cairn_is_zero (const void *data, size_t len);
 
