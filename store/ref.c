@@ -354,6 +354,48 @@ put_branch (struct cairn_txn *txn, const char *name,
   return r;
 }
 
+/* Begins the write transaction that makes NAME, which must be a valid
+ * name no branch or tag has, a new ref to commit ID (*C gets it). */
+static int
+new_ref_begin (struct cairn_store *s, const char *name,
+               const struct cairn_id *id, struct cairn_txn **txn,
+               struct cairn_commit **c)
+{
+  int r = check_ref_name (name);
+
+  if (r < 0 || (r = cairn_txn_begin (s, true, txn)) < 0)
+    return r;
+  r = name_free (*txn, name);
+  if (r == 0)
+    r = cairn_commit_read (*txn, id, c);
+  if (r < 0)
+    cairn_txn_abort (s, *txn);
+  return r;
+}
+
+/* Sets INFO's volumes to the N volumes VOLS, each with a new working-state
+ * id. */
+static int
+branch_volumes (struct cairn_txn *txn, const struct cairn_volume *vols,
+                size_t n, struct cairn_branch_info *info)
+{
+  int r = 0;
+
+  info->nvolumes = n;
+  info->volumes = calloc (n ? n : 1, sizeof *info->volumes);
+  if (!info->volumes)
+    return -ENOMEM;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct cairn_branch_volume *v = &info->volumes[i];
+    strcpy (v->name, vols[i].name);
+    v->size = vols[i].size;
+    v->chunk_size = vols[i].chunk_size;
+    v->root = vols[i].root;
+    r = branch_new_wid (txn, &v->wid);
+  }
+  return r;
+}
+
 int
 cairn_branch_create_empty (struct cairn_store *s, const char *name,
                            const char *volume, uint64_t size)
@@ -382,11 +424,7 @@ cairn_branch_create_empty (struct cairn_store *s, const char *name,
     r = branch_new_wid (txn, &vol.wid);
   if (r == 0)
     r = put_branch (txn, name, &info);
-  if (r < 0) {
-    cairn_txn_abort (s, txn);
-    return r;
-  }
-  return cairn_txn_commit (s, txn);
+  return cairn_txn_end (s, txn, r);
 }
 
 int
@@ -395,47 +433,24 @@ cairn_branch_create_from (struct cairn_store *s, const char *name,
 {
   struct cairn_branch_info info = { .created = cairn_time_now (),
                                     .base = *from };
-  struct cairn_commit *c = NULL;
+  struct cairn_commit *c;
   struct cairn_txn *txn;
-  int r;
+  int r = new_ref_begin (s, name, from, &txn, &c);
 
-  if ((r = check_ref_name (name)) < 0)
-    return r;
-  r = cairn_txn_begin (s, true, &txn);
   if (r < 0)
     return r;
-  r = name_free (txn, name);
-  if (r == 0)
-    r = cairn_commit_read (txn, from, &c);
-  if (r == 0 && cairn_commit_pruned (txn, from)) {
+  if (cairn_commit_pruned (txn, from)) {
     char hex[CAIRN_HEX_SIZE + 1];
     cairn_id_to_hex (from, hex);
     r = cairn_error (-ENOENT, "commit %s was pruned: its data is gone", hex);
   }
-  if (r == 0) {
-    info.nvolumes = c->nvolumes;
-    info.volumes = calloc (c->nvolumes ? c->nvolumes : 1,
-                           sizeof *info.volumes);
-    if (!info.volumes)
-      r = -ENOMEM;
-  }
-  for (size_t i = 0; r == 0 && i < c->nvolumes; i++) {
-    struct cairn_branch_volume *v = &info.volumes[i];
-    strcpy (v->name, c->volumes[i].name);
-    v->size = c->volumes[i].size;
-    v->chunk_size = c->volumes[i].chunk_size;
-    v->root = c->volumes[i].root;
-    r = branch_new_wid (txn, &v->wid);
-  }
+  if (r == 0)
+    r = branch_volumes (txn, c->volumes, c->nvolumes, &info);
   if (r == 0)
     r = put_branch (txn, name, &info);
   free (info.volumes);
   cairn_commit_free (c);
-  if (r < 0) {
-    cairn_txn_abort (s, txn);
-    return r;
-  }
-  return cairn_txn_commit (s, txn);
+  return cairn_txn_end (s, txn, r);
 }
 
 int
@@ -566,25 +581,15 @@ cairn_tag_create (struct cairn_store *s, const char *name,
   char key[CAIRN_NAME_MAX + 16];
   struct cairn_commit *c;
   struct cairn_txn *txn;
-  int r;
+  int r = new_ref_begin (s, name, commit, &txn, &c);
 
-  if ((r = check_ref_name (name)) < 0)
-    return r;
-  r = cairn_txn_begin (s, true, &txn);
   if (r < 0)
     return r;
-  r = name_free (txn, name);
-  if (r == 0 && (r = cairn_commit_read (txn, commit, &c)) == 0)
-    cairn_commit_free (c);
+  cairn_commit_free (c);
   tag_ref_key (name, key, sizeof key);
-  if (r == 0)
-    r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                                commit->bytes, CAIRN_ID_SIZE);
-  if (r < 0) {
-    cairn_txn_abort (s, txn);
-    return r;
-  }
-  return cairn_txn_commit (s, txn);
+  r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                              commit->bytes, CAIRN_ID_SIZE);
+  return cairn_txn_end (s, txn, r);
 }
 
 int
@@ -601,11 +606,7 @@ cairn_tag_delete (struct cairn_store *s, const char *name)
                                  strlen (key));
   if (r == -ENOENT)
     r = cairn_error (CAIRN_ENOREF, "no tag '%s'", name);
-  if (r < 0) {
-    cairn_txn_abort (s, txn);
-    return r;
-  }
-  return cairn_txn_commit (s, txn);
+  return cairn_txn_end (s, txn, r);
 }
 
 struct list_ctx {
@@ -770,36 +771,22 @@ cairn_branch_create_with_commit (struct cairn_store *s, const char *name,
   c.labels = o ? (char **) o->labels : NULL;
   c.nparents = o ? o->nextra_parents : 0;
   c.parents = o ? (struct cairn_id *) o->extra_parents : NULL;
-  info.nvolumes = nvolumes;
-  info.volumes = calloc (nvolumes ? nvolumes : 1, sizeof *info.volumes);
-  if (!info.volumes)
-    return -ENOMEM;
 
   r = cairn_txn_begin (s, true, &txn);
   if (r < 0)
-    goto out;
+    return r;
   r = name_free (txn, name);
   if (r == 0) {
     r = commit_store (txn, &c, id);
     if (r == -EINVAL)
       r = cairn_error (r, "a label must be KEY=VALUE");
   }
-  for (size_t i = 0; r == 0 && i < nvolumes; i++) {
-    struct cairn_branch_volume *v = &info.volumes[i];
-    strcpy (v->name, volumes[i].name);
-    v->size = volumes[i].size;
-    v->chunk_size = volumes[i].chunk_size;
-    v->root = volumes[i].root;
-    r = branch_new_wid (txn, &v->wid);
-  }
+  if (r == 0)
+    r = branch_volumes (txn, volumes, nvolumes, &info);
   info.base = *id;
   if (r == 0)
     r = put_branch (txn, name, &info);
-  if (r < 0)
-    cairn_txn_abort (s, txn);
-  else
-    r = cairn_txn_commit (s, txn);
- out:
+  r = cairn_txn_end (s, txn, r);
   free (info.volumes);
   return r;
 }
