@@ -163,6 +163,17 @@ queue_event (struct qmp *qmp, struct json_object *event)
   }
 }
 
+/* Queues MSG if it is an event; drops it if not (a late reply to a
+ * command that timed out).  Takes ownership of MSG. */
+static void
+keep_event (struct qmp *qmp, struct json_object *msg)
+{
+  if (json_object_object_get_ex (msg, "event", NULL))
+    queue_event (qmp, msg);
+  else
+    json_object_put (msg);
+}
+
 static bool
 event_matches (const struct qmp_event *e, const char *name)
 {
@@ -483,10 +494,7 @@ qmp_wait_event (struct qmp *qmp, const char *name, int timeout_ms,
     r = read_message (qmp, deadline, &msg);
     if (r < 0)
       return r;
-    if (json_object_object_get_ex (msg, "event", NULL))
-      queue_event (qmp, msg);
-    else
-      json_object_put (msg);    /* a late reply to a timed-out command */
+    keep_event (qmp, msg);
   }
 }
 
@@ -504,10 +512,7 @@ read_available (struct qmp *qmp)
       return 0;
     if (r < 0)
       return r;
-    if (json_object_object_get_ex (msg, "event", NULL))
-      queue_event (qmp, msg);
-    else
-      json_object_put (msg);    /* a late reply to a timed-out command */
+    keep_event (qmp, msg);
   }
 }
 
