@@ -50,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1043,45 +1044,63 @@ local_object_delete (struct cairn_btxn *t, enum cairn_object_type type,
   return logged_del (t, type, &k);
 }
 
+/* Calls EACH with every key and value of DBI in order, from the first key
+ * not below START (SLEN bytes; 0: from the first key), until EACH returns
+ * non-zero: then returns that, except SCAN_DONE, which ends the scan with
+ * 0.  Returns 0 at the end of DBI. */
+#define SCAN_DONE INT_MAX
 static int
-local_object_scan (struct cairn_btxn *t, enum cairn_object_type type,
-                   const struct cairn_id *start, cairn_object_scan_fn fn,
-                   void *arg)
+cursor_scan (struct cairn_btxn *t, MDB_dbi dbi, const void *start,
+             size_t slen, int (*each) (MDB_val *k, MDB_val *d, void *arg),
+             void *arg)
 {
   MDB_cursor *c;
-  MDB_val k, d;
+  MDB_val k = { slen, (void *) start }, d;
   int rc, r = 0;
 
-  rc = mdb_cursor_open (t->txn, t->lb->objects[type], &c);
+  rc = mdb_cursor_open (t->txn, dbi, &c);
   if (rc)
     return mdb_errno (rc);
-  if (start) {
-    k.mv_size = CAIRN_ID_SIZE;
-    k.mv_data = (void *) start->bytes;
-    rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
-  }
-  else
-    rc = mdb_cursor_get (c, &k, &d, MDB_FIRST);
-  while (rc == 0) {
-    struct cairn_id id;
-    struct cairn_object_info info;
-    if (k.mv_size != CAIRN_ID_SIZE) {
-      r = -EBADMSG;
-      break;
-    }
-    memcpy (id.bytes, k.mv_data, CAIRN_ID_SIZE);
-    r = decode_object (type, &d, &info);
-    if (r == 0)
-      r = fn (&id, &info, arg);
-    if (r != 0)
-      break;
+  rc = mdb_cursor_get (c, &k, &d, slen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+  while (rc == 0 && (r = each (&k, &d, arg)) == 0) {
     touch_index (t->lb);
     rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
   }
   mdb_cursor_close (c);
   if (r != 0)
-    return r;
+    return r == SCAN_DONE ? 0 : r;
   return rc == MDB_NOTFOUND ? 0 : mdb_errno (rc);
+}
+
+struct object_scan {
+  enum cairn_object_type type;
+  cairn_object_scan_fn fn;
+  void *arg;
+};
+
+static int
+object_scan_each (MDB_val *k, MDB_val *d, void *arg)
+{
+  struct object_scan *os = arg;
+  struct cairn_id id;
+  struct cairn_object_info info;
+
+  if (k->mv_size != CAIRN_ID_SIZE)
+    return -EBADMSG;
+  memcpy (id.bytes, k->mv_data, CAIRN_ID_SIZE);
+  int r = decode_object (os->type, d, &info);
+  return r < 0 ? r : os->fn (&id, &info, os->arg);
+}
+
+static int
+local_object_scan (struct cairn_btxn *t, enum cairn_object_type type,
+                   const struct cairn_id *start, cairn_object_scan_fn fn,
+                   void *arg)
+{
+  struct object_scan os = { type, fn, arg };
+
+  return cursor_scan (t, t->lb->objects[type], start ? start->bytes : NULL,
+                      start ? CAIRN_ID_SIZE : 0, object_scan_each, &os);
 }
 
 static int
@@ -1154,43 +1173,37 @@ local_record_cas (struct cairn_btxn *t, enum cairn_table table,
                            new_value->len);
 }
 
+struct record_scan {
+  const void *prefix;
+  size_t plen;
+  cairn_record_scan_fn fn;
+  void *arg;
+};
+
+static int
+record_scan_each (MDB_val *k, MDB_val *d, void *arg)
+{
+  struct record_scan *rs = arg;
+
+  if (k->mv_size < rs->plen || memcmp (k->mv_data, rs->prefix, rs->plen))
+    return SCAN_DONE;
+  return rs->fn ((struct cairn_val) { k->mv_data, k->mv_size },
+                 (struct cairn_val) { d->mv_data, d->mv_size }, rs->arg);
+}
+
 static int
 local_record_scan (struct cairn_btxn *t, enum cairn_table table,
                    const void *prefix, size_t plen, const void *start,
                    size_t slen, cairn_record_scan_fn fn, void *arg)
 {
-  MDB_cursor *c;
-  MDB_val k, d;
-  int rc, r = 0;
+  struct record_scan rs = { prefix, plen, fn, arg };
 
-  rc = mdb_cursor_open (t->txn, t->lb->tables[table], &c);
-  if (rc)
-    return mdb_errno (rc);
   if (!start) {
     start = prefix;
     slen = plen;
   }
-  if (slen > 0) {
-    k.mv_size = slen;
-    k.mv_data = (void *) start;
-    rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
-  }
-  else
-    rc = mdb_cursor_get (c, &k, &d, MDB_FIRST);
-  while (rc == 0) {
-    if (k.mv_size < plen || memcmp (k.mv_data, prefix, plen) != 0)
-      break;
-    r = fn ((struct cairn_val) { k.mv_data, k.mv_size },
-            (struct cairn_val) { d.mv_data, d.mv_size }, arg);
-    if (r != 0)
-      break;
-    touch_index (t->lb);
-    rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
-  }
-  mdb_cursor_close (c);
-  if (r != 0)
-    return r;
-  return rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_errno (rc);
+  return cursor_scan (t, t->lb->tables[table], start, slen, record_scan_each,
+                      &rs);
 }
 
 static int
