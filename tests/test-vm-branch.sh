@@ -27,8 +27,7 @@ ok "both VMs run, vm2 on its own branch from the fork" \
 ok "the new branch vm2 starts at the fork" \
   test "$("$CAIRN" log vm2 --oneline -n 1 | cut -c1-12)" = "${fork:0:12}"
 
-wait_console vm2 'cairn-counter [0-9]+' 30
-first=$(counters "$(console vm2)" | head -1)
+first=$(first_counter vm2 30)
 diag "vm1's counter at the fork ${at_fork}, vm2's first ${first}"
 ok "vm2 continues vm1's count from the fork" \
   test "${first:-0}" -gt "${at_fork:-0}" -a "${first:-0}" -le $((at_fork + 3))

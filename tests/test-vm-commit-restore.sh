@@ -39,8 +39,7 @@ ok "vm stop" [ "$rc" -eq 0 ]
 run_cairn vm restore "$commit" vm2 --json
 ok "vm restore of the commit as vm2: $err" [ "$rc" -eq 0 ]
 ok "its RAM came in while the guest ran" grep -q '"lazy":true' <<< "$out"
-wait_console vm2 'cairn-counter [0-9]+' 30
-first=$(counters "$(console vm2)" | head -1)
+first=$(first_counter vm2 30)
 diag "counter before the commit $before, after it $after; first after the restore $first"
 ok "its counter resumes from the committed value" \
   test "${first:-0}" -gt "${before:-0}" -a "${first:-0}" -le $((after + 1))
@@ -62,8 +61,7 @@ ok "that commit holds its kernel, as the first did" \
 run_cairn vm restore "$commit" vm3 --eager --json
 ok "vm restore --eager of the same commit as vm3: $err" [ "$rc" -eq 0 ]
 ok "read all of RAM before QEMU started" grep -q '"lazy":false' <<< "$out"
-wait_console vm3 'cairn-counter [0-9]+' 30
-first3=$(counters "$(console vm3)" | head -1)
+first3=$(first_counter vm3 30)
 ok "its counter resumes from the committed value too ($first3)" \
   test "${first3:-0}" -gt "${before:-0}" -a "${first3:-0}" -le $((after + 1))
 done_testing

@@ -34,8 +34,7 @@ ok "vm restore: exit 0: $err" [ "$rc" -eq 0 ]
 ok "it took the spare" grep -q '"spare":true' <<< "$out"
 ok "vm2 runs in the spare's QEMU" \
   test "$(json_field "$("$CAIRN" vm ls --json)" qemu_pid)" = "$spare_pid"
-wait_console vm2 'cairn-counter [0-9]+' 30
-first=$(counters "$(console vm2)" | head -1)
+first=$(first_counter vm2 30)
 ok "its counter resumes from the committed value ($before..$after -> $first)" \
   test "${first:-0}" -gt "${before:-0}" -a "${first:-0}" -le $((after + 1))
 send vm2 'sync; echo 3 > /proc/sys/vm/drop_caches; echo "x=$(cat /data/x)="; echo after > /data/y; sync; echo "wrote-$((50+5))"'

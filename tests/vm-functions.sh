@@ -76,6 +76,13 @@ counters () { cat "$@" | grep -aoE $'cairn-counter [0-9]+\r' | tr -dc '0-9\n'; }
 # last_counter NAME: the last complete counter value VM NAME printed.
 last_counter () { counters "$(console "$1")" | tail -1; }
 
+# first_counter NAME SECONDS: waits up to SECONDS until VM NAME has printed
+# a complete counter line, and prints the first value (empty if none).
+first_counter () {
+  wait_console "$1" $'cairn-counter [0-9]+\r' "$2" &&
+    counters "$(console "$1")" | head -1
+}
+
 # boot NAME BRANCH [ARGS...]: vm run, then waits until the guest has
 # booted and counts (counter 3).  Prints the console on failure.
 boot () {
