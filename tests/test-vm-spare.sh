@@ -10,6 +10,7 @@ outer_plugin=${CAIRN_PLUGIN:-}
 . ./functions.sh
 . "$abs_top_srcdir/tests/vm-functions.sh"
 requires debugfs
+requires e2fsck
 
 plan 27
 new_store
@@ -43,8 +44,9 @@ ok "and writes to its branch" wait_console vm2 '^wrote-55' 30
 run_cairn vm commit vm2 -m "in a spare"
 ok "vm commit of it: exit 0" [ "$rc" -eq 0 ]
 "$CAIRN" export "$out" "$TMP/disk.img" 2>/dev/null
+ext4_replay "$TMP/disk.img"
 ok "that commit's disk holds what it wrote" \
-  test "$(debugfs -R 'cat /data/y' "$TMP/disk.img" 2>/dev/null)" = after
+  test "$(ext4_cat "$TMP/disk.img" /data/y)" = after
 
 ok "a new spare took its place" test "$(ready)" -eq 1
 new_pid=$(json_field "$("$CAIRN" vm spare ls --json)" pid)
