@@ -136,6 +136,7 @@ struct local_backend {
   _Atomic uint64_t logged_lsn;  /* the lsn of the last record it logged */
   _Atomic uint64_t logged_end;  /* where in the log that record ended */
   long kill_at_record;          /* tests: SIGKILL after this many records */
+  long fail_flush_at_record;    /* tests: its flush fails (EIO) */
   long records;
 };
 
@@ -144,6 +145,7 @@ struct cairn_btxn {
   MDB_txn *txn;
   bool write;
   bool appended;                /* chunks appended to a pack */
+  bool log_durable;             /* log_durable was called in it */
   bool have_epoch;
   uint64_t epoch;
   void **bufs;                  /* chunk reads, freed at the end */
@@ -674,7 +676,12 @@ txn_begin (struct local_backend *lb, bool write, bool early,
     return mdb_errno (rc);
   }
   if (write) {
-    int r = lb->wal ? redo_begin (t, early) : 0;
+    int r = lb->wal ? redo_flush_error (&lb->redo) : 0;
+    if (r < 0)
+      r = cairn_error (r, "the index's redo log could not be flushed "
+                       "(%s): open the store again", strerror (-r));
+    else if (lb->wal)
+      r = redo_begin (t, early);
     if (r < 0) {
       mdb_txn_abort (t->txn);
       txn_free (t);
@@ -692,7 +699,16 @@ local_txn_begin (struct cairn_backend *b, bool write, struct cairn_btxn **out)
 }
 
 /* The packs first (a record must be durable before the index names it),
- * then the txn's redo record, then LMDB's commit, which does not flush. */
+ * then the txn's redo record, written, then LMDB's commit, which does not
+ * flush, and then the flush of the record: the disk writes the record
+ * while LMDB writes its pages (measured: 316 us p50 for a durable commit
+ * with the record flushed first, 245 so).  The commit returns once the
+ * record is durable, but others may see its state a little earlier.
+ * That is safe: a txn of anyone after it logs after it, so its own flush
+ * covers this record too; and what acts outside the index on what it
+ * reads (cairn_pack_unlink, cairn_pack_shrink) flushes the log first.  A
+ * flush that fails fails this commit and every write txn after it
+ * (txn_begin): the state it left in the index may not survive a crash. */
 static int
 local_txn_commit (struct cairn_btxn *t)
 {
@@ -716,14 +732,20 @@ local_txn_commit (struct cairn_btxn *t)
       logged = r == 0;
       if (logged && ++lb->records == lb->kill_at_record)
         raise (SIGKILL);        /* logged, not committed: tests only */
+      if (logged && lb->records == lb->fail_flush_at_record)
+        lb->redo.err = -EIO;    /* as if the disk failed: tests only */
     }
   }
   if (r < 0)
     mdb_txn_abort (t->txn);
   else
     r = mdb_errno (mdb_txn_commit (t->txn));
+  int flushed = logged && r == 0 ? redo_flush (&lb->redo) : 0;
   if (r < 0 && logged)
     redo_void (&lb->redo, t->redo_off);
+  else if (flushed < 0)
+    r = cairn_error (flushed, "flushing the index's redo log: %s",
+                     strerror (-flushed));
   else if (logged) {
     lb->wrote = true;
     lb->logged_lsn = t->lsn;
@@ -1423,7 +1445,9 @@ cairn_backend_local_open (const char *store_path, bool readonly,
   }
   else {
     const char *kill_at = getenv ("CAIRN_TEST_KILL_AT_RECORD");
+    const char *fail_at = getenv ("CAIRN_TEST_FAIL_FLUSH_AT_RECORD");
     lb->kill_at_record = kill_at ? atol (kill_at) : 0;
+    lb->fail_flush_at_record = fail_at ? atol (fail_at) : 0;
     lb->wal = true;
     r = redo_open (&lb->redo, path, true);
     if (r == 0 && flock (lb->redo.ckpt_fd, LOCK_EX) == -1)
@@ -1785,6 +1809,16 @@ cairn_chunk_relocate (struct cairn_btxn *t, const struct cairn_id *id,
   return logged_put (t, CAIRN_OBJECT_CHUNK, &k, &d);
 }
 
+/* Makes what the log holds durable, whoever wrote it: a txn of another
+ * process may have committed without its record flushed yet (see
+ * local_txn_commit), and a pack must not go on the word of a state a
+ * crash could undo. */
+static int
+log_durable (struct local_backend *lb)
+{
+  return lb->wal && !lb->nosync ? redo_flush (&lb->redo) : 0;
+}
+
 int
 cairn_pack_unlink (struct cairn_btxn *t, uint32_t number)
 {
@@ -1792,6 +1826,10 @@ cairn_pack_unlink (struct cairn_btxn *t, uint32_t number)
 
   if (!t->write)
     return -EROFS;
+  int r = t->log_durable ? 0 : log_durable (t->lb);
+  if (r < 0)
+    return r;
+  t->log_durable = true;        /* the write txn keeps others out */
   pack_path (t->lb->packs_dir, number, path, sizeof path);
   if (unlink (path) == -1 && errno != ENOENT)
     return -errno;
@@ -1806,6 +1844,8 @@ cairn_pack_shrink (struct cairn_backend *b, uint32_t number, int hold_fd,
   char path[4096];
   int r = local_only (b);
 
+  if (r == 0)
+    r = log_durable (local (b));
   if (r < 0)
     return r;
   pack_path (local (b)->packs_dir, number, path, sizeof path);

@@ -6,8 +6,16 @@
  * about ten pages, so that cost most of a durable commit's latency.  The
  * local backend instead runs LMDB with MDB_NOSYNC and makes each write
  * transaction durable with one append to this log: the transaction's
- * changes (every put and delete it made, as a redo record), written and
- * fdatasynced before mdb_txn_commit.  A checkpoint flushes LMDB's file
+ * changes (every put and delete it made, as a redo record), written
+ * before mdb_txn_commit and fdatasynced after it: the disk writes the
+ * record (sync_file_range) while LMDB writes its pages, and the commit
+ * returns once the flush is done.  Others may see a state whose record
+ * is not durable yet, for that long; any write txn after it logs after
+ * it, so its own flush covers the record too, and whatever acts outside
+ * the index on what it reads (unlinking a pack) flushes the log first.
+ * A failed flush fails that commit and every write after it in the
+ * process (the log's state on the disk is then unknown); the next open
+ * recovers as after a kill.  A checkpoint flushes LMDB's file
  * (mdb_env_sync) and starts the log again from its beginning.  A write
  * txn takes one first when the log is long; a branch's sealer takes it
  * sooner (the backend's housekeep op, at three quarters of the limits),
@@ -16,8 +24,9 @@
  * What this has to survive:
  *
  *  - A process killed (kill -9): the page cache holds every committed
- *    transaction, so LMDB is consistent.  At most one record was logged
- *    whose mdb_txn_commit never ran; the next writable open applies it.
+ *    transaction and every record written, so LMDB is consistent.  At
+ *    most one record was logged whose mdb_txn_commit never ran; the next
+ *    writable open applies it.
  *
  *  - The machine losing power: LMDB's file on disk holds the checkpoint's
  *    pages plus any later page the kernel happened to write back, perhaps
@@ -122,6 +131,7 @@ struct redo_log {
   int fd;                       /* the log */
   int ckpt_fd;                  /* the checkpoint file */
   uint64_t allocated;           /* zero-filled bytes of the log */
+  _Atomic int err;              /* of a flush that failed, for ever */
 };
 
 /* Opens (creating if asked) INDEX_DIR/redo and redo.ckpt. */
@@ -129,9 +139,16 @@ int redo_open (struct redo_log *l, const char *index_dir, bool create);
 void redo_close (struct redo_log *l);
 
 /* Writes the record for LSN with B's operations at OFF (it ends
- * REDO_RECORD_HEADER + b->len later) and fdatasyncs it. */
+ * REDO_RECORD_HEADER + b->len later) and starts writing it to the disk;
+ * redo_flush makes it durable. */
 int redo_append (struct redo_log *l, uint64_t off, uint64_t lsn,
                  const struct redo_buf *b);
+/* Flushes what the log holds (fdatasync).  Once a flush has failed, what
+ * the log holds is not known to be on the disk: that and every later
+ * flush fail with its error. */
+int redo_flush (struct redo_log *l);
+/* The error of a flush that failed, or 0. */
+int redo_flush_error (const struct redo_log *l);
 /* Makes the record at OFF unreadable (its transaction did not commit). */
 int redo_void (struct redo_log *l, uint64_t off);
 

@@ -20,10 +20,15 @@
  * not bite.  Those opens run in a child, as LMDB may crash on them.
  *
  * A killed process.  A child makes a commit and is killed right after its
- * K-th redo record is durable, before LMDB commits it
+ * K-th redo record is written, before LMDB commits it
  * (CAIRN_TEST_KILL_AT_RECORD).  The next open applies the record: fsck
  * finds nothing wrong, the older commits read as before, and the branch
  * takes a new commit.
+ *
+ * A failed flush.  The flush of a commit's K-th redo record fails, as on
+ * a failing disk (CAIRN_TEST_FAIL_FLUSH_AT_RECORD): the commit fails with
+ * an error naming the log (also when the record was the sealer's), and so
+ * does every write after it in that process.  The next open finds the store as after a kill.
  */
 #include <config.h>
 
@@ -348,10 +353,82 @@ killed_after_record (void)
   fixture_close (&f);
 }
 
+static void
+failed_flush (void)
+{
+  struct fixture f;
+  char tmpl[600], work[600];
+  int failed = 0, k, r = fixture_open (&f, CHUNK);
+
+  if (r == 0)
+    r = cairn_branch_create_empty (f.s, "main", "disk", VOLUME);
+  for (int i = 1; r == 0 && i <= BEFORE; i++)
+    r = make_commit (f.s, i);
+  cairn_store_close (f.s);
+  f.s = NULL;
+  snprintf (tmpl, sizeof tmpl, "%s/store", f.dir);
+  snprintf (work, sizeof work, "%s/work", f.dir);
+
+  for (k = 1; r == 0 && k <= 8; k++) {
+    struct cairn_store *s;
+    struct cairn_id head, d, next;
+    char n[16];
+    cairn_remove_tree (work);
+    if (copy_file (tmpl, work) < 0) {
+      failed++;
+      break;
+    }
+    snprintf (n, sizeof n, "%d", k);
+    setenv ("CAIRN_TEST_FAIL_FLUSH_AT_RECORD", n, 1);
+    int opened = cairn_store_open (work, 0, &s);
+    unsetenv ("CAIRN_TEST_FAIL_FLUSH_AT_RECORD");
+    if (opened < 0) {
+      failed++;
+      break;
+    }
+    if (make_commit (s, BEFORE + 1) == 0) {
+      cairn_store_close (s);
+      break;                    /* the commit logged fewer than K records */
+    }
+    /* "flushing the index's redo log", or if the sealer's flush failed
+     * first, "the index's redo log could not be flushed". */
+    if (!strstr (cairn_last_error (), "the index's redo log"))
+      failed++, diag ("K=%d: the commit failed with: %s", k,
+                      cairn_last_error ());
+    else if (cairn_branch_create_empty (s, "other", "disk", VOLUME) == 0
+             || !strstr (cairn_last_error (), "could not be flushed"))
+      failed++, diag ("K=%d: a write after it: %s", k, cairn_last_error ());
+    cairn_store_close (s);
+    /* Opened again: fsck clean, the old commits intact, main at the old
+     * head or at a complete new commit, and a commit works. */
+    if (check_store (work, BEFORE, false, false) < 0
+        || cairn_store_open (work, 0, &s) < 0) {
+      failed++;
+      continue;
+    }
+    cairn_store_set_cache_size (s, 0);
+    if (fixture_resolve (s, "main", &head) < 0)
+      failed++;
+    else if (!cairn_id_equal (&head, &id[BEFORE])
+             && (fixture_digest (s, &head, &d) < 0
+                 || !cairn_id_equal (&d, &digest[BEFORE + 1])))
+      failed++, diag ("K=%d: main is at a commit that reads wrong", k);
+    if (fixture_commit (s, "main", 0, 4096, 99, NULL, &next) < 0)
+      failed++, diag ("K=%d: no commit after: %s", k, cairn_last_error ());
+    cairn_store_close (s);
+  }
+  ok (r == 0 && failed == 0 && k > 1, "a failed flush of each of the %d "
+      "redo records of a commit: the commit and the writes after it fail, "
+      "the next open finds fsck clean, old commits intact, commits work",
+      k - 1);
+  fixture_close (&f);
+}
+
 int
 main (void)
 {
   power_loss ();
   killed_after_record ();
+  failed_flush ();
   done_testing ();
 }
