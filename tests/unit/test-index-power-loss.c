@@ -272,6 +272,26 @@ power_loss (void)
   fixture_close (&f);
 }
 
+/* A store of BEFORE commits on "main", closed, at TMPL; WORK is where
+ * the tests copy it to.  Both 600 bytes. */
+static int
+template_store (struct fixture *f, char *tmpl, char *work)
+{
+  f->s = NULL;
+  int r = fixture_open (f, CHUNK);
+
+  if (r == 0)
+    r = cairn_branch_create_empty (f->s, "main", "disk", VOLUME);
+  for (int i = 1; r == 0 && i <= BEFORE; i++)
+    r = make_commit (f->s, i);
+  if (f->s)
+    cairn_store_close (f->s);
+  f->s = NULL;
+  snprintf (tmpl, 600, "%s/store", f->dir);
+  snprintf (work, 600, "%s/work", f->dir);
+  return r;
+}
+
 static void
 killed_after_record (void)
 {
@@ -280,15 +300,7 @@ killed_after_record (void)
   int r, k, failed = 0, replayed = 0;
 
   unsetenv ("CAIRN_TEST_BOOT_ID");
-  r = fixture_open (&f, CHUNK);
-  if (r == 0)
-    r = cairn_branch_create_empty (f.s, "main", "disk", VOLUME);
-  for (int i = 1; r == 0 && i <= BEFORE; i++)
-    r = make_commit (f.s, i);
-  cairn_store_close (f.s);
-  f.s = NULL;
-  snprintf (tmpl, sizeof tmpl, "%s/store", f.dir);
-  snprintf (work, sizeof work, "%s/work", f.dir);
+  r = template_store (&f, tmpl, work);
   ok (r == 0, "a store with %d commits", BEFORE);
 
   for (k = 1; k <= 8; k++) {
@@ -358,16 +370,7 @@ failed_flush (void)
 {
   struct fixture f;
   char tmpl[600], work[600];
-  int failed = 0, k, r = fixture_open (&f, CHUNK);
-
-  if (r == 0)
-    r = cairn_branch_create_empty (f.s, "main", "disk", VOLUME);
-  for (int i = 1; r == 0 && i <= BEFORE; i++)
-    r = make_commit (f.s, i);
-  cairn_store_close (f.s);
-  f.s = NULL;
-  snprintf (tmpl, sizeof tmpl, "%s/store", f.dir);
-  snprintf (work, sizeof work, "%s/work", f.dir);
+  int failed = 0, k, r = template_store (&f, tmpl, work);
 
   for (k = 1; r == 0 && k <= 8; k++) {
     struct cairn_store *s;
