@@ -13,6 +13,9 @@
  *   with seal     the commit also hashes and compresses the 1 MiB itself
  *                 (no background sealer caught up).
  *
+ * Each volume has a store of its own, so that the two meet indexes of
+ * the same size.
+ *
  * Then branch creation from a commit, N times.  The peers measured in the
  * same run are the durability floors of this disk: write 1 MiB to a raw
  * file and fdatasync it, and overwrite 4 KiB of a written file and
@@ -221,20 +224,21 @@ main (int argc, char **argv)
     fprintf (stderr, "usage: bench-commit DIR [N]\n");
     return 2;
   }
-  snprintf (path, sizeof path, "%s/store", argv[1]);
-  if (cairn_store_init (path, NULL) < 0) {
-    fprintf (stderr, "store: %s\n", cairn_last_error ());
-    return 1;
-  }
-  if (cairn_store_open (path, 0, &s) < 0) {
-    fprintf (stderr, "store: %s\n", cairn_last_error ());
-    return 1;
-  }
   int flush_fd = floor_file (argv[1], 4096);
   srand (1);
-  for (int v = 0; v < 2; v++)
+  /* A store of its own for each volume: in one store, the 1 TiB
+   * volume's commits came after the 8 GiB volume's 3000 and met an
+   * index that much bigger, and the ratio of the two measured that as
+   * much as the volume's size. */
+  for (int v = 0; v < 2; v++) {
+    char name[32];
+    snprintf (path, sizeof path, "%s/store-%d", argv[1], v);
+    if (cairn_store_init (path, NULL) < 0
+        || cairn_store_open (path, 0, &s) < 0) {
+      fprintf (stderr, "store: %s\n", cairn_last_error ());
+      return 1;
+    }
     for (int m = 0; m < 3; m++) {
-      char name[32];
       snprintf (name, sizeof name, "v%d-m%d", v, m);
       cairn_branch_create_empty (s, name, "disk", vols[v].size);
       commit[v][m] = run_commits (s, name, vols[v].size, m, n,
@@ -242,19 +246,17 @@ main (int argc, char **argv)
                                   : m == METADATA ? &branch[v][1] : NULL,
                                   flush_fd, NULL);
     }
-  for (int v = 0; v < 2; v++) {
-    char name[32];
     snprintf (name, sizeof name, "v%d-probed", v);
     cairn_branch_create_empty (s, name, "disk", vols[v].size);
     probed[v] = run_commits (s, name, vols[v].size, DURABLE, n, NULL,
                              flush_fd, &after[v]);
+    cairn_store_close (s);
   }
   int floor_fd = floor_file (argv[1], 1 << 20);
   struct stats floor = fsync_floor (floor_fd, n, 1 << 20);
   struct stats flush = fsync_floor (flush_fd, n, 4096);
   close (floor_fd);
   close (flush_fd);
-  cairn_store_close (s);
 
   printf ("Commit of 1 MiB written since the last commit, %d commits each, "
           "64 KiB chunks, zstd:1\n\n", n);
