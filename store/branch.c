@@ -2149,19 +2149,25 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
 
 /* ---- flush -------------------------------------------------------- */
 
+/* An entry whose record a flush writes; the records themselves lie one
+ * after the other in one buffer, each as long as it is: room for the
+ * largest chunk's bitmap in every item made a flush of 30000 entries
+ * take 10 MiB, against 3 MiB for 64 KiB chunks. */
 struct persist_item {
   struct cairn_bvol *v;
   struct entry *e;
   uint32_t slot;                /* slot the record names */
-  uint8_t rec[WORK_FIXED + CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8 + 8];
-  size_t len;
+  uint32_t len;                 /* the record: LEN bytes at OFF */
+  size_t off;
 };
 
 int
 cairn_branch_flush (struct cairn_branch *b)
 {
   struct persist_item *items = NULL;
-  size_t n = 0, cap = 0;
+  uint8_t *recs = NULL;
+  size_t n = 0, cap = 0, recs_len = 0, recs_cap = 0;
+  const size_t max_rec = WORK_FIXED + b->bitmap_bytes + 8;
   int r = 0;
 
   pthread_mutex_lock (&b->persist_mutex);
@@ -2192,10 +2198,18 @@ cairn_branch_flush (struct cairn_branch *b)
         }
         items = p;
       }
+      if (cairn_reserve (&recs, &recs_cap, recs_len + max_rec,
+                         64 * max_rec) < 0) {
+        queue_push (v, e, Q_META);
+        r = -ENOMEM;
+        break;
+      }
       struct persist_item *it = &items[n++];
       it->v = v;
       it->e = e;
-      it->len = work_encode_entry (v, e, it->rec);
+      it->off = recs_len;
+      it->len = work_encode_entry (v, e, recs + recs_len);
+      recs_len += it->len;
       it->slot = e->state == ENTRY_DIRTY ? e->slot : NO_SLOT;
       slot_hold (v, it->slot);  /* kept until the record is written */
       e->dirty_meta = false;
@@ -2215,7 +2229,7 @@ cairn_branch_flush (struct cairn_branch *b)
       uint8_t key[16];
       work_key (items[i].v->wid, items[i].e->index, key);
       r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
-                                  items[i].rec, items[i].len);
+                                  recs + items[i].off, items[i].len);
     }
     r = cairn_txn_end (b->s, txn, r);
   }
@@ -2241,6 +2255,7 @@ cairn_branch_flush (struct cairn_branch *b)
 
   pthread_mutex_unlock (&b->persist_mutex);
   free (items);
+  free (recs);
   free (sync);
   return r;
 }

@@ -32,6 +32,14 @@
 #define CHUNKS 2000
 /* More chunks than one part of a commit's tree nodes (4096). */
 #define SCATTERED 6000
+/* What a flush may hold per entry it writes: 270 bytes measured, 560
+ * with room for the largest bitmap in each; under ASan (its shadow and
+ * redzones) 440-490 and 640. */
+#ifdef __SANITIZE_ADDRESS__
+#define FLUSH_BYTES_PER_ENTRY 560
+#else
+#define FLUSH_BYTES_PER_ENTRY 400
+#endif
 
 #ifdef __SANITIZE_ADDRESS__
 /* ASan's quarantine would keep freed chunks resident: measure without. */
@@ -81,7 +89,7 @@ main (void)
     skip_all ("no /proc/self/clear_refs to measure the peak RSS with");
   if (!mkdtemp (dir))
     abort ();
-  plan (7);
+  plan (9);
   if (cairn_store_init (dir, &(struct cairn_store_options) {
                           .compress_level = 1 }) < 0
       || cairn_store_open (dir, 0, &s) < 0
@@ -148,6 +156,17 @@ main (void)
   }
   ok (r == 0, "%d scattered 4K writes, one per chunk and tree leaf",
       SCATTERED);
+  /* A flush writes the record of each entry written since the last one
+   * (and LMDB holds the pages of that transaction): it keeps each record
+   * only as long as it is.  With room for the largest chunk's bitmap in
+   * each, it grew by more than 500 bytes an entry. */
+  before = status_kib ("VmRSS:");
+  reset_peak ();
+  ok (cairn_branch_flush (sb) == 0, "flushed");
+  grew = status_kib ("VmHWM:") - before;
+  ok (grew * 1024 < (long) SCATTERED * FLUSH_BYTES_PER_ENTRY,
+      "the flush's peak memory grew by %ld KiB for %d entries (bound %d "
+      "bytes each)", grew, SCATTERED, FLUSH_BYTES_PER_ENTRY);
   before = status_kib ("VmRSS:");
   reset_peak ();
   ok (cairn_branch_commit (sb, NULL, &id) == 0, "committed");
