@@ -2166,7 +2166,7 @@ cairn_branch_flush (struct cairn_branch *b)
 {
   struct persist_item *items = NULL;
   uint8_t *recs = NULL;
-  size_t n = 0, cap = 0, recs_len = 0, recs_cap = 0;
+  size_t n = 0, cap = 0, recs_len = 0, recs_cap = 0;  /* caps in bytes */
   const size_t max_rec = WORK_FIXED + b->bitmap_bytes + 8;
   int r = 0;
 
@@ -2188,18 +2188,10 @@ cairn_branch_flush (struct cairn_branch *b)
       queue_remove (v, e, Q_META);
       if (!e->dirty_meta)
         continue;
-      if (n == cap) {
-        cap = cap ? 2 * cap : 64;
-        struct persist_item *p = realloc (items, cap * sizeof *p);
-        if (!p) {
-          queue_push (v, e, Q_META);
-          r = -ENOMEM;
-          break;
-        }
-        items = p;
-      }
-      if (cairn_reserve (&recs, &recs_cap, recs_len + max_rec,
-                         64 * max_rec) < 0) {
+      if (cairn_reserve (&items, &cap, (n + 1) * sizeof *items,
+                         64 * sizeof *items) < 0
+          || cairn_reserve (&recs, &recs_cap, recs_len + max_rec,
+                            64 * max_rec) < 0) {
         queue_push (v, e, Q_META);
         r = -ENOMEM;
         break;

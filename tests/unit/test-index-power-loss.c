@@ -284,8 +284,7 @@ template_store (struct fixture *f, char *tmpl, char *work)
     r = cairn_branch_create_empty (f->s, "main", "disk", VOLUME);
   for (int i = 1; r == 0 && i <= BEFORE; i++)
     r = make_commit (f->s, i);
-  if (f->s)
-    cairn_store_close (f->s);
+  cairn_store_close (f->s);
   f->s = NULL;
   snprintf (tmpl, 600, "%s/store", f->dir);
   snprintf (work, 600, "%s/work", f->dir);
