@@ -18,8 +18,9 @@
  * recovers as after a kill.  A checkpoint flushes LMDB's file
  * (mdb_env_sync) and starts the log again from its beginning.  A write
  * txn takes one first when the log is long; a branch's sealer takes it
- * sooner (the backend's housekeep op, at three quarters of the limits),
- * so that the tens of milliseconds of flushing seldom fall on a commit.
+ * sooner (the backend's housekeep op: after 24 records, or three quarters
+ * of the other limits), so that the milliseconds of flushing seldom fall
+ * on a commit, and LMDB reuses the pages it frees soon.
  *
  * What this has to survive:
  *
