@@ -147,6 +147,13 @@
  * stays bounded (the plugin's whole budget beside its cache is 64 MiB),
  * and each batch costs a few syncs. */
 #define COMMIT_BATCH_BYTES (4 << 20)
+/* ... or when this many chunks have: each put of a chunk with a random
+ * id dirties an index leaf of its own, and LMDB keeps a transaction's
+ * dirty pages for good (see COMMIT_CHECKPOINT_NODES).  Chunks of random
+ * 4K writes all over a big volume compress to a few hundred bytes, and
+ * 4 MiB of them made a transaction of 15000 puts: 61 MiB the plugin
+ * then kept (heaptrack). */
+#define COMMIT_BATCH_CHUNKS 1024
 /* The sealer and a commit read this many chunks, then hash them together.
  * The copies are what memory they cost: 1 MiB of 64 KiB chunks. */
 #define SEAL_GROUP CAIRN_HASH_BATCH
@@ -2695,6 +2702,14 @@ capture_frozen (struct cairn_branch *b, struct frozen *fr)
   return r;
 }
 
+static atomic_size_t batch_max;
+
+size_t
+cairn_commit_batch_max (void)
+{
+  return atomic_load (&batch_max);
+}
+
 /* Stores the sealed chunks of N captured frozen entries in one
  * transaction and lets go of their bytes: from now on they are known. */
 static int
@@ -2702,6 +2717,10 @@ store_frozen (struct cairn_branch *b, struct frozen *fr, size_t n)
 {
   struct cairn_txn *txn = NULL;
   int r = cairn_txn_begin (b->s, true, &txn);
+  size_t max = atomic_load (&batch_max);
+
+  while (n > max && !atomic_compare_exchange_weak (&batch_max, &max, n))
+    ;
 
   for (size_t i = 0; r == 0 && i < n; i++)
     r = chunk_put_or_reseal (txn, fr[i].job.raw, &fr[i].job.sealed);
@@ -2751,7 +2770,8 @@ capture_all (void *arg)
     for (size_t k = 0; k < m; k++)
       bytes += group[k]->sealed.len + (group[k]->raw ? group[k]->v->cs : 0);
     i += m;
-    if (c->r == 0 && (bytes >= COMMIT_BATCH_BYTES || i == c->n)) {
+    if (c->r == 0 && (bytes >= COMMIT_BATCH_BYTES
+                      || i - batch >= COMMIT_BATCH_CHUNKS || i == c->n)) {
       c->r = store_frozen (c->b, &c->frozen[batch], i - batch);
       batch = i;
       bytes = 0;

@@ -473,6 +473,10 @@ int cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
 /* Nodes the builder has written (for tests of structural sharing). */
 uint64_t cairn_tree_nodes_written (void);
 
+/* The most chunks a commit has stored in one transaction (for tests of
+ * its memory). */
+size_t cairn_commit_batch_max (void);
+
 /* ------------------------------------------------------------------ */
 /* History                                                             */
 
