@@ -318,11 +318,13 @@ main (int argc, char **argv)
     for (int v = 0; v < 2; v++)
       printf ("%-7s %-32s %9.0f %9.0f   %.2fx\n", vols[v].name,
               m == 0 ? "from a commit, durable" : "  the same without fsync",
-              res->branch[v][m].p50, res->branch[v][m].p99, res->branch[v][m].p50 / 100);
+              res->branch[v][m].p50, res->branch[v][m].p99,
+              res->branch[v][m].p50 / 100);
   printf ("\npeer, same run: write 1 MiB to a raw file + fdatasync: "
           "p50 %.0f us, p99 %.0f us\n", floor.p50, floor.p99);
   printf ("durable commit p50 / fsync floor p50: 8 GiB %.2fx, 1 TiB %.2fx\n",
-          res->commit[0][0].p50 / floor.p50, res->commit[1][0].p50 / floor.p50);
+          res->commit[0][0].p50 / floor.p50,
+          res->commit[1][0].p50 / floor.p50);
   printf ("peer, same run: overwrite 4 KiB + fdatasync (one device flush): "
           "p50 %.0f us, p99 %.0f us\n", flush.p50, flush.p99);
   printf ("  the same flush right after each durable commit: 8 GiB p50 %.0f "
@@ -336,7 +338,8 @@ main (int argc, char **argv)
   printf ("durable p50 in device flushes: commit 8 GiB %.2f, 1 TiB %.2f; "
           "branch creation 8 GiB %.2f, 1 TiB %.2f; the goal of 100 us "
           "is %.2f\n", res->commit[0][0].p50 / flush.p50,
-          res->commit[1][0].p50 / flush.p50, res->branch[0][0].p50 / flush.p50,
+          res->commit[1][0].p50 / flush.p50,
+          res->branch[0][0].p50 / flush.p50,
           res->branch[1][0].p50 / flush.p50, 100 / flush.p50);
   return 0;
 }
