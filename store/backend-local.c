@@ -344,8 +344,14 @@ txn_free (struct cairn_btxn *t)
 
 /* A write txn checkpoints first once this many records or this much log
  * are past the checkpoint: that bounds the replay after a crash and the
- * pages LMDB cannot reuse meanwhile (the pin holds them). */
-#define CKPT_RECORDS 256
+ * pages LMDB cannot reuse meanwhile (the pin holds them).  Records of a
+ * few pages each (a branch created, a tag) go round pages freed two
+ * intervals ago (see HOUSEKEEP_RECORDS): at 256 records, branch creation
+ * in a loop, with no sealer to checkpoint sooner, cycled 11 MiB, more
+ * than MAP_BUDGET, and faulted 6.6 pages back in each (17 us of CPU);
+ * at 128, 0.55.  Fewer records than this would put a checkpoint (about
+ * 1.5 ms) in more than 1% of such txns. */
+#define CKPT_RECORDS 128
 #define CKPT_LOG_BYTES (4ULL << 20)
 /* ... or once LMDB's file has grown by this many pages since: random
  * index updates (sealing chunks all over a big volume) dirty tens of
