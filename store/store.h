@@ -473,9 +473,10 @@ int cairn_tree_node_read (struct cairn_txn *txn, const struct cairn_id *id,
 /* Nodes the builder has written (for tests of structural sharing). */
 uint64_t cairn_tree_nodes_written (void);
 
-/* The most chunks a commit has stored in one transaction (for tests of
- * its memory). */
-size_t cairn_commit_batch_max (void);
+/* The most puts or deletes one transaction of a commit's chunks or
+ * records, of a flush's records or of a sweep of stale records has made
+ * since the last call (for tests of their memory). */
+size_t cairn_txn_batch_max (void);
 
 /* ------------------------------------------------------------------ */
 /* History                                                             */

@@ -20,6 +20,7 @@ store_unit_tests = \
 	unit/test-branch-dirty-limit \
 	unit/test-branch-heat \
 	unit/test-branch-evict \
+	unit/test-branch-stale-records \
 	unit/test-branch-detach-copy
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
@@ -51,6 +52,9 @@ unit_test_branch_heat_SOURCES = unit/test-branch-heat.c
 unit_test_branch_heat_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_evict_SOURCES = unit/test-branch-evict.c unit/gc-fixture.h
 unit_test_branch_evict_LDADD = $(STORE_TEST_LDADD)
+unit_test_branch_stale_records_SOURCES = \
+	unit/test-branch-stale-records.c unit/gc-fixture.h
+unit_test_branch_stale_records_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_seal_flush_SOURCES = unit/test-branch-seal-flush.c
 unit_test_branch_seal_flush_LDADD = $(STORE_TEST_LDADD)
 unit_test_commit_branch_handover_SOURCES = unit/test-commit-branch-handover.c
