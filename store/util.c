@@ -26,17 +26,25 @@ const struct cairn_id cairn_zero_id;
 
 static _Thread_local bool background, idle;
 static _Thread_local int64_t idle_until;
+static _Thread_local int64_t fed_from, fed_until, fed_cpu0;  /* idle_fed */
+static _Thread_local unsigned fed_pct;                     /* 0: none */
 static _Thread_local const atomic_int *urgent_flag;
 static bool idle_allowed;       /* see idle_probe */
 static atomic_int probe_nice;   /* the nice idle_probe tries */
 static pthread_once_t idle_once = PTHREAD_ONCE_INIT;
 
+static int64_t
+clock_ns (clockid_t clock)
+{
+  struct timespec ts;
+  clock_gettime (clock, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t
 cairn_mono_ns (void)
 {
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+  return clock_ns (CLOCK_MONOTONIC);
 }
 
 int
@@ -99,13 +107,37 @@ void
 cairn_compute_idle_until (int64_t mono_ns)
 {
   idle_until = mono_ns;
+  fed_pct = 0;
+}
+
+/* The CPU time this thread has had. */
+static int64_t
+thread_cpu_ns (void)
+{
+  return clock_ns (CLOCK_THREAD_CPUTIME_ID);
+}
+
+void
+cairn_compute_idle_fed (int64_t until_ns, unsigned pct)
+{
+  idle_until = INT64_MAX;
+  fed_from = cairn_mono_ns ();
+  fed_until = until_ns;
+  fed_pct = pct;
+  fed_cpu0 = thread_cpu_ns ();
 }
 
 void
 cairn_compute_begin (void)
 {
   static const struct sched_param param = { 0 };
-  idle = background && cairn_mono_ns () < idle_until
+  int64_t now = cairn_mono_ns ();
+  if (fed_pct && now >= fed_until
+      && (thread_cpu_ns () - fed_cpu0) * 100 < (now - fed_from) * fed_pct) {
+    idle_until = 0;             /* starved: at its nice from now on */
+    fed_pct = 0;
+  }
+  idle = background && now < idle_until
     && !(urgent_flag && atomic_load (urgent_flag) > 0)
     && sched_setscheduler (0, SCHED_IDLE, &param) == 0;
 }

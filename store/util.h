@@ -49,7 +49,11 @@ cairn_id_equal (const struct cairn_id *a, const struct cairn_id *b)
  * others want it all, so a background thread computes idle only
  *
  *   - before the monotonic time given to cairn_compute_idle_until (at
- *     first: for ever), and
+ *     first: for ever),
+ *   - after cairn_compute_idle_fed (UNTIL, PCT): before the monotonic
+ *     time UNTIL, and after it for as long as the thread has had at
+ *     least PCT percent of a CPU since the call; once it had less, it
+ *     computes at its nice from then on, and
  *   - while *URGENT (if not NULL) is 0: somebody waiting for a lock the
  *     thread holds sets it, and calls cairn_thread_hurry on the thread's
  *     cairn_thread_id to end the computing in progress at SCHED_IDLE.
@@ -60,6 +64,7 @@ cairn_id_equal (const struct cairn_id *a, const struct cairn_id *b)
  * thread cairn_compute_begin and _end do nothing. */
 bool cairn_thread_background (int nice, const atomic_int *urgent);
 void cairn_compute_idle_until (int64_t mono_ns);
+void cairn_compute_idle_fed (int64_t until_ns, unsigned pct);
 void cairn_compute_begin (void);
 void cairn_compute_end (void);
 int cairn_thread_id (void);

@@ -177,11 +177,23 @@ thread_sched (void)
   return sched_getscheduler (0) * 100 + nice;
 }
 
+/* Spends MS ms of this thread's CPU time. */
+static void
+burn_cpu_ms (int ms)
+{
+  struct timespec t0, t;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &t0);
+  do
+    clock_gettime (CLOCK_THREAD_CPUTIME_ID, &t);
+  while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000
+         < ms);
+}
+
 struct background {
   atomic_int urgent;
   int tid;
   bool can_idle;
-  int got[6];
+  int got[9];
   /* the test hurries the thread while it computes (steps 4-5) */
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -222,6 +234,25 @@ background_thread (void *arg)
   cairn_compute_begin ();
   bg->got[5] = thread_sched ();
   cairn_compute_end ();
+  /* Idle while fed: before the time given, whatever its share; after
+   * it, while it had 5% of a CPU since the call, then never again. */
+  cairn_compute_idle_fed (cairn_mono_ns () + 10000000000LL, 5);
+  usleep (50000);
+  cairn_compute_begin ();
+  bg->got[6] = thread_sched ();
+  cairn_compute_end ();
+  cairn_compute_idle_fed (cairn_mono_ns (), 5);
+  burn_cpu_ms (20);
+  cairn_compute_begin ();
+  bg->got[7] = thread_sched ();
+  cairn_compute_end ();
+  usleep (600000);              /* 20 ms of CPU in 620: 3% */
+  cairn_compute_begin ();
+  cairn_compute_end ();
+  burn_cpu_ms (100);            /* 120 in 720: 17%, but too late */
+  cairn_compute_begin ();
+  bg->got[8] = thread_sched ();
+  cairn_compute_end ();
   return NULL;
 }
 
@@ -251,14 +282,21 @@ test_background (void)
   ok (bg.got[0] == other, "a background thread runs at nice 10 (%d)",
       bg.got[0]);
   if (!bg.can_idle)
-    skip (3, "this process may not come back from SCHED_IDLE");
+    skip (5, "this process may not come back from SCHED_IDLE");
   else {
     ok (bg.got[1] == SCHED_IDLE * 100 + 10, "and computes at SCHED_IDLE (%d)",
         bg.got[1]);
     ok (bg.got[2] == other, "hurried, it computes at nice 10 (%d)",
         bg.got[2]);
     ok (bg.got[3] == other, "then is back at nice 10 (%d)", bg.got[3]);
+    ok (bg.got[6] == SCHED_IDLE * 100 + 10, "told to idle while fed, it "
+        "computes at SCHED_IDLE before the time given, starved or not (%d)",
+        bg.got[6]);
+    ok (bg.got[7] == SCHED_IDLE * 100 + 10, "and after it while it has "
+        "had its share of a CPU (%d)", bg.got[7]);
   }
+  ok (bg.got[8] == other, "starved once, it computes at nice 10 from "
+      "then on (%d)", bg.got[8]);
   ok (bg.got[4] == other, "while its urgent flag is set, it computes at "
       "nice 10 (%d)", bg.got[4]);
   ok (bg.got[5] == other, "past the time it was given, it computes at "
