@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # kill -9 of `cairn import` and `cairn commit` at random moments, until 20
-# of them died mid-flight (at most 60 tries).
+# of them died mid-flight (at most 60 tries).  The moments are drawn
+# within 1.5 times what one of each takes on this machine, timed first:
+# most die mid-flight, some complete and are checked.  With fixed
+# windows, a fast machine finished half the imports before their kill
+# and the test fell short of 20 kills.
 # After each kill the store opens and `log` works; every commit that
 # completed (its id was printed) exports byte-identically, to the end; a
 # killed import into a new branch leaves either no branch or a complete
@@ -12,6 +16,20 @@ head -c $((48 << 20)) /dev/urandom > "$TMP/base.img"
 declare -A image_of
 id=$("$CAIRN" import main "$TMP/base.img" 2>/dev/null)
 image_of[$id]="$TMP/base.img"
+# duration_ms COMMAND...: how long COMMAND took, in ms.
+duration_ms () {
+  local t0
+  t0=$(date +%s%N)
+  "$@" >/dev/null 2>&1
+  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+cp "$TMP/base.img" "$TMP/calibration.img"
+dd if=/dev/urandom of="$TMP/calibration.img" bs=1M count=4 conv=notrunc \
+   status=none
+import_ms=$(duration_ms "$CAIRN" import calibration "$TMP/calibration.img")
+commit_ms=$(duration_ms "$CAIRN" commit main -m calibration)
+"$CAIRN" branch -d calibration 2>/dev/null
+diag "an import takes $import_ms ms here, a commit $commit_ms ms"
 kills=0 opened=0 bad=0 completed=0 tries=0
 for i in $(seq 1 60); do
   [ "$kills" -ge 20 ] && break
@@ -24,18 +42,17 @@ for i in $(seq 1 60); do
     1) target="new$i" ;;
     2) target=commit ;;
   esac
+  ms=$import_ms
+  [ "$target" = commit ] && ms=$commit_ms
+  ms=$(( RANDOM % (ms * 3 / 2 + 1) ))
+  delay=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
   if [ "$target" = commit ]; then
     "$CAIRN" commit main -m "commit $i" > "$TMP/out$i" 2>/dev/null &
   else
     "$CAIRN" import "$target" "$TMP/img$i" > "$TMP/out$i" 2>/dev/null &
   fi
   pid=$!
-  # Imports take ~100 ms and commits a few: aim inside each.
-  if [ "$target" = commit ]; then
-    sleep "0.00$(( RANDOM % 8 ))"
-  else
-    sleep "0.$(printf '%03d' $(( RANDOM % 160 )))"
-  fi
+  sleep "$delay"
   kill -9 "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   [ $? -eq 137 ] && kills=$((kills + 1))
