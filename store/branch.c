@@ -189,8 +189,8 @@
  * test-gc-plugin-fio saw commits of a few MiB take seconds).  Under fio's
  * random writes flat out, a commit's capture at SCHED_IDLE still had 12
  * to 15% of a CPU; at nice 10 after 200 ms, fio's p99 write latency was
- * 3.3 times what it was without commits (bench-plugin-fio), 1.7 to 1.9
- * so (the commits took 7 to 9 s instead of 5). */
+ * 3.3 to 4.3 times what it was without commits (bench-plugin-fio), and
+ * 1.65 to 2.5 times with this rule. */
 #define COMMIT_IDLE_NS (200 * 1000000LL)
 #define COMMIT_IDLE_PCT 5
 /* The dirty limit: with the sealer running, a write that would make one
