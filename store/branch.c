@@ -2177,7 +2177,6 @@ cairn_bvol_extents (struct cairn_bvol *v, uint64_t off, uint64_t len,
 struct persist_item {
   struct cairn_bvol *v;
   struct entry *e;
-  uint64_t index;               /* e's, the record's key with v's wid */
   uint32_t slot;                /* slot the record names */
   uint32_t len;                 /* the record: LEN bytes at OFF */
   size_t off;
@@ -2205,7 +2204,7 @@ static int
 persist_item_cmp (const void *a, const void *b)
 {
   const struct persist_item *x = a, *y = b;
-  return chunk_order (x->v, x->index, y->v, y->index);
+  return chunk_order (x->v, x->e->index, y->v, y->e->index);
 }
 
 /* For cairn_txn_batch_max: a transaction of N puts or deletes is about
@@ -2257,7 +2256,6 @@ cairn_branch_flush (struct cairn_branch *b)
       struct persist_item *it = &items[n++];
       it->v = v;
       it->e = e;
-      it->index = e->index;
       it->off = recs_len;
       it->len = work_encode_entry (v, e, recs + recs_len);
       recs_len += it->len;
@@ -2287,7 +2285,7 @@ cairn_branch_flush (struct cairn_branch *b)
     r = cairn_txn_begin (b->s, true, &txn);
     for (size_t i = done; r == 0 && i < end; i++) {
       uint8_t key[16];
-      work_key (items[i].v->wid, items[i].index, key);
+      work_key (items[i].v->wid, items[i].e->index, key);
       r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_WORK, key, sizeof key,
                                   recs + items[i].off, items[i].len);
     }
