@@ -134,6 +134,23 @@ fixture_view (struct cairn_store *s, const struct cairn_id *id,
   return r;
 }
 
+/* Calls FN on every work record of the store (branch.c: "work"), in a
+ * read transaction.  0, or an error. */
+static inline int
+fixture_scan_work (struct cairn_store *s, cairn_record_scan_fn fn, void *arg)
+{
+  struct cairn_backend *b = cairn_store_backend (s);
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (s, false, &txn);
+
+  if (r < 0)
+    return r;
+  r = b->ops->record_scan (cairn_txn_backend (txn), CAIRN_TABLE_WORK, "", 0,
+                           NULL, 0, fn, arg);
+  cairn_txn_abort (s, txn);
+  return r < 0 ? r : 0;
+}
+
 /* The byte at OFF of commit ID's volume "disk", or -1. */
 static inline int
 fixture_byte (struct cairn_store *s, const struct cairn_id *id, uint64_t off)

@@ -50,16 +50,8 @@ count_record (struct cairn_val key, struct cairn_val data, void *arg)
 static size_t
 work_records (struct cairn_store *s)
 {
-  struct cairn_backend *b = cairn_store_backend (s);
-  struct cairn_txn *txn;
   size_t n = 0;
-
-  if (cairn_txn_begin (s, false, &txn) < 0)
-    return (size_t) -1;
-  b->ops->record_scan (cairn_txn_backend (txn), CAIRN_TABLE_WORK, "", 0,
-                       NULL, 0, count_record, &n);
-  cairn_txn_abort (s, txn);
-  return n;
+  return fixture_scan_work (s, count_record, &n) == 0 ? n : (size_t) -1;
 }
 
 int

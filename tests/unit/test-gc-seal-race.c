@@ -62,16 +62,8 @@ is_sealed (struct cairn_val key, struct cairn_val value, void *arg)
 static bool
 record_sealed (void)
 {
-  struct cairn_backend *b = cairn_store_backend (s);
-  struct cairn_txn *txn;
   bool sealed = false;
-
-  if (cairn_txn_begin (s, false, &txn) < 0)
-    return false;
-  b->ops->record_scan (cairn_txn_backend (txn), CAIRN_TABLE_WORK, "", 0,
-                       NULL, 0, is_sealed, &sealed);
-  cairn_txn_abort (s, txn);
-  return sealed;
+  return fixture_scan_work (s, is_sealed, &sealed) == 0 && sealed;
 }
 
 int
