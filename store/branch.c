@@ -64,9 +64,19 @@
  * asked for, and be a consistent point in time, without stopping writers.
  * It freezes the overlay under the lock (copying the small SEALED entries,
  * marking DIRTY ones frozen), then captures each frozen chunk: a writer
- * that reaches a frozen chunk first moves the entry to a new slot (copying
- * its sectors) and leaves the old slot to the commit ("detach"); otherwise
- * the committer reads the slot while writers of that one chunk wait.
+ * that reaches a frozen chunk first moves the entry to a fresh, empty
+ * slot and leaves the old one to the commit ("detach"); otherwise the
+ * committer reads the slot while writers of that one chunk wait.  A
+ * detached entry copies nothing: until the commit ends, the sectors its
+ * new bitmap lacks are those of the frozen chunk (the old slot where the
+ * old bitmap has them, the underlay elsewhere), kept as the entry's
+ * *pending* underlay; when the commit ends, the committed chunk is its
+ * underlay.  Only a flush meanwhile (a record names one slot) or a failed
+ * commit copies the old slot's sectors in ("merge").  Copying on every
+ * detach made a commit of a branch written flat out copy its whole
+ * working set through the page cache within a second or two, every
+ * writer thread contending for the scratch file's inode lock meanwhile:
+ * fio's writes fell to a tenth.
  * Captured chunks are stored a batch at a time, under a pin that keeps
  * gc off them, so that a commit's memory does not grow with the data it
  * seals.  The transaction then puts the new tree nodes, the commit and the
@@ -235,6 +245,14 @@ struct queue {
 
 struct frozen;
 
+/* A detached entry's underlay while the commit that froze it runs: the
+ * sectors BITMAP marks are in SLOT (the frozen one, held), the others in
+ * the entry's underlay chunk (see Commit). */
+struct pending {
+  uint32_t slot;
+  uint8_t bitmap[];
+};
+
 struct entry {
   uint64_t index;
   struct entry *hnext;
@@ -253,6 +271,7 @@ struct entry {
   int64_t sealed_at;            /* monotonic ns: the sealer's last seal */
   unsigned heat;                /* < HEAT_LEVELS: see Queues */
   struct frozen *frozen;        /* a commit has not captured it yet */
+  struct pending *pend;         /* DIRTY, detached: see Commit */
   struct qlink q[NQUEUES];
   uint8_t bitmap[];             /* DIRTY: sectors in the slot */
 };
@@ -306,14 +325,14 @@ struct cairn_branch {
    * a test can commit while a write is in flight. */
   unsigned test_write_stall_ms;
   /* Tests only, likewise: a commit sleeps this long between its freeze
-   * and its first capture ($CAIRN_TEST_CAPTURE_STALL_MS); a detach
-   * between taking a fresh slot and copying the old one
-   * ($CAIRN_TEST_DETACH_STALL_MS). */
-  unsigned test_capture_stall_ms, test_detach_stall_ms;
+   * and its first capture ($CAIRN_TEST_CAPTURE_STALL_MS); a merge of a
+   * pending underlay before it copies ($CAIRN_TEST_MERGE_STALL_MS). */
+  unsigned test_capture_stall_ms, test_merge_stall_ms;
   /* unaligned writes read-modify-write whole sectors one at a time */
   pthread_mutex_t rmw_mutex;
   /* background sealer */
   bool sealer_running, sealer_stop;
+  size_t npend;                 /* entries with a pending underlay */
   atomic_int commits_waiting;   /* for seal_mutex: the sealer yields */
   atomic_int sealer_tid;        /* to hurry it (cairn_thread_hurry) */
   pthread_t sealer;
@@ -521,6 +540,7 @@ entry_free (struct cairn_bvol *v, struct entry *e)
 {
   for (int q = 0; q < NQUEUES; q++)
     queue_remove (v, e, q);
+  free (e->pend);
   free (e);
 }
 
@@ -722,6 +742,114 @@ slot_punch (struct cairn_bvol *v, uint32_t slot)
 {
   (void) fallocate (v->scratch_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                     (off_t) slot_offset (v, slot), v->cs);
+}
+
+/* ---- pending underlays (see Commit) ------------------------------ */
+
+/* E's pending underlay is no longer needed (lock held): the commit that
+ * made it ended, or E's own bitmap covers the chunk. */
+static void
+pend_drop (struct cairn_bvol *v, struct entry *e)
+{
+  if (!e->pend)
+    return;
+  slot_unhold (v, e->pend->slot);
+  free (e->pend);
+  e->pend = NULL;
+  v->b->npend--;
+}
+
+/* Copies the sectors BM marks from slot FROM to slot TO, run by run: the
+ * rest of FROM may lie past the end of the file. */
+static int
+copy_sectors (struct cairn_bvol *v, uint32_t from, uint32_t to,
+              const uint8_t *bm)
+{
+  unsigned n = sectors_per_chunk (v);
+  char *buf = NULL;
+  int r = 0;
+
+  for (unsigned i = 0, j; r == 0 && i < n; i = j) {
+    for (j = i + 1; j < n && bit_get (bm, j) == bit_get (bm, i); j++)
+      ;
+    if (!bit_get (bm, i))
+      continue;
+    if (!buf && !(buf = malloc (v->cs))) {
+      r = -ENOMEM;
+      break;
+    }
+    size_t within = (size_t) i * CAIRN_SECTOR, len = (j - i) * CAIRN_SECTOR;
+    r = cairn_pread_all (v->scratch_fd, buf, len,
+                         slot_offset (v, from) + within);
+    if (r == 0)
+      r = cairn_pwrite_all (v->scratch_fd, buf, len,
+                            slot_offset (v, to) + within);
+  }
+  free (buf);
+  return r;
+}
+
+/* Copies E's pending underlay into E's own slot, where E's bitmap has
+ * nothing, so that the slot and the underlay chunk say it all again
+ * ("merge").  Lock held, dropped while copying; writers of the chunk wait
+ * meanwhile. */
+static int
+pend_merge (struct cairn_bvol *v, struct entry *e)
+{
+  struct cairn_branch *b = v->b;
+  uint8_t need[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  int r;
+
+  while (e->pend && (e->busy || e->writers > 0))
+    pthread_cond_wait (&b->cond, &b->lock);
+  struct pending *p = e->pend;
+  if (!p)
+    return 0;
+  for (size_t i = 0; i < b->bitmap_bytes; i++)
+    need[i] = p->bitmap[i] & ~e->bitmap[i];
+  e->busy = true;
+  pthread_mutex_unlock (&b->lock);
+  sleep_ms (b->test_merge_stall_ms);
+  r = copy_sectors (v, p->slot, e->slot, need);
+  pthread_mutex_lock (&b->lock);
+  if (r == 0) {
+    for (size_t i = 0; i < b->bitmap_bytes; i++)
+      e->bitmap[i] |= p->bitmap[i];
+    v->frag[e->slot] = true;
+    pend_drop (v, e);
+    meta_dirty (v, e);
+    v->scratch_unsynced = true;
+  }
+  e->busy = false;
+  pthread_cond_broadcast (&b->cond);
+  return r;
+}
+
+/* Merges the pending underlays of the entries that have one (seal_mutex
+ * or persist_mutex held, so that none is freed meanwhile; lock held,
+ * dropped meanwhile). */
+static int
+pend_merge_all (struct cairn_branch *b)
+{
+  int r = 0;
+
+  for (size_t i = 0; r == 0 && b->npend > 0 && i < b->nvols; i++) {
+    struct cairn_bvol *v = b->vols[i];
+    size_t n = 0, cap = 0;
+    struct entry **list = NULL;
+    FOR_EACH_ENTRY (v, e)
+      if (e->pend && r == 0) {
+        if (cairn_reserve (&list, &cap, (n + 1) * sizeof *list,
+                           64 * sizeof *list) < 0)
+          r = -ENOMEM;
+        else
+          list[n++] = e;
+      }
+    for (size_t k = 0; r == 0 && k < n; k++)
+      r = pend_merge (v, list[k]);
+    free (list);
+  }
+  return r;
 }
 
 /* ---- records ------------------------------------------------------ */
@@ -1238,7 +1366,7 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
   b->s = s;
   b->test_write_stall_ms = env_ms ("CAIRN_TEST_WRITE_STALL_MS");
   b->test_capture_stall_ms = env_ms ("CAIRN_TEST_CAPTURE_STALL_MS");
-  b->test_detach_stall_ms = env_ms ("CAIRN_TEST_DETACH_STALL_MS");
+  b->test_merge_stall_ms = env_ms ("CAIRN_TEST_MERGE_STALL_MS");
   /* Tests only: a dirty limit small enough to reach. */
   const char *limit = getenv ("CAIRN_TEST_DIRTY_LIMIT_KB");
   b->dirty_limit = limit ? strtoull (limit, NULL, 10) << 10
@@ -1543,10 +1671,12 @@ base_lookup (struct cairn_bvol *v, const struct cairn_id *root,
   return r;
 }
 
-/* Reads [WITHIN, WITHIN+LEN) of a DIRTY chunk: sectors from the slot
- * where the bitmap has them, from the underlay elsewhere. */
+/* Reads [WITHIN, WITHIN+LEN) of a DIRTY chunk: sectors from SLOT where
+ * BM has them, from the underlay elsewhere: a pending one (PEND_SLOT
+ * where PEND_BM has them, see Commit) if PEND_BM, and UNDER. */
 static int
 read_dirty (struct cairn_bvol *v, uint32_t slot, const uint8_t *bm,
+            uint32_t pend_slot, const uint8_t *pend_bm,
             const struct cairn_id *under, char *buf, size_t len,
             size_t within)
 {
@@ -1562,6 +1692,9 @@ read_dirty (struct cairn_bvol *v, uint32_t slot, const uint8_t *bm,
     size_t n = run_end - within;
     int r = in_slot
       ? cairn_pread_all (v->scratch_fd, buf, n, slot_offset (v, slot) + within)
+      : pend_bm
+      ? read_dirty (v, pend_slot, pend_bm, NO_SLOT, NULL, under, buf, n,
+                    within)
       : cairn_chunk_read_part (v->b->s, under, buf, n, within);
     if (r < 0)
       return r;
@@ -1580,8 +1713,9 @@ read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
 {
   struct cairn_branch *b = v->b;
   uint8_t bm[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
+  uint8_t pend_bm[CAIRN_MAX_CHUNK_SIZE / CAIRN_SECTOR / 8];
   struct cairn_id id, root;
-  uint32_t slot;
+  uint32_t slot, pend_slot = NO_SLOT;
   int r;
 
   pthread_mutex_lock (&b->lock);
@@ -1605,13 +1739,21 @@ read_chunk_part (struct cairn_bvol *v, uint64_t index, char *buf,
   slot = e->slot;
   slot_hold (v, slot);
   memcpy (bm, e->bitmap, b->bitmap_bytes);
+  if (e->pend) {
+    pend_slot = e->pend->slot;
+    slot_hold (v, pend_slot);
+    memcpy (pend_bm, e->pend->bitmap, b->bitmap_bytes);
+  }
   id = e->id;
   pthread_mutex_unlock (&b->lock);
 
-  r = read_dirty (v, slot, bm, &id, buf, len, within);
+  r = read_dirty (v, slot, bm, pend_slot,
+                  pend_slot != NO_SLOT ? pend_bm : NULL, &id, buf, len,
+                  within);
 
   pthread_mutex_lock (&b->lock);
   slot_unhold (v, slot);
+  slot_unhold (v, pend_slot);
   pthread_mutex_unlock (&b->lock);
   return r;
 }
@@ -1648,9 +1790,12 @@ cairn_bvol_read (struct cairn_bvol *v, void *buf, size_t len, uint64_t off)
 
 /* ---- writing ------------------------------------------------------ */
 
-/* Gives E (DIRTY, frozen, not yet captured) a slot of its own, leaving
- * the old one to the commit.  Called and returns with the lock held. */
-static int detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy);
+/* Gives E (DIRTY, frozen, not yet captured) a fresh slot of its own,
+ * leaving the old one to the commit (see Commit).  KEEP: a partial write
+ * comes, and the frozen chunk becomes E's pending underlay; else all of
+ * the chunk is about to be overwritten or zeroed.  Called and returns
+ * with the lock held. */
+static int detach_frozen (struct cairn_bvol *v, struct entry *e, bool keep);
 
 /* Makes E writable: a DIRTY entry with a slot of its own.  Lock held. */
 static int
@@ -1799,8 +1944,10 @@ write_sectors (struct cairn_bvol *v, uint64_t index, const char *buf,
   slot_unhold (v, slot);
   if (r == 0) {
     bits_set (e->bitmap, within / CAIRN_SECTOR, (within + len) / CAIRN_SECTOR);
-    if (full || bitmap_full (v, e->bitmap))
+    if (full || bitmap_full (v, e->bitmap)) {
       e->id = cairn_zero_id;    /* nothing of the underlay shows */
+      pend_drop (v, e);
+    }
     meta_dirty (v, e);
     e->last_write = cairn_mono_ns ();
     queue_push (v, e, Q_SEAL);  /* the most recently written now */
@@ -1894,13 +2041,15 @@ zero_chunk (struct cairn_bvol *v, uint64_t index, bool base_nonzero)
       return -ENOMEM;
   }
   else if (e->state == ENTRY_DIRTY) {
-    while (e->writers > 0)
+    /* Not while a merge copies into its slot either. */
+    while (e->writers > 0 || e->busy)
       pthread_cond_wait (&b->cond, &b->lock);
     if (e->frozen) {
       int r = detach_frozen (v, e, false);
       if (r < 0)
         return r;
     }
+    pend_drop (v, e);
     slot_unhold (v, e->slot);
     e->slot = NO_SLOT;
   }
@@ -2231,8 +2380,12 @@ cairn_branch_flush (struct cairn_branch *b)
 
   /* 1. Snapshot the records to write.  Data written after this is not
    *    promised by this flush, so its bits must not be persisted before
-   *    its bytes are synced. */
+   *    its bytes are synced.  A record names one slot: pending underlays
+   *    are merged first (see Commit). */
   pthread_mutex_lock (&b->lock);
+  r = pend_merge_all (b);
+  if (r < 0)
+    cairn_error (r, "flush of branch '%s': %s", b->name, strerror (-r));
   bool *sync = calloc (b->nvols ? b->nvols : 1, sizeof *sync);
   if (!sync)
     r = -ENOMEM;
@@ -2348,8 +2501,8 @@ seal_job_read (struct seal_job *job)
   job->raw = malloc (v->cs);
   if (!job->raw)
     return -ENOMEM;
-  return read_dirty (v, job->slot, job->bitmap, &job->under, job->raw, v->cs,
-                     0);
+  return read_dirty (v, job->slot, job->bitmap, NO_SLOT, NULL, &job->under,
+                     job->raw, v->cs, 0);
 }
 
 /* Seals the copies the N (<= SEAL_GROUP) jobs JOBS read, hashing them
@@ -2419,8 +2572,8 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
       }
       if (now - e->last_write < idle)
         break;                  /* and so is every entry after it */
-      if (e->frozen || e->busy || e->writers)
-        continue;
+      if (e->frozen || e->busy || e->writers || e->pend)
+        continue;               /* pend: a merge failed, see Commit */
       struct seal_job *job = &jobs[n];
       job->bitmap = maps + n++ * b->bitmap_bytes;
       job->v = v;
@@ -2668,60 +2821,45 @@ struct snap {
 };
 
 static int
-detach_frozen (struct cairn_bvol *v, struct entry *e, bool copy)
+detach_frozen (struct cairn_bvol *v, struct entry *e, bool keep)
 {
   struct cairn_branch *b = v->b;
   struct frozen *fr = e->frozen;
+  struct pending *p = NULL;
   uint32_t old = e->slot, fresh;
   int r;
 
-  while (e->writers > 0)
+  while (e->writers > 0 || e->busy)
     pthread_cond_wait (&b->cond, &b->lock);
   if (e->frozen != fr || !fr)
     return 0;                   /* captured meanwhile */
-  r = slot_alloc (v, !copy, &fresh);
-  if (r < 0)
+  if (keep && !(p = malloc (sizeof *p + b->bitmap_bytes)))
+    return -ENOMEM;
+  r = slot_alloc (v, !keep, &fresh);
+  if (r < 0) {
+    free (p);
     return r;
-  /* The commit holds OLD too (fr->job.slot), but only until it ends,
-   * which may be before the copy below is done: the entry lets go of OLD
-   * after copying, or another entry could get the slot and write into it
-   * while it is read. */
+  }
+  /* The writes in flight at the freeze have landed since: the commit
+   * takes them, as it would capturing the slot itself, so that what it
+   * stores is exactly the pending underlay. */
+  memcpy (fr->job.bitmap, e->bitmap, b->bitmap_bytes);
+  fr->job.under = e->id;
   fr->detached = true;
   e->frozen = NULL;
   e->slot = fresh;
-  v->frag[fresh] = v->frag[fresh] || copy;
-  if (!copy) {
-    slot_unhold (v, old);
+  if (!p) {
+    slot_unhold (v, old);       /* the commit holds it still */
     return 0;
   }
-  e->busy = true;
-  pthread_mutex_unlock (&b->lock);
-  sleep_ms (b->test_detach_stall_ms);
-  /* Copy the sectors the bitmap marks, run by run: they are the chunk's,
-   * and the rest of the old slot may lie past the end of the file. */
-  char *buf = malloc (v->cs);
-  unsigned n = sectors_per_chunk (v);
-  if (!buf)
-    r = -ENOMEM;
-  for (unsigned i = 0, j; r == 0 && i < n; i = j) {
-    for (j = i + 1; j < n && bit_get (e->bitmap, j) == bit_get (e->bitmap, i);
-         j++)
-      ;
-    if (!bit_get (e->bitmap, i))
-      continue;
-    size_t within = (size_t) i * CAIRN_SECTOR, len = (j - i) * CAIRN_SECTOR;
-    r = cairn_pread_all (v->scratch_fd, buf, len,
-                         slot_offset (v, old) + within);
-    if (r == 0)
-      r = cairn_pwrite_all (v->scratch_fd, buf, len,
-                            slot_offset (v, fresh) + within);
-  }
-  free (buf);
-  pthread_mutex_lock (&b->lock);
-  slot_unhold (v, old);
-  e->busy = false;
-  pthread_cond_broadcast (&b->cond);
-  return r;
+  /* The entry's hold on OLD passes to its pending underlay, which keeps
+   * it past the commit's own if a merge needs it then. */
+  p->slot = old;
+  memcpy (p->bitmap, e->bitmap, b->bitmap_bytes);
+  memset (e->bitmap, 0, b->bitmap_bytes);
+  e->pend = p;
+  b->npend++;
+  return 0;
 }
 
 /* Reads frozen chunk FR while no writer can touch its slot. */
@@ -3166,6 +3304,14 @@ cairn_branch_commit (struct cairn_branch *b,
     cairn_thread_hurry (sealer);
   pthread_mutex_lock (&b->seal_mutex);
   atomic_fetch_sub (&b->commits_waiting, 1);
+  /* Pending underlays left by a failed commit whose merge failed too. */
+  pthread_mutex_lock (&b->lock);
+  r = pend_merge_all (b);
+  pthread_mutex_unlock (&b->lock);
+  if (r < 0) {
+    cairn_error (r, "commit of branch '%s': %s", b->name, strerror (-r));
+    goto out;
+  }
 
   /* 1. Freeze: the entries in memory, and the records of those evicted
    *    (none is evicted while the commit holds seal_mutex) as a read
@@ -3318,9 +3464,12 @@ cairn_branch_commit (struct cairn_branch *b,
       entry_remove (sn->v, e);
       continue;
     }
-    /* Written after the freeze: its underlay is now what was committed. */
-    if (e->state == ENTRY_DIRTY)
+    /* Written after the freeze: its underlay is now what was committed
+     * (which a pending underlay is, if it has one). */
+    if (e->state == ENTRY_DIRTY) {
       e->id = sn->id;
+      pend_drop (sn->v, e);
+    }
     if (absorbed)
       meta_dirty (sn->v, e);
   }
@@ -3362,6 +3511,11 @@ cairn_branch_commit (struct cairn_branch *b,
     new_info.volumes = NULL;
     b->base_gen++;
   }
+  /* Failed: the pending underlays are nothing stored; their entries
+   * copy them in (a merge that fails leaves them to the next commit, and
+   * the next flush). */
+  if (r < 0)
+    (void) pend_merge_all (b);
   for (size_t i = 0; i < nfrozen; i++)
     slot_unhold (frozen[i].job.v, frozen[i].job.slot);
   pthread_mutex_unlock (&b->lock);
@@ -3401,5 +3555,6 @@ cairn_branch_stats (struct cairn_branch *b, struct cairn_branch_stats *st)
     FOR_EACH_ENTRY (v, e)
       st->unsealed += e->state == ENTRY_DIRTY;
   }
+  st->pending = b->npend;
   pthread_mutex_unlock (&b->lock);
 }

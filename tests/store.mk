@@ -21,7 +21,7 @@ store_unit_tests = \
 	unit/test-branch-heat \
 	unit/test-branch-evict \
 	unit/test-branch-stale-records \
-	unit/test-branch-detach-copy
+	unit/test-branch-detach-pending
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -44,8 +44,8 @@ unit_test_branch_concurrent_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_sessions_SOURCES = unit/test-sessions.c
 unit_test_sessions_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 unit_test_sessions_LDADD = $(STORE_TEST_LDADD) $(JSONC_LIBS)
-unit_test_branch_detach_copy_SOURCES = unit/test-branch-detach-copy.c unit/gc-fixture.h
-unit_test_branch_detach_copy_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_branch_detach_pending_SOURCES = unit/test-branch-detach-pending.c unit/gc-fixture.h
+unit_test_branch_detach_pending_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_dirty_limit_SOURCES = unit/test-branch-dirty-limit.c unit/gc-fixture.h
 unit_test_branch_dirty_limit_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_heat_SOURCES = unit/test-branch-heat.c

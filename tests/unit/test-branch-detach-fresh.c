@@ -3,11 +3,13 @@
  * file.
  *
  * A write to a frozen chunk that the commit has not captured yet moves
- * the chunk to a new slot, copying the old one ("detach").  The copy read
- * the whole old slot; a slot at the end of the scratch file holds only
- * the sectors written to it, so the read ran past the end of the file and
- * the write failed with EIO (nbdkit answered fio's write with an error
- * during commits).  Here one thread writes the start of a fresh chunk -
+ * the chunk to a new slot ("detach"), which once copied the old one.  The
+ * copy read the whole old slot; a slot at the end of the scratch file
+ * holds only the sectors written to it, so the read ran past the end of
+ * the file and the write failed with EIO (nbdkit answered fio's write
+ * with an error during commits).  A detach copies nothing now, but the
+ * old slot is still read, by the commit and by reads of the chunk until
+ * the commit ends (store/branch.c, Commit).  Here one thread writes the start of a fresh chunk -
  * a new slot at the end of the file - and then another part of it, again
  * and again, while another commits as fast as it can: no write may fail. */
 #include <config.h>

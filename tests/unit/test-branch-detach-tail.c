@@ -1,8 +1,9 @@
 /* test-branch-detach-tail: a write to a chunk a commit has frozen but not
- * yet captured moves the chunk to a fresh slot with a copy of the old
- * one; the old slot may be the last of the scratch file and only partly
- * written, so the file ends inside it.  The copy must read that tail as
- * zeros, not fail the write (and, after it, the commit) with EIO.
+ * yet captured moves the chunk to a fresh slot; the old slot, which the
+ * commit and reads of the chunk still read (and which the detach once
+ * copied), may be the last of the scratch file and only partly written,
+ * so the file ends inside it.  Reading it must not fail the write (and,
+ * after it, the commit) with EIO.
  *
  * (Found by test-gc-plugin-fio: fio's 4K writes through nbdkit while
  * cairn commit runs every second failed with "pwrite: Input/output
