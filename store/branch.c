@@ -3552,8 +3552,10 @@ cairn_branch_stats (struct cairn_branch *b, struct cairn_branch_stats *st)
     st->entries += v->count;
     st->evicted += v->evicted;
     st->scratch_slots += v->nslots;
-    FOR_EACH_ENTRY (v, e)
+    FOR_EACH_ENTRY (v, e) {
       st->unsealed += e->state == ENTRY_DIRTY;
+      st->frozen += e->frozen != NULL;
+    }
   }
   st->pending = b->npend;
   pthread_mutex_unlock (&b->lock);

@@ -324,6 +324,8 @@ struct cairn_branch_stats {
   uint64_t evicted;             /* more, sealed, only in the index */
   uint64_t unsealed;            /* of those, not yet sealed */
   uint64_t scratch_slots;       /* slots allocated in scratch files */
+  uint64_t frozen;              /* of the unsealed, frozen by a commit
+                                   that runs and not read by it yet */
   uint64_t pending;             /* of the unsealed, detached from a commit
                                    that runs: their frozen sectors not
                                    copied (see branch.c, Commit) */

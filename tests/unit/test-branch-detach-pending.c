@@ -112,12 +112,27 @@ put (uint64_t index, long at, char c)
   return r;
 }
 
-static uint64_t
-pending (void)
+static struct cairn_branch_stats
+stats (void)
 {
   struct cairn_branch_stats st;
   cairn_branch_stats (b, &st);
-  return st.pending;
+  return st;
+}
+
+static uint64_t
+pending (void)
+{
+  return stats ().pending;
+}
+
+/* Waits (up to 10 s) for the commit just started to freeze the chunks
+ * (it stalls before reading them). */
+static void
+await_freeze (void)
+{
+  for (int i = 0; i < 1000 && stats ().frozen == 0; i++)
+    sleep_ms (10);
 }
 
 /* The child: runs the two commits, writes one '1' or '0' per check to
@@ -143,7 +158,7 @@ child (const char *path, int fd)
 
   /* 1. */
   pthread_create (&tc, NULL, committer, &ids[0]);
-  sleep_ms (100);
+  await_freeze ();
   got[0] = put (A, 0, 'n') == 0 && pending () == 1;
   got[1] = branch_chunk_is (v, A, 'a', 0, 'n');
   pthread_create (&tf, NULL, flusher, NULL);
@@ -160,7 +175,7 @@ child (const char *path, int fd)
   if (put (C, -1, 'c') < 0)
     _exit (3);
   pthread_create (&tc, NULL, committer, &ids[1]);
-  sleep_ms (100);
+  await_freeze ();
   got[4] = put (C, 4096, 'm') == 0 && pending () == 1;
   got[5] = branch_chunk_is (v, C, 'c', 4096, 'm');
   pthread_join (tc, NULL);
@@ -197,7 +212,7 @@ fail_child (const char *path, int fd, int nth)
   if (put (A, -1, 'a') < 0)
     _exit (3);
   pthread_create (&tc, NULL, committer, &id);
-  sleep_ms (100);
+  await_freeze ();
   got[0] = put (A, 0, 'n') == 0 && pending () == 1;
   pthread_join (tc, NULL);
   got[1] = commit_result < 0;
@@ -235,7 +250,7 @@ main (void)
   char got[CHECKS] = { 0 };
 
   plan (CHECKS + 5);
-  setenv ("CAIRN_TEST_CAPTURE_STALL_MS", "400", 1);
+  setenv ("CAIRN_TEST_CAPTURE_STALL_MS", "1000", 1);
   setenv ("CAIRN_TEST_MERGE_STALL_MS", "300", 1);
   if (fixture_open (&f, 0) < 0
       || cairn_branch_create_empty (f.s, "one", "disk", 16ULL << 20) < 0
