@@ -30,12 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fusefs/cairnfs.h"
+
+#define FUSE_SUPER_MAGIC 0x65735546
 
 #define DEFAULT_READAHEAD (4ULL << 20)
 #define DEFAULT_TIMEOUT 1.0
@@ -332,6 +335,16 @@ session_loop (struct fuse_session *se, const struct fuse_cmdline_opts *opts)
   return r;
 }
 
+/* Whether no FUSE file system is mounted on MOUNTPOINT any more (one
+ * whose connection was aborted answers ENOTCONN). */
+static bool
+unmounted (const char *mountpoint)
+{
+  struct statfs st;
+
+  return statfs (mountpoint, &st) == 0 && st.f_type != FUSE_SUPER_MAGIC;
+}
+
 /* Mounts and serves until unmounted or signalled: the exit status. */
 static int
 serve (struct cairnfs *fs, struct fuse_args *args,
@@ -357,6 +370,12 @@ serve (struct cairnfs *fs, struct fuse_args *args,
 
   /* 0: unmounted; > 0: the signal that ended it; < 0: an error. */
   r = session_loop (se, opts);
+  /* Once a lazily unmounted mount's last file is closed, the kernel
+   * (6.18 here, now and then) fails the read of the device with
+   * ECONNABORTED, which libfuse 3.14 reports as an error, rather than
+   * ENODEV, which it takes for the unmount it is. */
+  if (r == -ECONNABORTED && unmounted (opts->mountpoint))
+    r = 0;
   status = r < 0;
   if (r < 0)
     fuse_log (FUSE_LOG_ERR, "%s: %s\n", opts->mountpoint, strerror (-r));
