@@ -2339,7 +2339,8 @@ cairn_txn_batch_max (void)
   return atomic_exchange (&batch_max, 0);
 }
 
-/* Volume, then chunk index: the order of the work records' keys. */
+/* Volume, then chunk index: within a volume, the order of its work
+ * records' keys (volumes in no particular order). */
 static int
 chunk_order (const struct cairn_bvol *va, uint64_t ia,
              const struct cairn_bvol *vb, uint64_t ib)

@@ -135,6 +135,22 @@ await_freeze (void)
     sleep_ms (10);
 }
 
+/* Makes BR the branch at hand, writes its chunk INDEX all FILL, starts a
+ * commit of it in *TC (to *ID; to be joined) and, once the commit has
+ * frozen the chunk, writes 4 KiB of PATCH at AT into it: whether both
+ * writes succeeded and the last left the chunk a pending underlay. */
+static bool
+detach_in_commit (struct cairn_branch *br, uint64_t index, char fill,
+                  long at, char patch, pthread_t *tc, struct cairn_id *id)
+{
+  b = br;
+  v = cairn_branch_volume (b, "disk");
+  bool filled = put (index, -1, fill) == 0;
+  pthread_create (tc, NULL, committer, id);
+  await_freeze ();
+  return filled && put (index, at, patch) == 0 && pending () == 1;
+}
+
 /* The child: runs the two commits, writes one '1' or '0' per check to
  * FD, and kills itself. */
 static void
@@ -151,15 +167,9 @@ child (const char *path, int fd)
       || cairn_branch_open (s, "one", CAIRN_BRANCH_WRITE, &one) < 0
       || cairn_branch_open (s, "two", CAIRN_BRANCH_WRITE, &two) < 0)
     _exit (2);
-  b = one;
-  v = cairn_branch_volume (b, "disk");
-  if (put (A, -1, 'a') < 0)
-    _exit (3);
 
   /* 1. */
-  pthread_create (&tc, NULL, committer, &ids[0]);
-  await_freeze ();
-  got[0] = put (A, 0, 'n') == 0 && pending () == 1;
+  got[0] = detach_in_commit (one, A, 'a', 0, 'n', &tc, &ids[0]);
   got[1] = branch_chunk_is (v, A, 'a', 0, 'n');
   pthread_create (&tf, NULL, flusher, NULL);
   pthread_join (tf, NULL);
@@ -170,13 +180,7 @@ child (const char *path, int fd)
   got[3] = commit_result == 0 && branch_chunk_is (v, A, 'a', 0, 'n');
 
   /* 2. */
-  b = two;
-  v = cairn_branch_volume (b, "disk");
-  if (put (C, -1, 'c') < 0)
-    _exit (3);
-  pthread_create (&tc, NULL, committer, &ids[1]);
-  await_freeze ();
-  got[4] = put (C, 4096, 'm') == 0 && pending () == 1;
+  got[4] = detach_in_commit (two, C, 'c', 4096, 'm', &tc, &ids[1]);
   got[5] = branch_chunk_is (v, C, 'c', 4096, 'm');
   pthread_join (tc, NULL);
   got[6] = commit_result == 0 && pending () == 0
@@ -198,6 +202,7 @@ static void
 fail_child (const char *path, int fd, int nth)
 {
   struct cairn_store *s;
+  struct cairn_branch *three;
   struct cairn_id id;
   pthread_t tc;
   char got[4];
@@ -206,14 +211,9 @@ fail_child (const char *path, int fd, int nth)
   snprintf (n, sizeof n, "%d", nth);
   setenv ("CAIRN_TEST_FAIL_FLUSH_AT_RECORD", n, 1);
   if (cairn_store_open (path, 0, &s) < 0
-      || cairn_branch_open (s, "three", CAIRN_BRANCH_WRITE, &b) < 0)
+      || cairn_branch_open (s, "three", CAIRN_BRANCH_WRITE, &three) < 0)
     _exit (2);
-  v = cairn_branch_volume (b, "disk");
-  if (put (A, -1, 'a') < 0)
-    _exit (3);
-  pthread_create (&tc, NULL, committer, &id);
-  await_freeze ();
-  got[0] = put (A, 0, 'n') == 0 && pending () == 1;
+  got[0] = detach_in_commit (three, A, 'a', 0, 'n', &tc, &id);
   pthread_join (tc, NULL);
   got[1] = commit_result < 0;
   got[2] = pending () == 0;
