@@ -345,33 +345,76 @@ cairn_control_commit (struct cairn_store *s, const char *branch,
   return r;
 }
 
+/* Opens branch NAME for writing into *B, or, while another process holds
+ * it, asks that writer through ASK (*B is then NULL and ASK's result is
+ * returned).  A writer takes the lock before it opens its socket and
+ * closes the socket before it lets go of the lock: in those moments the
+ * branch is held and nobody answers, or a connection made just before
+ * the socket closed is reset unanswered.  Wait them out (up to
+ * HANDOVER_MS), then report who holds it. */
+static int
+open_or_ask (struct cairn_store *s, const char *name,
+             int (*ask) (struct cairn_store *, const char *, void *),
+             void *arg, struct cairn_branch **b)
+{
+  for (int waited = 0;; waited += HANDOVER_STEP_MS) {
+    *b = NULL;
+    int r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, b);
+    if (r != CAIRN_EHELD || waited >= HANDOVER_MS)
+      return r;
+    r = ask (s, name, arg);
+    if (r != -ENOENT && r != -ECONNRESET && r != -EPIPE)
+      return r;
+    nanosleep (&(struct timespec) { 0, HANDOVER_STEP_MS * 1000000L }, NULL);
+  }
+}
+
+struct commit_args {
+  const struct cairn_commit_options *o;
+  struct cairn_id *id;
+};
+
+static int
+ask_commit (struct cairn_store *s, const char *name, void *arg)
+{
+  struct commit_args *a = arg;
+  return cairn_control_commit (s, name, a->o, a->id);
+}
+
+static int
+ask_ping (struct cairn_store *s, const char *name, void *arg)
+{
+  struct json_object *req = json_object_new_object (), *reply;
+  (void) arg;
+  json_object_object_add (req, "op", json_object_new_string ("ping"));
+  int r = cairn_control_request (s, name, req, &reply, 10 * 1000);
+  json_object_put (req);
+  if (r == 0)
+    json_object_put (reply);
+  return r;
+}
+
 int
 cairn_commit_branch (struct cairn_store *s, const char *name,
                      const struct cairn_commit_options *o,
                      struct cairn_id *id)
 {
+  struct commit_args a = { o, id };
   struct cairn_branch *b;
-  int r;
+  int r = open_or_ask (s, name, ask_commit, &a, &b);
 
-  /* Live: the writer commits.  A writer takes the lock before it opens
-   * its socket and closes the socket before it lets go of the lock: in
-   * those moments the branch is held and nobody answers, or a connection
-   * made just before the socket closed is reset unanswered.  Wait them
-   * out (up to HANDOVER_MS), then report who holds it. */
-  for (int waited = 0;; waited += HANDOVER_STEP_MS) {
-    r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, &b);
-    if (r != CAIRN_EHELD || waited >= HANDOVER_MS)
-      break;
-    r = cairn_control_commit (s, name, o, id);
-    if (r != -ENOENT && r != -ECONNRESET && r != -EPIPE)
-      return r;
-    nanosleep (&(struct timespec) { 0, HANDOVER_STEP_MS * 1000000L }, NULL);
-  }
-  if (r < 0)
+  if (r < 0 || !b)
     return r;
   r = cairn_branch_commit (b, o, id);
   cairn_branch_close (b);
   return r;
+}
+
+int
+cairn_branch_open_committer (struct cairn_store *s, const char *name,
+                             struct cairn_branch **b)
+{
+  return open_or_ask (s, name, ask_ping, NULL, b);
 }
 
 /* ---- server ------------------------------------------------------- */

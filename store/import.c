@@ -401,6 +401,7 @@ cairn_import (struct cairn_store *s, const char *branch, const char *volume,
   struct cairn_branch_info info;
   struct cairn_txn *txn;
   struct cairn_pin *pin;
+  struct cairn_branch *b = NULL;
   bool exists;
   int r;
 
@@ -419,17 +420,25 @@ cairn_import (struct cairn_store *s, const char *branch, const char *volume,
     cairn_branch_info_free (&info);
   else if (r == CAIRN_ENOREF) {
     struct cairn_id tag;
-    r = cairn_tag_get (txn, branch, &tag) == 0
-      ? cairn_error (-EEXIST, "'%s' is a tag, not a branch", branch) : 0;
+    bool tagged = cairn_tag_get (txn, branch, &tag) == 0;
+    cairn_clear_error ();
+    r = tagged ? cairn_error (-EEXIST, "'%s' is a tag, not a branch", branch)
+      : 0;
   }
   cairn_txn_abort (s, txn);
-  cairn_clear_error ();
   if (r < 0)
     return r;
+  /* Refuse a branch that another process holds and cannot commit before
+   * storing anything; hold it meanwhile if nobody serves it. */
+  if (exists) {
+    r = cairn_branch_open_committer (s, branch, &b);
+    if (r < 0)
+      return r;
+  }
 
   r = cairn_pin_begin (s, &pin);
   if (r < 0)
-    return r;
+    goto out_branch;
   r = cairn_volume_store (s, src, NULL, NULL, progress, parg, &vol, st);
   if (r < 0)
     goto out;
@@ -439,9 +448,13 @@ cairn_import (struct cairn_store *s, const char *branch, const char *volume,
   else {
     opts.set_volumes = &vol;
     opts.nset_volumes = 1;
-    r = cairn_commit_branch (s, branch, &opts, commit);
+    r = b ? cairn_branch_commit (b, &opts, commit)
+      : cairn_commit_branch (s, branch, &opts, commit);
   }
  out:
   cairn_pin_end (pin);
+ out_branch:
+  if (b)
+    cairn_branch_close (b);
   return r;
 }

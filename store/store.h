@@ -587,6 +587,12 @@ void cairn_control_stop (struct cairn_control *ctl);
 int cairn_commit_branch (struct cairn_store *s, const char *name,
                          const struct cairn_commit_options *o,
                          struct cairn_id *id);
+/* Makes sure branch NAME can be committed before work that must not be
+ * wasted: opens it for writing into *B, or sets *B to NULL if it is
+ * served and its writer answers (cairn_commit_branch then commits through
+ * it).  Waits like cairn_commit_branch; CAIRN_EHELD if nobody answers. */
+int cairn_branch_open_committer (struct cairn_store *s, const char *name,
+                                 struct cairn_branch **b);
 
 /* ------------------------------------------------------------------ */
 /* Records of adapter tables (CAIRN_TABLE_VMS: qemu-glue's VM records,

@@ -13,7 +13,8 @@ on_exit "kill $holder 2>/dev/null"
 ok "the helper holds main" retry 50 0.1 grep -q held "$TMP/held"
 before=$(store_fingerprint)
 
-run_cairn import main "$TMP/disk.img"
+head -c 1M /dev/urandom > "$TMP/new.img"
+run_cairn import main "$TMP/new.img"
 ok "import into a held branch: exit 1" [ "$rc" -eq 1 ]
 ok "one line naming the holder" bash -c "grep -q 'held by another writer (pid $holder)' <<< \"$err\""
 run_cairn commit main

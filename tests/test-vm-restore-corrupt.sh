@@ -32,7 +32,7 @@ export CAIRN_QEMU=$TMP/qemu
 # guest changed it in between).
 chunk=$("$VM_HELPER" corrupt "$STORE" "$bad" memory "$good")
 ok "a chunk of the second commit's memory is damaged ($chunk)" test -n "$chunk"
-before=$(store_fingerprint)
+before=$(store_refs_fingerprint)
 
 # no_process_of PATTERN: no nbdkit or QEMU whose command line matches.
 no_process_of () { ! pgrep -f "^[^ ]*(nbdkit|qemu-system)[^ ]* .*$1" >/dev/null; }
@@ -50,7 +50,7 @@ restore_fails () {
   ok "$1: no nbdkit or QEMU of vm2 runs" no_process_of "$STORE/run/vms/vm2"
   ok "$1: no VM record is left" test -z "$("$CAIRN" vm ls | tail -n +2)"
   ok "$1: no branch vm2, no other change to the store" \
-    test "$(store_fingerprint)" = "$before"
+    test "$(store_refs_fingerprint)" = "$before"
   ok "$1: no run directory or RAM file is left" \
     test -z "$(ls "$STORE/run/vms" "$CAIRN_VM_RAM_DIR"/*/ 2>/dev/null | grep -v ':$')"
 }

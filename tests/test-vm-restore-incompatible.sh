@@ -23,7 +23,7 @@ newer=$(fake newer "$(line "$host" microvm 1048576 2)")
 bad=$(fake bad "format=1 qemu=$host machine=microvm")
 ok "commits as another host would make them" \
   bash -c "[[ '$other$pc$newer$bad' =~ ^([0-9a-f]{64}){4}$ ]]"
-before=$(store_fingerprint)
+before=$(store_refs_fingerprint)
 
 # refused REF PATTERN: vm restore REF fails with one line matching PATTERN.
 refused () {
@@ -44,5 +44,5 @@ diag "$err"
 ok "nothing was started or left: no VM, no run directory" \
   test -z "$("$CAIRN" vm ls | tail -n +2)$(ls "$STORE/run/vms" 2>/dev/null)"
 ok "and the store did not change (no branch vm1)" \
-  test "$(store_fingerprint)" = "$before"
+  test "$(store_refs_fingerprint)" = "$before"
 done_testing
