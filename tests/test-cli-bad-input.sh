@@ -6,6 +6,7 @@
 "$CAIRN" init 2>/dev/null
 make_ext4 "$TMP/disk.img" 16
 "$CAIRN" import main "$TMP/disk.img" >/dev/null 2>&1
+"$CAIRN" tag v1 main
 before=$(store_fingerprint)
 
 # refused CMD...: exit 1, one line naming the problem, store unchanged.
@@ -47,6 +48,7 @@ refused "a bad volume name" "not a valid volume" import x "$TMP/disk.img" --volu
 usage "a bad --time" commit main --time yesterday
 usage "an unknown option" log --bogus
 usage "a missing argument" export main
+refused "importing into a tag" "'v1' is a tag" import v1 "$TMP/disk.img"
 refused "deleting an unknown tag" "no tag" tag -d nosuch
 refused "deleting an unknown branch" "no branch" branch -d nosuch
 
