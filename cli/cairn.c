@@ -44,22 +44,20 @@ static const struct command commands[] = {
 };
 
 static void
-usage (FILE *f)
+usage (void)
 {
-  fprintf (f,
-           "usage: cairn [-S STORE] COMMAND [ARGS]\n"
-           "\n"
-           "cairn keeps the whole state of virtual machines (disks, memory,\n"
-           "device state) as content-addressed commits and branches.\n"
-           "\n"
-           "Commands:\n");
+  printf ("usage: cairn [-S STORE] COMMAND [ARGS]\n"
+          "\n"
+          "cairn keeps the whole state of virtual machines (disks, memory,\n"
+          "device state) as content-addressed commits and branches.\n"
+          "\n"
+          "Commands:\n");
   for (size_t i = 0; i < CAIRN_ARRAY_SIZE (commands); i++)
-    fprintf (f, "  cairn %s\n", commands[i].synopsis);
-  fprintf (f,
-           "\n"
-           "The store is -S STORE, else $CAIRN_STORE, else /var/lib/cairn\n"
-           "(root) or $XDG_DATA_HOME/cairn.  'cairn COMMAND --help' tells\n"
-           "more; man cairn(1) tells everything.\n");
+    printf ("  cairn %s\n", commands[i].synopsis);
+  printf ("\n"
+          "The store is -S STORE, else $CAIRN_STORE, else /var/lib/cairn\n"
+          "(root) or $XDG_DATA_HOME/cairn.  'cairn COMMAND --help' tells\n"
+          "more; man cairn(1) tells everything.\n");
 }
 
 int
@@ -81,7 +79,7 @@ main (int argc, char **argv)
     else if (strncmp (argv[i], "--store=", 8) == 0)
       cli.store_path = argv[i++] + 8;
     else if (strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "--help") == 0) {
-      usage (stdout);
+      usage ();
       return 0;
     }
     else if (strcmp (argv[i], "--version") == 0) {
@@ -89,13 +87,13 @@ main (int argc, char **argv)
       return 0;
     }
     else {
-      fprintf (stderr, "cairn: unknown option '%s'\n", argv[i]);
-      usage (stderr);
+      fprintf (stderr, "cairn: unknown option '%s' (see 'cairn --help')\n",
+               argv[i]);
       return EXIT_USAGE;
     }
   }
   if (i >= argc) {
-    usage (stderr);
+    fprintf (stderr, "cairn: no command given (see 'cairn --help')\n");
     return EXIT_USAGE;
   }
   for (size_t k = 0; k < CAIRN_ARRAY_SIZE (commands); k++)

@@ -37,13 +37,13 @@ int cli_fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 /* Prints libcairn's last error (or the code's description), prefixed by
  * WHAT if not NULL, and returns 1. */
 int cli_fail_code (int code, const char *what);
-/* Prints a usage error and the synopsis hint; returns 2. */
+/* Prints a usage error and the synopsis, on one line; returns 2. */
 int cli_usage (struct cli *cli, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
 /* getopt_long for a subcommand, handling the options every command has:
  * --help prints HELP and exits 0, -S sets the store, an unknown option
- * prints the synopsis and exits 2.  Returns the next other option, or -1
+ * (or one without its value) is a usage error: exit 2.  Returns the next other option, or -1
  * at the end of the options. */
 int cli_getopt (struct cli *cli, int argc, char **argv, const char *shortopts,
                 const struct option *longopts, int *index, const char *help);

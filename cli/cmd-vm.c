@@ -732,25 +732,24 @@ static const struct vm_command vm_commands[] = {
 };
 
 static void
-vm_usage (FILE *f)
+vm_usage (void)
 {
-  fprintf (f, "usage:\n");
+  printf ("usage:\n");
   for (size_t i = 0; i < CAIRN_ARRAY_SIZE (vm_commands); i++)
-    fprintf (f, "  cairn %s\n", vm_commands[i].synopsis);
+    printf ("  cairn %s\n", vm_commands[i].synopsis);
 }
 
 int
 cmd_vm (struct cli *cli, int argc, char **argv)
 {
   if (argc < 2) {
-    fprintf (stderr, "cairn: vm needs a subcommand\n");
-    vm_usage (stderr);
+    fprintf (stderr, "cairn: vm needs a subcommand (see 'cairn vm --help')\n");
     return EXIT_USAGE;
   }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
     printf ("cairn vm: QEMU microvm guests committed, restored and branched\n"
             "whole (disk, RAM, device state) through the store.\n\n");
-    vm_usage (stdout);
+    vm_usage ();
     return 0;
   }
   for (size_t i = 0; i < CAIRN_ARRAY_SIZE (vm_commands); i++)
@@ -759,7 +758,7 @@ cmd_vm (struct cli *cli, int argc, char **argv)
       optind = 1;
       return vm_commands[i].run (cli, argc - 1, argv + 1);
     }
-  fprintf (stderr, "cairn: unknown vm subcommand '%s'\n", argv[1]);
-  vm_usage (stderr);
+  fprintf (stderr, "cairn: unknown vm subcommand '%s' (see 'cairn vm --help')\n",
+           argv[1]);
   return EXIT_USAGE;
 }

@@ -58,14 +58,35 @@ cli_usage (struct cli *cli, const char *fmt, ...)
   va_start (ap, fmt);
   vfprintf (stderr, fmt, ap);
   va_end (ap);
-  fprintf (stderr, "\nusage: cairn %s\n", cli->command);
+  fprintf (stderr, "; usage: cairn %s\n", cli->command);
   return EXIT_USAGE;
+}
+
+/* The usage error for the option getopt_long refused at ARGV[OPTIND - 1]
+ * (opterr is off, so that the error is one line). */
+static int
+bad_option (struct cli *cli, char **argv, const char *shortopts)
+{
+  const char *arg = argv[optind - 1];
+
+  if (strncmp (arg, "--", 2) == 0) {
+    size_t n = strcspn (arg, "=");
+    if (optopt && arg[n])
+      return cli_usage (cli, "option '%.*s' takes no value", (int) n, arg);
+    if (optopt)
+      return cli_usage (cli, "option '%.*s' needs a value", (int) n, arg);
+    return cli_usage (cli, "unknown or ambiguous option '%.*s'", (int) n, arg);
+  }
+  if (optopt && optopt != ':' && strchr (shortopts, optopt))
+    return cli_usage (cli, "option '-%c' needs a value", optopt);
+  return cli_usage (cli, "unknown option '-%c'", optopt);
 }
 
 int
 cli_getopt (struct cli *cli, int argc, char **argv, const char *shortopts,
             const struct option *longopts, int *index, const char *help)
 {
+  opterr = 0;
   for (;;) {
     int c = getopt_long (argc, argv, shortopts, longopts, index);
     switch (c) {
@@ -76,8 +97,7 @@ cli_getopt (struct cli *cli, int argc, char **argv, const char *shortopts,
       cli->store_path = optarg;
       continue;
     case '?':
-      fprintf (stderr, "usage: cairn %s\n", cli->command);
-      exit (EXIT_USAGE);
+      exit (bad_option (cli, argv, shortopts));
     default:
       return c;
     }

@@ -23,8 +23,9 @@ refused () {
 usage () {
   local what=$1; shift
   run_cairn "$@"
-  if [ "$rc" -eq 2 ] && [ "$(store_fingerprint)" = "$before" ]; then
-    pass "$what (usage, exit 2)"
+  if [ "$rc" -eq 2 ] && one_line "$err" \
+     && [ "$(store_fingerprint)" = "$before" ]; then
+    pass "$what (usage, exit 2): $err"
   else
     fail "$what (rc $rc): $err"
   fi
@@ -48,6 +49,13 @@ refused "a bad volume name" "not a valid volume" import x "$TMP/disk.img" --volu
 usage "a bad --time" commit main --time yesterday
 usage "an unknown option" log --bogus
 usage "a missing argument" export main
+usage "an option without its value" commit main -m
+usage "a long option without its value" commit main --time
+usage "a value to an option that takes none" log --all=yes
+usage "a chunk size that is not a size" init --chunk-size 3x
+usage "no command"
+usage "an unknown command" frobnicate
+usage "an unknown vm subcommand" vm frobnicate
 refused "importing into a tag" "'v1' is a tag" import v1 "$TMP/disk.img"
 refused "deleting an unknown tag" "no tag" tag -d nosuch
 refused "deleting an unknown branch" "no branch" branch -d nosuch
