@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,17 +21,64 @@ extern char **environ;
 struct image {
   int fd;                       /* raw */
   struct nbd_handle *nbd;       /* anything else */
+  int log;                      /* what qemu-nbd or qemu-img said, or -1 */
   uint64_t size;
   char *path;
   bool write;
   bool to_stdout;
 };
 
-static int
-nbd_fail (const char *path)
+/* The last line qemu-nbd or qemu-img wrote to IMG's log, into BUF;
+ * false if it said nothing. */
+static bool
+last_said (const struct image *img, char *buf, size_t size)
 {
+  struct stat st;
+
+  if (img->log < 0 || fstat (img->log, &st) == -1 || st.st_size == 0)
+    return false;
+  off_t from = st.st_size > (off_t) size - 1 ? st.st_size - (size - 1) : 0;
+  ssize_t n = pread (img->log, buf, size - 1, from);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  while (n > 0 && buf[n - 1] == '\n')
+    buf[--n] = '\0';
+  char *line = strrchr (buf, '\n');
+  if (line)
+    memmove (buf, line + 1, strlen (line + 1) + 1);
+  return *buf != '\0';
+}
+
+/* The error of a failed libnbd call on IMG: what qemu said, if it said
+ * anything, for it knows why (a damaged image, an unknown format). */
+static int
+nbd_fail (const struct image *img)
+{
+  char said[512];
   int e = nbd_get_errno ();
-  return cairn_error (e ? -e : -EIO, "%s: %s", path, nbd_get_error ());
+
+  if (last_said (img, said, sizeof said))
+    return cairn_error (e ? -e : -EIO, "%s: %s", img->path, said);
+  return cairn_error (e ? -e : -EIO, "%s: %s", img->path, nbd_get_error ());
+}
+
+/* Runs CONNECT (a libnbd call that starts a child) with the child's
+ * stderr going to IMG's log instead of cairn's, so that cairn's error
+ * stays one line. */
+static int
+with_log (struct image *img, int (*connect) (struct nbd_handle *, char **),
+          char **argv)
+{
+  int saved = fcntl (2, F_DUPFD_CLOEXEC, 3), r;
+
+  if (saved == -1)
+    return connect (img->nbd, argv);
+  dup2 (img->log, 2);
+  r = connect (img->nbd, argv);
+  dup2 (saved, 2);
+  close (saved);
+  return r;
 }
 
 /* Starts qemu-nbd on PATH in FORMAT and connects to it. */
@@ -43,16 +91,33 @@ open_nbd (struct image *img, const char *format, bool readonly)
     argv[1] = (char *) "--cache=writeback";
   img->nbd = nbd_create ();
   if (!img->nbd)
-    return nbd_fail (img->path);
+    return nbd_fail (img);
   if (readonly)
     nbd_add_meta_context (img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION);
-  if (nbd_connect_systemd_socket_activation (img->nbd, argv) == -1)
-    return nbd_fail (img->path);
+  if (with_log (img, nbd_connect_systemd_socket_activation, argv) == -1)
+    return nbd_fail (img);
   int64_t size = nbd_get_size (img->nbd);
   if (size < 0)
-    return nbd_fail (img->path);
+    return nbd_fail (img);
   img->size = size;
   return 0;
+}
+
+static struct image *
+image_new (const char *path)
+{
+  struct image *img = calloc (1, sizeof *img);
+
+  if (!img)
+    return NULL;
+  img->fd = -1;
+  img->log = memfd_create ("qemu-stderr", MFD_CLOEXEC);
+  img->path = strdup (path);
+  if (!img->path) {
+    free (img);
+    return NULL;
+  }
+  return img;
 }
 
 static void
@@ -62,6 +127,8 @@ image_free (struct image *img)
     nbd_close (img->nbd);
   if (img->fd >= 0 && !img->to_stdout)
     close (img->fd);
+  if (img->log >= 0)
+    close (img->log);
   free (img->path);
   free (img);
 }
@@ -69,14 +136,13 @@ image_free (struct image *img)
 int
 image_open_read (const char *path, const char *format, struct image **out)
 {
-  struct image *img = calloc (1, sizeof *img);
+  struct image *img = image_new (path);
   struct stat st;
   int r = 0;
 
   if (!img)
     return -ENOMEM;
   img->fd = open (path, O_RDONLY | O_CLOEXEC);
-  img->path = strdup (path);
   if (img->fd == -1 || fstat (img->fd, &st) == -1) {
     r = cairn_error (-errno, "%s: %m", path);
     goto err;
@@ -114,14 +180,21 @@ image_open_read (const char *path, const char *format, struct image **out)
   return r;
 }
 
+/* Runs ARGV with its stderr going to IMG's log. */
 static int
-run (char *const argv[])
+run (struct image *img, char *const argv[])
 {
+  posix_spawn_file_actions_t fa;
   pid_t pid;
-  int status;
+  int status, r;
 
-  if (posix_spawn (&pid, argv[0], NULL, NULL, argv, environ) != 0)
-    return -errno;
+  posix_spawn_file_actions_init (&fa);
+  if (img->log >= 0)
+    posix_spawn_file_actions_adddup2 (&fa, img->log, 2);
+  r = posix_spawn (&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  if (r != 0)
+    return -r;
   if (waitpid (pid, &status, 0) < 0)
     return -errno;
   return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -EIO;
@@ -131,13 +204,11 @@ int
 image_create (const char *path, const char *format, uint64_t size,
               struct image **out)
 {
-  struct image *img = calloc (1, sizeof *img);
+  struct image *img = image_new (path);
   int r = 0;
 
   if (!img)
     return -ENOMEM;
-  img->fd = -1;
-  img->path = strdup (path);
   img->write = true;
   img->size = size;
   if (strcmp (format, "raw") == 0) {
@@ -158,8 +229,13 @@ image_create (const char *path, const char *format, uint64_t size,
     snprintf (sz, sizeof sz, "%llu", (unsigned long long) size);
     char *argv[] = { (char *) QEMU_IMG_PATH, (char *) "create", (char *) "-q",
                      (char *) "-f", (char *) format, (char *) path, sz, NULL };
-    if ((r = run (argv)) < 0) {
-      r = cairn_error (r, "qemu-img could not create %s as %s", path, format);
+    if ((r = run (img, argv)) < 0) {
+      char said[512];
+      if (last_said (img, said, sizeof said))
+        r = cairn_error (r, "%s", said);
+      else
+        r = cairn_error (r, "qemu-img could not create %s as %s", path,
+                         format);
       goto err;
     }
     if ((r = open_nbd (img, format, false)) < 0)
@@ -185,7 +261,7 @@ source_read (void *arg, void *buf, size_t len, uint64_t off)
 
   if (img->nbd)
     return nbd_pread (img->nbd, buf, len, off, 0) == -1
-      ? nbd_fail (img->path) : 0;
+      ? nbd_fail (img) : 0;
   int r = cairn_pread_all (img->fd, buf, len, off);
   return r < 0 ? cairn_error (r, "%s: %s", img->path, strerror (-r)) : 0;
 }
@@ -273,7 +349,7 @@ image_write (struct image *img, const void *buf, size_t len, uint64_t off)
 {
   if (img->nbd)
     return nbd_pwrite (img->nbd, buf, len, off, 0) == -1
-      ? nbd_fail (img->path) : 0;
+      ? nbd_fail (img) : 0;
   if (img->to_stdout) {
     /* A stream: the caller writes in order, holes as zeros. */
     const char *p = buf;
@@ -299,7 +375,7 @@ image_close (struct image *img)
 
   if (img->write && img->nbd) {
     if (nbd_flush (img->nbd, 0) == -1 || nbd_shutdown (img->nbd, 0) == -1)
-      r = nbd_fail (img->path);
+      r = nbd_fail (img);
   }
   else if (img->write && !img->to_stdout && fsync (img->fd) == -1)
     r = cairn_error (-errno, "%s: %m", img->path);

@@ -56,6 +56,11 @@ usage "a chunk size that is not a size" init --chunk-size 3x
 usage "no command"
 usage "an unknown command" frobnicate
 usage "an unknown vm subcommand" vm frobnicate
+{ printf 'QFI\373'; head -c 1000 /dev/urandom; } > "$TMP/bad.qcow2"
+refused "a damaged qcow2 (qemu-nbd's reason)" "qcow2 version" \
+  import q "$TMP/bad.qcow2"
+refused "a format qemu does not know (qemu-img's reason)" \
+  "unknown file format 'bogus'" export main "$TMP/out.img" --format bogus
 refused "importing into a tag" "'v1' is a tag" import v1 "$TMP/disk.img"
 refused "deleting an unknown tag" "no tag" tag -d nosuch
 refused "deleting an unknown branch" "no branch" branch -d nosuch
