@@ -5,8 +5,8 @@
 #include "gc/gc.h"
 #include "store/idset.h"
 
-/* Sizes of the store's formats that gc counts with (store/tree.c,
- * store/pack.h, store/backend-local.c). */
+/* Sizes of the store's formats that gc counts with (store/store.h,
+ * store/pack.h, store/backend.h). */
 #define GC_MAX_LEVELS CAIRN_TREE_MAX_LEVELS
 #define GC_FANOUT CAIRN_TREE_FANOUT
 #define GC_PACK_HEADER 16       /* a pack file's header */

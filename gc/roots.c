@@ -7,13 +7,7 @@
  * tombstone when it was taken, so the transaction shows its data as a
  * root anyway.
  *
- * Working-state record ("work" table, see store/branch.c):
- *
- *   key: wid (8 bytes, big-endian) + chunk index (8, big-endian)
- *   OFFSET  SIZE  DESCRIPTION
- *        0     1  type: 1 = sealed, 2 = scratch
- *        4    32  sealed: the chunk; scratch: the underlay chunk
- *                 (zero: all zeros)
+ * Working-state records ("work" table): format in store/store.h, Branches.
  */
 #include <config.h>
 

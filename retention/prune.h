@@ -10,8 +10,8 @@
  * Stored policy, table "retention":
  *
  *   key    the branch name, as text, no terminator
- *   value  cairn_retention_policy_to_text() form ("cairn-retention 1\n"
- *          then one line per rule)
+ *   value  the text form whose lines the table at
+ *          cairn_retention_policy_to_text() in retention.h lists
  *
  * A branch with no record has the empty policy: it keeps every commit.
  *

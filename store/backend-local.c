@@ -1,34 +1,6 @@
 /* backend-local.c: the local backend, an LMDB index beside pack files.
  *
- * STORE/index is one LMDB environment with a named database per object
- * type and per record table.  Chunks live in packs (pack.h) and the index
- * holds their location; tree nodes and commits are small and live inline
- * in the index.  Record formats, all little-endian:
- *
- * "chunks"  key: chunk id (32 bytes)
- *   OFFSET  SIZE  DESCRIPTION
- *        0     4  pack number
- *        4     4  flags (CAIRN_OBJECT_ZSTD)
- *        8     8  offset of the record in the pack
- *       16     4  stored length
- *       20     4  raw length
- *       24     8  gc epoch of the last put
- *
- * "nodes", "commits"  key: object id (32 bytes)
- *   OFFSET  SIZE  DESCRIPTION
- *        0     8  gc epoch of the last put
- *        8     n  the object's bytes (its id is their SHA-256)
- *
- * "meta"  key: a short name; value by name:
- *   "format"     4  index format version, 1
- *   "epoch"      8  current gc epoch (gc/ bumps it when a run starts)
- *   "next-pack"  4  lowest pack number never handed out
- *   "next-wid"   8  next branch-volume working id (branch.h)
- *   "lsn"        8  the redo log's sequence number of the last transaction
- *   "redo-at"    8  where in the redo log the next record goes (redo.h)
- *
- * The other tables ("refs", "work", "tombstones", "retention", "sessions",
- * "vms") hold records whose formats the modules that own them document.
+ * Record formats and the databases of STORE/index: see backend.h.
  *
  * Locking: LMDB allows one write transaction at a time across processes;
  * that lock also guards this process's pack writer, which is only touched

@@ -43,11 +43,11 @@ enum cairn_object_type {
 /* Mutable records, each table its own key space. */
 enum cairn_table {
   CAIRN_TABLE_META,             /* store-wide counters: epoch, next pack, ... */
-  CAIRN_TABLE_REFS,             /* heads/NAME, tags/NAME (ref.h) */
-  CAIRN_TABLE_WORK,             /* branch working state (branch.h) */
+  CAIRN_TABLE_REFS,             /* heads/NAME, tags/NAME */
+  CAIRN_TABLE_WORK,             /* branch working state */
   CAIRN_TABLE_TOMBSTONES,       /* pruned commits (commit id -> time) */
   CAIRN_TABLE_RETENTION,        /* per-branch retention policies */
-  CAIRN_TABLE_SESSIONS,         /* live writers that pin new objects (gc) */
+  CAIRN_TABLE_SESSIONS,         /* live pins and leases (gc) */
   CAIRN_TABLE_VMS,              /* VM records of qemu-glue */
   CAIRN_TABLES
 };
@@ -151,6 +151,62 @@ struct cairn_backend_ops {
 struct cairn_backend {
   const struct cairn_backend_ops *ops;
 };
+
+/* ---- The local backend (backend-local.c) --------------------------
+ *
+ * STORE/index is one LMDB environment with a named database per object
+ * type and per record table, beside its redo log (redo.h).  Chunks live
+ * in packs (STORE/packs, pack.h) and the index holds their location;
+ * tree nodes and commits are small and live inline in the index.  Keys
+ * sort as bytes (LMDB's default).  Where each database's records are
+ * laid out:
+ *
+ *   DATABASE     KEY                        VALUE'S FORMAT
+ *   chunks       chunk id (32 bytes)        below
+ *   nodes        node id (32 bytes)         below; the node: store.h, Trees
+ *   commits      commit id (32 bytes)       below; the text: store.h, Commits
+ *   meta         a name (text)              below
+ *   refs         heads/NAME, tags/NAME      store.h, Refs
+ *   work         wid + chunk index (16)     store.h, Branches
+ *   tombstones   commit id (32 bytes)       store.h, Commits
+ *   retention    branch name (text)         retention/prune.h
+ *   sessions     pin/..., lease/... (text)  store.h, Pins
+ *   vms          VM name (text)             qemu-glue/vm.h
+ *
+ * Text keys carry no terminating NUL.  Integers are little-endian unless
+ * a table says otherwise.
+ *
+ * "chunks"  key: chunk id, the SHA-256 of the raw chunk
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     4  pack number
+ *        4     4  flags (CAIRN_OBJECT_ZSTD)
+ *        8     8  offset of the record in the pack
+ *       16     4  stored length
+ *       20     4  raw length
+ *       24     8  gc epoch of the last put
+ *
+ * "nodes", "commits"  key: object id, the SHA-256 of the object's bytes
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     8  gc epoch of the last put
+ *        8     n  the object's bytes (n = value length - 8)
+ *
+ * "meta"  key: a name; value: one integer, by name (an absent name reads
+ * as 0):
+ *
+ *   KEY           OFFSET  SIZE  DESCRIPTION
+ *   "format"           0     4  index format version, 1 (cairn_store_init)
+ *   "epoch"            0     8  current gc epoch (gc/ bumps it when a run
+ *                               starts)
+ *   "next-pack"        0     4  lowest pack number never handed out
+ *   "next-wid"         0     8  the last branch-volume working id handed
+ *                               out: the next one is this plus 1
+ *   "lsn"              0     8  the lsn (redo.h) of the last transaction
+ *                               logged or replayed into the index
+ *   "redo-at"          0     8  the offset in the redo log where that
+ *                               transaction's record ends
+ */
 
 /* The local backend over STORE/index (LMDB) and STORE/packs.  READONLY
  * opens without taking part in writes (no pack is opened). */

@@ -22,22 +22,7 @@
  * sized slots, reused through a free list, so they stay as big as the
  * unsealed working set, never as big as the volume.
  *
- * Durability.  Entries are persisted in the "work" table:
- *
- *   "work"  key: wid (8 bytes, big-endian) + chunk index (8, big-endian)
- *     OFFSET  SIZE  DESCRIPTION
- *          0     1  type: 1 = sealed, 2 = scratch
- *          1     1  flags: 1 = the record ends in its epoch (always set
- *                   now; a record without it has epoch 1); 2 = scratch
- *                   only: the slot is not fragmented (a hint, see Slots
- *                   and the page cache)
- *          2     2  reserved, 0
- *          4    32  sealed: chunk id (zero: all zeros); scratch: underlay
- *         36     4  scratch only: slot number (LE)
- *         40     B  scratch only: sector bitmap, B = chunk size / 4096;
- *                   bit i (byte i/8, bit i%8) set if sector i is in the slot
- *   36 or 40+B   8  epoch (LE): the branch's work epoch when the record
- *                   was written
+ * Durability.  Entries are persisted in the "work" table (format: store.h).
  *
  * Stale records.  A commit bumps the branch's work epoch when it freezes
  * the overlay, and its transaction writes the epoch before the bump into

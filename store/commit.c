@@ -1,26 +1,4 @@
-/* commit.c: commit objects.
- *
- * A commit is text, so that `cairn cat` shows what it is and a person can
- * read it; its id is the SHA-256 of exactly these bytes:
- *
- *   cairn-commit 1
- *   parent <64 hex>                          zero or more, first = base
- *   time 2026-11-21T10:00:00.123456789Z      always 9 fraction digits
- *   volume <name> size=<bytes> chunk=<bytes> root=<64 hex>   sorted by name
- *   vm <text>                                optional, one line
- *   label <key>=<value>                      zero or more, in given order
- *   (empty line)
- *   <message>                                ends with a newline if any
- *
- * Parsing is strict: lines in this order, nothing unknown, every number in
- * range, so a damaged or forged commit is refused (-EBADMSG) rather than
- * half understood.  A pruned commit keeps its text (history stays
- * walkable) and gets a record in the "tombstones" table:
- *
- *   "tombstones"  key: commit id (32 bytes)
- *     OFFSET  SIZE  DESCRIPTION
- *          0     8  time it was pruned, ns since the epoch (LE)
- */
+/* commit.c: commit objects and tombstones (formats: see store.h). */
 #include <config.h>
 
 #include <ctype.h>

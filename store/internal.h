@@ -90,7 +90,7 @@ int tree_update (struct cairn_txn *txn, const struct cairn_id *root,
 int commit_store (struct cairn_txn *txn, const struct cairn_commit *c,
                   struct cairn_id *id);
 
-/* ref.c: branch records. */
+/* ref.c: branch records (format in store.h, Refs). */
 int branch_info_decode (const void *data, size_t len,
                         struct cairn_branch_info *info);
 int branch_info_encode (const struct cairn_branch_info *info, void **data,
@@ -106,7 +106,7 @@ int branch_lock (struct cairn_store *s, const char *name, int *fd);
 void branch_unlock (int fd);
 /* Deletes the working-state records of a branch volume. */
 int work_delete_all (struct cairn_txn *txn, uint64_t wid);
-/* Working-state records (the "work" table; format in branch.c): the
+/* Working-state records (the "work" table; format in store.h): the
  * flag in byte 1 of those that end in their 8-byte epoch, and that
  * epoch (1 for a record without one).  A record whose epoch is at most
  * its branch's absorbed epoch is stale: a commit holds its content. */

@@ -6,18 +6,8 @@
  * before its commit).  A lease keeps a commit's data alive while a reader
  * uses it, even if retention prunes the commit meanwhile (a file open in
  * cairnfs).  Each is a record in the "sessions" table plus a lock file its
- * process holds with flock for as long as it lives:
- *
- *   "sessions"  key: "pin/<pid>/<n>" (text)
- *     OFFSET  SIZE  DESCRIPTION
- *          0     8  gc epoch when the pin began (LE)
- *
- *   "sessions"  key: "lease/<pid>/<n>" (text)
- *     OFFSET  SIZE  DESCRIPTION
- *          0    32  the leased commit's id
- *
- *   STORE/run/pin-<pid>-<n>.lock     held with flock(LOCK_EX) by the owner
- *   STORE/run/lease-<pid>-<n>.lock   likewise
+ * process holds with flock for as long as it lives (formats: see store.h,
+ * Pins).
  *
  * Every object the pinned writer puts carries an epoch at least the pin's,
  * and gc sweeps only objects older than the oldest live pin.  A pin whose

@@ -87,9 +87,8 @@
  *                 does not wait for
  *      208    2p  LMDB's meta pages 0 and 1 as the checkpoint left them
  *
- * The index's "meta" table holds "lsn" (8 bytes, the lsn of the last
- * record applied) and "redo-at" (8 bytes, where the current log ends).
- * The next record goes at redo-at, or at 0 if the index's lsn is the
+ * The index's "meta" table holds "lsn" and "redo-at" (backend.h).  The
+ * next record goes at redo-at, or at 0 if the index's lsn is the
  * checkpoint's (nothing logged since it).
  */
 #ifndef CAIRN_REDO_H

@@ -1,27 +1,8 @@
 /* ref.c: names, refs (branches and tags), resolution, the writer lock.
  *
- * Refs live in the "refs" table under "heads/NAME" (a branch record) and
- * "tags/NAME" (the 32-byte id of a commit).  One name is either a branch or
- * a tag, never both, so a bare name always means one thing.
- *
- * Branch record, "heads/NAME" (little-endian):
- *
- *   OFFSET  SIZE  DESCRIPTION
- *        0     4  magic "brn1"
- *        4     4  n, number of volumes
- *        8    32  base commit id (zero: no commit yet)
- *       40     8  seq: bumped by every change (compare-and-swap witness)
- *       48     8  creation time, ns since the epoch
- *       56        n volume entries, each:
- *                   0   8  wid: key prefix of its working state
- *                   8   8  size in bytes
- *                  16   4  chunk size
- *                  20  32  root of its tree in the base commit (zero: none)
- *                  52   1  name length L
- *                  53   L  name
- *        then, optional (absent: 0):
- *              8  absorbed epoch: working-state records of this epoch
- *                 or older are stale (store/branch.c)
+ * Refs live in the "refs" table (record formats: see store.h, Refs).  One
+ * name is either a branch or a tag, never both, so a bare name always
+ * means one thing.
  *
  * The writer lock of branch NAME is flock(LOCK_EX) on STORE/run/NAME.lock
  * ('/' in names escaped as "%2F"), holding the holder's pid as text so a

@@ -1,12 +1,6 @@
 /* store.c: creating and opening stores, the config file, transactions.
  *
- * STORE/config is text, one "key value" per line, written once by init:
- *
- *   cairn-store 2                 format version of the whole store
- *                                 (1: tree fan-out 256, no redo log)
- *   chunk-size 65536              bytes per chunk, a power of two
- *   compress zstd:1               or "none"
- *   created 2026-11-21T10:00:00.000000000Z
+ * STORE/config is text, written once by init (format: see store.h).
  *
  * The default compression is zstd level 1, like restic's "auto" and ZFS's
  * lz4 choice: commits and imports sit on the hot path, and level 1 keeps

@@ -3,8 +3,14 @@
  * A store keeps volumes (disks, guest memory, device state) as
  * content-addressed chunks, Merkle block-map trees over them, immutable
  * commits naming a tree per volume, and refs: branches (writable) and
- * tags.  See ../shared/DESIGN.md for the object model; each module's
- * header documents its on-disk formats.
+ * tags.  See ../shared/DESIGN.md for the object model.
+ *
+ * On-disk formats: the index's databases and entries in backend.h, pack
+ * files in pack.h, the redo log in redo.h; the formats of the modules
+ * this header declares are below, each in its module's section: the
+ * config file (Stores), commit text and tombstones (Commits), refs and
+ * branch records (Refs), working-state records (Branches), tree nodes
+ * (Trees), sessions (Pins).
  *
  * Threads: a struct cairn_store may be used from many threads at once.
  * A struct cairn_branch too (nbdkit's PARALLEL model serves one branch to
@@ -42,6 +48,23 @@ struct cairn_txn;
 
 /* ------------------------------------------------------------------ */
 /* Stores                                                              */
+
+/* A store is a directory: index/ (backend.h), packs/ (pack.h),
+ * branches/ (the scratch files of open branches), run/ (locks, sockets)
+ * and config, which cairn_store_init writes once, last.  The config file
+ * is text, one "KEY VALUE" line each, ending in "\n", in this order:
+ *
+ *   LINE                  DESCRIPTION
+ *   cairn-store 2         format version of the whole store (1: tree
+ *                         fan-out 256, no redo log; refused by open)
+ *   chunk-size N          bytes per chunk, decimal, a power of two from
+ *                         4096 to 1048576
+ *   compress zstd:L       zstd level L, 1..19; or "compress none"
+ *   created TIME          UTC, 9 fraction digits:
+ *                         2026-11-21T10:00:00.000000000Z (informational)
+ *
+ * Open needs the cairn-store and chunk-size lines, in any order; it
+ * ignores unknown keys, and no compress line means none. */
 
 struct cairn_store_options {
   uint32_t chunk_size;          /* power of two, 4 KiB..1 MiB; 0: default */
@@ -106,6 +129,34 @@ bool cairn_volume_name_valid (const char *name);
 /* ------------------------------------------------------------------ */
 /* Commits                                                             */
 
+/* A commit is text, so that `cairn cat` shows what it is and a person
+ * can read it; its id is the SHA-256 of exactly these bytes (inline in
+ * the index's "commits" database, backend.h).  Lines end in "\n" and
+ * come in this order:
+ *
+ *   LINE                                  DESCRIPTION
+ *   cairn-commit 1                        format version
+ *   parent HEX                            zero or more; the first is the
+ *                                         base
+ *   time TIME                             UTC, always 9 fraction digits:
+ *                                         2026-11-21T10:00:00.123456789Z
+ *   volume NAME size=N chunk=C root=HEX   zero or more, sorted by name,
+ *                                         each name once; N > 0 bytes, C
+ *                                         a power of two 4096..1048576,
+ *                                         root zero: all zeros
+ *   vm TEXT                               optional (qemu-glue/vm.h)
+ *   label KEY=VALUE                       zero or more, in given order;
+ *                                         KEY of [A-Za-z0-9_.-], not
+ *                                         empty
+ *   (an empty line)
+ *   MESSAGE                               any bytes but NUL; ends in
+ *                                         "\n" unless empty
+ *
+ * HEX is an id as 64 lowercase hex digits; numbers are decimal without
+ * leading zeros.  Parsing is strict (lines in this order, nothing
+ * unknown, every number in range), so a damaged or forged commit is
+ * refused (-EBADMSG) rather than half understood. */
+
 struct cairn_volume {
   char name[CAIRN_VOLUME_NAME_MAX + 1];
   uint64_t size;                /* bytes */
@@ -131,7 +182,7 @@ int cairn_commit_read (struct cairn_txn *txn, const struct cairn_id *id,
                        struct cairn_commit **c);
 void cairn_commit_free (struct cairn_commit *c);
 
-/* The commit's text form (DESIGN.md), malloc'd and NUL-terminated. */
+/* The commit's text form (above), malloc'd and NUL-terminated. */
 int cairn_commit_format (const struct cairn_commit *c, char **text,
                          size_t *len);
 /* Parses the text form strictly.  -EBADMSG if malformed. */
@@ -144,6 +195,14 @@ const struct cairn_volume *cairn_commit_volume (const struct cairn_commit *c,
 /* The value of label KEY, or NULL. */
 const char *cairn_commit_label (const struct cairn_commit *c,
                                 const char *key);
+
+/* A pruned commit keeps its text (history stays walkable) and gets a
+ * record in the "tombstones" table:
+ *
+ *   "tombstones"  key: commit id (32 bytes)
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0     8  time it was pruned, ns since the epoch (LE)
+ */
 
 /* True if retention turned commit ID into a tombstone: its text stays,
  * its volumes are no longer kept. */
@@ -167,6 +226,36 @@ int cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
 
 /* ------------------------------------------------------------------ */
 /* Refs                                                                */
+
+/* Refs live in the "refs" table, keyed by text (no NUL):
+ *
+ *   KEY          VALUE
+ *   tags/NAME    the 32-byte id of the tagged commit
+ *   heads/NAME   the branch record (struct cairn_branch_info):
+ *
+ * Branch record (little-endian):
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     4  magic "brn1"
+ *        4     4  n, number of volumes
+ *        8    32  base commit id (zero: no commit yet)
+ *       40     8  seq: bumped by every change (compare-and-swap witness)
+ *       48     8  creation time, ns since the epoch
+ *       56     V  n volume entries, V bytes in all
+ *     56+V     8  absorbed epoch: working-state records of this epoch or
+ *                 older are stale (see Branches); always written, but a
+ *                 record that ends before it has 0
+ *
+ * Volume entry:
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     8  wid: key prefix of its working state ("work" table)
+ *        8     8  size in bytes
+ *       16     4  chunk size
+ *       20    32  root of its tree in the base commit (zero: none)
+ *       52     1  name length L, 1..32
+ *       53     L  name, no NUL
+ */
 
 enum cairn_ref_kind { CAIRN_REF_BRANCH, CAIRN_REF_TAG, CAIRN_REF_COMMIT };
 
@@ -197,7 +286,8 @@ int cairn_ref_list (struct cairn_txn *txn, enum cairn_ref_kind kind,
 /* ------------------------------------------------------------------ */
 /* Branches                                                            */
 
-/* Branch records: what a branch is at rest (ref "heads/NAME"). */
+/* Branch records: what a branch is at rest (ref "heads/NAME", format
+ * under Refs). */
 struct cairn_branch_volume {
   char name[CAIRN_VOLUME_NAME_MAX + 1];
   uint64_t wid;                 /* key prefix of its working state */
@@ -239,6 +329,28 @@ int cairn_branch_delete (struct cairn_store *s, const char *name);
  * its pid if known, else 0). */
 bool cairn_branch_is_held (struct cairn_store *s, const char *name,
                            int *pid);
+
+/* An open branch's working state at rest (store/branch.c tells how it
+ * is kept): one record per chunk that differs from the base.
+ *
+ *   "work"  key: wid (8 bytes, big-endian) + chunk index (8, big-endian)
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0     1  type: 1 = sealed, 2 = scratch
+ *          1     1  flags: 1 = the record ends in its epoch (always set
+ *                   now; a record without it has epoch 1); 2 = scratch
+ *                   only: the slot is not fragmented (a hint, see Slots
+ *                   and the page cache in branch.c)
+ *          2     2  reserved, 0
+ *          4    32  sealed: chunk id (zero: all zeros); scratch: underlay
+ *         36     4  scratch only: slot number (LE): its bytes are at slot
+ *                   x chunk size in STORE/branches/NAME/VOLUME.scratch
+ *                   ('/' in NAME escaped as "%2F")
+ *         40     B  scratch only: sector bitmap, B = chunk size / 4096;
+ *                   bit i (byte i/8, bit i%8) set if CAIRN_SECTOR-byte
+ *                   sector i is in the slot
+ *   36 or 40+B   8  epoch (LE): the branch's work epoch when the record
+ *                   was written
+ */
 
 /* An open branch: its working state over its base commit. */
 struct cairn_branch;
@@ -466,6 +578,22 @@ int cairn_tree_update (struct cairn_txn *txn, const struct cairn_volume *base,
                        const struct cairn_tree_change *changes, size_t n,
                        struct cairn_volume *out);
 
+/* A tree node is stored in the index's "nodes" database (backend.h),
+ * named by the SHA-256 of its serialized form (little-endian):
+ *
+ *   OFFSET  SIZE  DESCRIPTION
+ *        0     4  magic "ctn2" ("ctn1" was fan-out 256, store format 1)
+ *        4     1  level (0: children are chunk ids; k: nodes of level k-1)
+ *        5     1  reserved, 0
+ *        6     2  n, the number of non-zero children
+ *        8     8  presence bitmap: bit i (byte i/8, bit i%8) set if child
+ *                 i is non-zero
+ *       16  32*n  the non-zero child ids in slot order
+ *
+ * The form is canonical (one serialization per content), so equal trees
+ * have equal root ids.  A node with no non-zero child is not stored: its
+ * id is the zero id. */
+
 /* Children per tree node, and the most levels a tree has. */
 #define CAIRN_TREE_FANOUT 64
 #define CAIRN_TREE_MAX_LEVELS 11
@@ -639,6 +767,23 @@ int cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
 /* ------------------------------------------------------------------ */
 /* Pins: protect objects a long operation writes before a commit names
  * them (import, VM memory) from a concurrent gc. */
+
+/* A pin or a lease is a record in the "sessions" table plus a lock file
+ * that its process holds with flock(LOCK_EX) for as long as it lives.
+ * Keys are text, "KIND/PID-N-T": KIND "pin" or "lease", PID the owner's
+ * pid and N the number of sessions it began before this one (both
+ * decimal), T the time it began in ns (lowercase hex), so that a reused
+ * pid never meets an old key.  The lock file is
+ * STORE/run/KIND-PID-N-T.lock.
+ *
+ *   "sessions"  key: "pin/PID-N-T"
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0     8  gc epoch when the pin began (LE)
+ *
+ *   "sessions"  key: "lease/PID-N-T"
+ *     OFFSET  SIZE  DESCRIPTION
+ *          0    32  the leased commit's id
+ */
 
 struct cairn_pin;
 int cairn_pin_begin (struct cairn_store *s, struct cairn_pin **pin);

@@ -19,20 +19,9 @@
  * Nodes are immutable and named by the SHA-256 of their serialized form,
  * so identical subtrees are stored once and an update rewrites only the
  * path from each changed chunk to the root: O(changes x height) nodes, the
- * rest shared with the old tree.  Serialized node (little-endian):
- *
- *   OFFSET  SIZE  DESCRIPTION
- *        0     4  magic "ctn2" ("ctn1" was fan-out 256, store format 1)
- *        4     1  level (0: children are chunk ids; k: nodes of level k-1)
- *        5     1  reserved, 0
- *        6     2  n, the number of non-zero children
- *        8     8  presence bitmap: bit i (byte i/8, bit i%8) set if child
- *                 i is non-zero
- *       16  32*n  the non-zero child ids in slot order
- *
- * The form is canonical (one serialization per content), so equal trees
- * have equal root ids.  A lookup reads the child straight from the stored
- * bytes: its position is the popcount of the bitmap below its slot.
+ * rest shared with the old tree.  Serialized node: see store.h, Trees.
+ * A lookup reads the child straight from the stored bytes: its position
+ * is the popcount of the bitmap below its slot.
  */
 #include <config.h>
 

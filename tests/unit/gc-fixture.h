@@ -134,7 +134,7 @@ fixture_view (struct cairn_store *s, const struct cairn_id *id,
   return r;
 }
 
-/* Calls FN on every work record of the store (branch.c: "work"), in a
+/* Calls FN on every work record of the store (store.h: "work"), in a
  * read transaction.  0, or an error. */
 static inline int
 fixture_scan_work (struct cairn_store *s, cairn_record_scan_fn fn, void *arg)
