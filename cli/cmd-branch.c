@@ -269,7 +269,7 @@ branch_list (struct cli *cli, bool json)
         at += snprintf (sizes + at, sizeof sizes - at, "%s%s %s",
                         k ? ", " : "", info.volumes[k].name, b);
       }
-      printf ("%-20s %-12.12s %-20s %s%s%s\n", br.rows[i].name,
+      printf ("%-20s %-64s %-20s %s%s%s\n", br.rows[i].name,
               *hex ? hex : "(no commit)", when, sizes,
               info.dirty && !cairn_id_is_zero (&info.base)
               ? "  [uncommitted changes]" : "",
@@ -353,7 +353,7 @@ cmd_branch (struct cli *cli, int argc, char **argv)
   if (r == 0) {
     char hex[CAIRN_HEX_SIZE + 1];
     cairn_id_to_hex (&ref.commit, hex);
-    fprintf (stderr, "Branch %s starts at %.12s\n", name, hex);
+    fprintf (stderr, "Branch %s starts at %s\n", name, hex);
   }
   cairn_store_close (s);
   return r < 0 ? cli_fail_code (r, NULL) : 0;
