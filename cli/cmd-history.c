@@ -221,48 +221,6 @@ graph_commit (struct graph *g, const struct cairn_commit *c)
   }
 }
 
-/* Orders IDS (newest first) so that every commit comes before its
- * parents, keeping time order where that allows (Kahn, newest ready). */
-static void
-topo_order (struct cairn_txn *txn, struct cairn_id *ids, size_t n)
-{
-  size_t *children = calloc (n ? n : 1, sizeof *children);
-  struct cairn_commit **cs = calloc (n ? n : 1, sizeof *cs);
-  bool *done = calloc (n ? n : 1, sizeof *done);
-  struct cairn_id *out = malloc ((n ? n : 1) * sizeof *out);
-
-  for (size_t i = 0; i < n; i++)
-    cairn_commit_read (txn, &ids[i], &cs[i]);
-  for (size_t i = 0; i < n; i++)
-    for (size_t p = 0; cs[i] && p < cs[i]->nparents; p++)
-      for (size_t k = 0; k < n; k++)
-        if (cairn_id_equal (&cs[i]->parents[p], &ids[k]))
-          children[k]++;
-  for (size_t m = 0; m < n; m++) {
-    size_t pick = n;
-    for (size_t i = 0; i < n && pick == n; i++)   /* ids are newest first */
-      if (!done[i] && children[i] == 0)
-        pick = i;
-    if (pick == n)                                 /* a cycle cannot be */
-      for (size_t i = 0; i < n && pick == n; i++)
-        if (!done[i])
-          pick = i;
-    done[pick] = true;
-    out[m] = ids[pick];
-    for (size_t p = 0; cs[pick] && p < cs[pick]->nparents; p++)
-      for (size_t k = 0; k < n; k++)
-        if (cairn_id_equal (&cs[pick]->parents[p], &ids[k]) && children[k])
-          children[k]--;
-  }
-  memcpy (ids, out, n * sizeof *ids);
-  for (size_t i = 0; i < n; i++)
-    cairn_commit_free (cs[i]);
-  free (cs);
-  free (children);
-  free (done);
-  free (out);
-}
-
 int
 cmd_log (struct cli *cli, int argc, char **argv)
 {
@@ -336,8 +294,6 @@ cmd_log (struct cli *cli, int argc, char **argv)
     free (d.refs);
     return cli_fail_code (r, NULL);
   }
-  if (graph)
-    topo_order (txn, ids, n);
   if (max >= 0 && (size_t) max < n)
     n = max;
 
