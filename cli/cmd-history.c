@@ -221,6 +221,20 @@ graph_commit (struct graph *g, const struct cairn_commit *c)
   }
 }
 
+/* A count of commits: decimal digits only, so that "abc", "-3" or "5x"
+ * is a usage error and not a silently empty or unlimited log. */
+static int
+parse_count (const char *arg, long *count)
+{
+  char *end;
+
+  if (*arg < '0' || *arg > '9')
+    return -EINVAL;
+  errno = 0;
+  *count = strtol (arg, &end, 10);
+  return errno || *end ? -EINVAL : 0;
+}
+
 int
 cmd_log (struct cli *cli, int argc, char **argv)
 {
@@ -251,7 +265,10 @@ cmd_log (struct cli *cli, int argc, char **argv)
     case 'j': json = true; break;
     case 'o': oneline = true; break;
     case 'f': first_parent = true; break;
-    case 'n': max = atol (optarg); break;
+    case 'n':
+      if (parse_count (optarg, &max) < 0)
+        return cli_usage (cli, "-n takes a count, not '%s'", optarg);
+      break;
     }
   }
   if (argc - optind > 1)

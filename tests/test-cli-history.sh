@@ -56,6 +56,20 @@ ok "branch --json lists main and dev" \
   bash -c "grep -q '\"name\": \"main\"' <<< '$out' && grep -q '\"name\": \"dev\"' <<< '$out'"
 run_cairn branch
 ok "branch lists them in text" [ "$(grep -c '' <<< "$out")" -eq 2 ]
+# -n takes a count: anything else is a usage error, not an empty log.
+for bad in abc -3 5x ""; do
+  run_cairn log main -n "$bad"
+  # The usage hint that cli_usage adds after the message is its own.
+  msg=$(grep -v '^usage: ' <<< "$err")
+  ok "log -n '$bad': exit 2, one line naming -n: $msg" \
+    bash -c "[ $rc -eq 2 ] && [ -z '$out' ] && [ \$(grep -c '' <<< \"\$1\") -eq 1 ] \
+             && grep -q -- \"-n takes a count, not '$bad'\" <<< \"\$1\"" _ "$msg"
+done
+run_cairn log main -n 0
+ok "log -n 0 prints nothing" bash -c "[ $rc -eq 0 ] && [ -z '$out' ]"
+run_cairn log main --max-count=2 --oneline
+ok "log --max-count=2 prints two" [ "$(grep -c '' <<< "$out")" -eq 2 ]
+
 # Order is by time, but never a commit before its children (git's
 # --date-order): a commit back-dated below its parent still heads its
 # branch's log.
