@@ -254,8 +254,10 @@ cmd_log (struct cli *cli, int argc, char **argv)
   int c, r;
 
   while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "n:", opts, NULL,
-          "Shows the history of REF (a branch, tag or commit), newest first;\n"
-          "with --all or without REF, of every branch and tag.  --graph\n"
+          "Shows the history of REF (a branch, tag or commit), newest first\n"
+          "but each commit before its parents, so a head dated back by\n"
+          "--time still comes first; with --all or without REF, of every\n"
+          "branch and tag.  -n N shows the first N.  --graph\n"
           "draws the branches, --json prints a JSON array of commits with\n"
           "id, time, parents, message, labels, pruned, volumes and refs.\n"))
          != -1) {
