@@ -221,46 +221,18 @@ graph_commit (struct graph *g, const struct cairn_commit *c)
   }
 }
 
-/* Orders IDS (newest first) so that every commit comes before its
- * parents, keeping time order where that allows (Kahn, newest ready). */
-static void
-topo_order (struct cairn_txn *txn, struct cairn_id *ids, size_t n)
+/* A count of commits: decimal digits only, so that "abc", "-3" or "5x"
+ * is a usage error and not a silently empty or unlimited log. */
+static int
+parse_count (const char *arg, long *count)
 {
-  size_t *children = calloc (n ? n : 1, sizeof *children);
-  struct cairn_commit **cs = calloc (n ? n : 1, sizeof *cs);
-  bool *done = calloc (n ? n : 1, sizeof *done);
-  struct cairn_id *out = malloc ((n ? n : 1) * sizeof *out);
+  char *end;
 
-  for (size_t i = 0; i < n; i++)
-    cairn_commit_read (txn, &ids[i], &cs[i]);
-  for (size_t i = 0; i < n; i++)
-    for (size_t p = 0; cs[i] && p < cs[i]->nparents; p++)
-      for (size_t k = 0; k < n; k++)
-        if (cairn_id_equal (&cs[i]->parents[p], &ids[k]))
-          children[k]++;
-  for (size_t m = 0; m < n; m++) {
-    size_t pick = n;
-    for (size_t i = 0; i < n && pick == n; i++)   /* ids are newest first */
-      if (!done[i] && children[i] == 0)
-        pick = i;
-    if (pick == n)                                 /* a cycle cannot be */
-      for (size_t i = 0; i < n && pick == n; i++)
-        if (!done[i])
-          pick = i;
-    done[pick] = true;
-    out[m] = ids[pick];
-    for (size_t p = 0; cs[pick] && p < cs[pick]->nparents; p++)
-      for (size_t k = 0; k < n; k++)
-        if (cairn_id_equal (&cs[pick]->parents[p], &ids[k]) && children[k])
-          children[k]--;
-  }
-  memcpy (ids, out, n * sizeof *ids);
-  for (size_t i = 0; i < n; i++)
-    cairn_commit_free (cs[i]);
-  free (cs);
-  free (children);
-  free (done);
-  free (out);
+  if (*arg < '0' || *arg > '9')
+    return -EINVAL;
+  errno = 0;
+  *count = strtol (arg, &end, 10);
+  return errno || *end ? -EINVAL : 0;
 }
 
 int
@@ -282,8 +254,10 @@ cmd_log (struct cli *cli, int argc, char **argv)
   int c, r;
 
   while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT "n:", opts, NULL,
-          "Shows the history of REF (a branch, tag or commit), newest first;\n"
-          "with --all or without REF, of every branch and tag.  --graph\n"
+          "Shows the history of REF (a branch, tag or commit), newest first\n"
+          "but each commit before its parents, so a head dated back by\n"
+          "--time still comes first; with --all or without REF, of every\n"
+          "branch and tag.  -n N shows the first N.  --graph\n"
           "draws the branches, --json prints a JSON array of commits with\n"
           "id, time, parents, message, labels, pruned, volumes and refs.\n"))
          != -1) {
@@ -293,7 +267,10 @@ cmd_log (struct cli *cli, int argc, char **argv)
     case 'j': json = true; break;
     case 'o': oneline = true; break;
     case 'f': first_parent = true; break;
-    case 'n': max = atol (optarg); break;
+    case 'n':
+      if (parse_count (optarg, &max) < 0)
+        return cli_usage (cli, "-n takes a count, not '%s'", optarg);
+      break;
     }
   }
   if (argc - optind > 1)
@@ -336,8 +313,6 @@ cmd_log (struct cli *cli, int argc, char **argv)
     free (d.refs);
     return cli_fail_code (r, NULL);
   }
-  if (graph)
-    topo_order (txn, ids, n);
   if (max >= 0 && (size_t) max < n)
     n = max;
 

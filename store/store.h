@@ -615,8 +615,11 @@ size_t cairn_txn_batch_max (void);
 /* History                                                             */
 
 /* Commits reachable from the given heads through parent links, each once,
- * newest first (by time, then id).  FIRST_PARENT: follow only first
- * parents.  The caller frees *IDS. */
+ * newest first, but each after all of its children (git's --date-order):
+ * of the commits whose children are all listed, the newest comes next,
+ * equal times by id.  So a head comes before its history even when --time
+ * dated it before its parent.  FIRST_PARENT: follow only first parents.
+ * O(n log n).  The caller frees *IDS. */
 int cairn_history (struct cairn_txn *txn, const struct cairn_id *heads,
                    size_t nheads, bool first_parent, struct cairn_id **ids,
                    size_t *n);

@@ -56,4 +56,64 @@ ok "branch --json lists main and dev" \
   bash -c "grep -q '\"name\": \"main\"' <<< '$out' && grep -q '\"name\": \"dev\"' <<< '$out'"
 run_cairn branch
 ok "branch lists them in text" [ "$(grep -c '' <<< "$out")" -eq 2 ]
+# -n takes a count: anything else is a usage error, not an empty log.
+for bad in abc -3 5x ""; do
+  run_cairn log main -n "$bad"
+  # The usage hint that cli_usage adds after the message is its own.
+  msg=$(grep -v '^usage: ' <<< "$err")
+  ok "log -n '$bad': exit 2, one line naming -n: $msg" \
+    bash -c "[ $rc -eq 2 ] && [ -z '$out' ] && [ \$(grep -c '' <<< \"\$1\") -eq 1 ] \
+             && grep -q -- \"-n takes a count, not '$bad'\" <<< \"\$1\"" _ "$msg"
+done
+run_cairn log main -n 0
+ok "log -n 0 prints nothing" bash -c "[ $rc -eq 0 ] && [ -z '$out' ]"
+run_cairn log main --max-count=2 --oneline
+ok "log --max-count=2 prints two" [ "$(grep -c '' <<< "$out")" -eq 2 ]
+
+# Order is by time, but never a commit before its children (git's
+# --date-order): a commit back-dated below its parent still heads its
+# branch's log.
+"$CAIRN" create past 1M 2>/dev/null
+p1=$("$CAIRN" commit past -m "now")
+p2=$("$CAIRN" commit past -m "back-dated" --time 2020-01-01T00:00:00Z)
+run_cairn log past -n1 --oneline
+ok "log BRANCH -n1 shows the back-dated head" grep -q "^${p2:0:12} " <<< "$out"
+run_cairn log past -n1
+ok "and so does the full form" grep -q "^commit $p2" <<< "$out"
+run_cairn log past --graph -n1
+ok "and --graph" grep -q "^\* ${p2:0:12} " <<< "$out"
+"$CAIRN" log past --json > "$TMP/log.json"
+ok "log --json lists the head first, then its parent" check "$p2" "$p1" <<'PY'
+import json, sys
+log = json.load(open(sys.argv[1]))
+assert [c["id"] for c in log] == sys.argv[2:], [c["id"] for c in log]
+PY
+
+# Commits of the same time: each child before its parent.
+"$CAIRN" create same 1M 2>/dev/null
+same=()
+for i in 1 2 3 4 5 6; do
+  same=("$("$CAIRN" commit same -m "same $i" --time 2024-01-01T00:00:00Z)" "${same[@]}")
+done
+"$CAIRN" log same --json > "$TMP/log.json"
+ok "commits of one time list child before parent" check "${same[@]}" <<'PY'
+import json, sys
+log = json.load(open(sys.argv[1]))
+assert [c["id"] for c in log] == sys.argv[2:], [c["id"] for c in log]
+PY
+
+# --all: every commit before its parents, so each head before its history.
+"$CAIRN" log --all --json > "$TMP/log.json"
+ok "log --all --json lists every commit before its parents" check <<'PY'
+import json, sys
+log = json.load(open(sys.argv[1]))
+at = {c["id"]: i for i, c in enumerate(log)}
+for c in log:
+    for p in c["parents"]:
+        assert at[c["id"]] < at[p], (c["id"], p)
+PY
+"$CAIRN" log --all --oneline > "$TMP/all"
+"$CAIRN" log --all --graph > "$TMP/graph"
+ok "--graph lists the commits in the order of the plain log" \
+  diff <(grep -o '[0-9a-f]\{12\} ' "$TMP/all") <(grep -o '[0-9a-f]\{12\} ' "$TMP/graph")
 done_testing
