@@ -59,11 +59,9 @@ ok "branch lists them in text" [ "$(grep -c '' <<< "$out")" -eq 2 ]
 # -n takes a count: anything else is a usage error, not an empty log.
 for bad in abc -3 5x ""; do
   run_cairn log main -n "$bad"
-  # The usage hint that cli_usage adds after the message is its own.
-  msg=$(grep -v '^usage: ' <<< "$err")
-  ok "log -n '$bad': exit 2, one line naming -n: $msg" \
+  ok "log -n '$bad': exit 2, one line naming -n: $err" \
     bash -c "[ $rc -eq 2 ] && [ -z '$out' ] && [ \$(grep -c '' <<< \"\$1\") -eq 1 ] \
-             && grep -q -- \"-n takes a count, not '$bad'\" <<< \"\$1\"" _ "$msg"
+             && grep -q -- \"-n takes a count, not '$bad'\" <<< \"\$1\"" _ "$err"
 done
 run_cairn log main -n 0
 ok "log -n 0 prints nothing" bash -c "[ $rc -eq 0 ] && [ -z '$out' ]"

@@ -207,29 +207,9 @@ random_graph (void)
   free (nodes);
 }
 
-/* The best of three runs of the history of HEAD, in seconds. */
-static double
-time_history (const struct cairn_id *head)
-{
-  double best = 1e9;
-
-  for (int run = 0; run < 3; run++) {
-    struct cairn_id *ids;
-    size_t n;
-    int64_t start = cairn_mono_ns ();
-    ids = history (head, 1, false, &n);
-    double took = (cairn_mono_ns () - start) / 1e9;
-    free (ids);
-    if (took < best)
-      best = took;
-  }
-  return best;
-}
-
-/* 100,000 commits, each dated before its parent: sorting by time puts
- * each one last.  Ten times the commits must take about ten times as long
- * (n log n: 12.5), not a hundred (n^2); a ratio, so that a slow or busy
- * machine or valgrind does not matter. */
+/* 100,000 commits, each dated before its parent: sorting by time alone
+ * would put each one last.  (The suite times nothing; an O(n^2) order
+ * would show here as a test that takes minutes.) */
 static void
 long_reversed_history (void)
 {
@@ -244,12 +224,6 @@ long_reversed_history (void)
   ok (same_ids (ids, n, chain, N),
       "%d commits, each older than its parent: head to root", N);
   free (ids);
-  double tenth = time_history (&chain[N - N / 10]);
-  double all = time_history (&chain[0]);
-  diag ("history of %d commits: %.3f s, of %d: %.3f s", N / 10, tenth, N,
-        all);
-  ok (all < 40 * tenth, "ten times the commits take %.1f times as long",
-      all / tenth);
   free (chain);
 }
 
