@@ -152,7 +152,7 @@ print_commit (struct cairn_txn *txn, const struct cairn_commit *c,
       char size[32];
       cairn_format_bytes (c->volumes[i].size, size, sizeof size);
       cairn_id_to_hex (&c->volumes[i].root, hex);
-      printf ("Volume: %-10s %10s  root %.16s\n", c->volumes[i].name, size,
+      printf ("Volume: %-10s %10s  root %s\n", c->volumes[i].name, size,
               hex);
     }
   putchar ('\n');
@@ -333,7 +333,9 @@ cmd_log (struct cli *cli, int argc, char **argv)
       cairn_time_format_seconds (cm->time, when);
       deco_text (&d, &cm->id, refs, sizeof refs);
       const char *nl = strchr (cm->message, '\n');
-      printf ("%.12s %s%s%s%s%s %.*s\n", hex, when, *refs ? " (" : "", refs,
+      /* Ids are whole unless --oneline asks for short lines. */
+      printf ("%.*s %s%s%s%s%s %.*s\n", oneline ? 12 : CAIRN_HEX_SIZE, hex,
+              when, *refs ? " (" : "", refs,
               *refs ? ")" : "",
               cairn_commit_pruned (txn, &cm->id) ? " [pruned]" : "",
               nl ? (int) (nl - cm->message) : (int) strlen (cm->message),
@@ -730,7 +732,7 @@ cmd_du (struct cli *cli, int argc, char **argv)
     struct json_object *arr = json ? json_object_new_array () : NULL;
     uint64_t tu = 0, packs = 0, npacks = 0;
     if (!json)
-      printf ("%-12s %-20s %12s %12s %12s\n", "commit", "time", "unique",
+      printf ("%-64s %-20s %12s %12s %12s\n", "commit", "time", "unique",
               "shared", "referenced");
     for (size_t i = 0; i < n; i++) {
       char hex[CAIRN_HEX_SIZE + 1], when[CAIRN_TIME_SIZE];
@@ -764,7 +766,7 @@ cmd_du (struct cli *cli, int argc, char **argv)
         cairn_format_bytes (du[i].shared, sh, sizeof sh);
         cairn_format_bytes (du[i].referenced, ref, sizeof ref);
       }
-      printf ("%.12s %-20s %12s %12s %12s%s\n", hex, when, u, sh, ref,
+      printf ("%s %-20s %12s %12s %12s%s\n", hex, when, u, sh, ref,
               du[i].pruned ? "  [pruned]" : "");
     }
     struct cairn_backend *b = cairn_store_backend (s);

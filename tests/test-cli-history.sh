@@ -56,6 +56,12 @@ ok "branch --json lists main and dev" \
   bash -c "grep -q '\"name\": \"main\"' <<< '$out' && grep -q '\"name\": \"dev\"' <<< '$out'"
 run_cairn branch
 ok "branch lists them in text" [ "$(grep -c '' <<< "$out")" -eq 2 ]
+head=$("$CAIRN" log main --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ok "with whole ids" grep -q "^main  *$head " <<< "$out"
+run_cairn du main
+ok "du prints whole ids" grep -q "^$head " <<< "$out"
+run_cairn show main
+ok "show prints whole roots" grep -q "root [0-9a-f]\{64\}$" <<< "$out"
 # -n takes a count: anything else is a usage error, not an empty log.
 for bad in abc -3 5x ""; do
   run_cairn log main -n "$bad"
@@ -79,7 +85,7 @@ ok "log BRANCH -n1 shows the back-dated head" grep -q "^${p2:0:12} " <<< "$out"
 run_cairn log past -n1
 ok "and so does the full form" grep -q "^commit $p2" <<< "$out"
 run_cairn log past --graph -n1
-ok "and --graph" grep -q "^\* ${p2:0:12} " <<< "$out"
+ok "and --graph, with the whole id" grep -q "^\* ${p2} " <<< "$out"
 "$CAIRN" log past --json > "$TMP/log.json"
 ok "log --json lists the head first, then its parent" check "$p2" "$p1" <<'PY'
 import json, sys
@@ -111,7 +117,7 @@ for c in log:
         assert at[c["id"]] < at[p], (c["id"], p)
 PY
 "$CAIRN" log --all --oneline > "$TMP/all"
-"$CAIRN" log --all --graph > "$TMP/graph"
+"$CAIRN" log --all --graph --oneline > "$TMP/graph"
 ok "--graph lists the commits in the order of the plain log" \
   diff <(grep -o '[0-9a-f]\{12\} ' "$TMP/all") <(grep -o '[0-9a-f]\{12\} ' "$TMP/graph")
 done_testing
