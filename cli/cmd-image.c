@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/image.h"
@@ -116,7 +118,7 @@ struct export_ctx {
   char *buf;
   uint64_t done, total;
   struct progress *p;
-  bool stream;                  /* stdout: holes must be written */
+  bool fill_holes;              /* stdout, a device: holes are written */
 };
 
 static int
@@ -125,7 +127,7 @@ export_extent (uint64_t off, uint64_t len, bool hole, void *arg)
   struct export_ctx *x = arg;
   uint32_t cs = x->view->vol.chunk_size;
 
-  if (hole && !x->stream) {
+  if (hole && !x->fill_holes) {
     x->done += len;
     return 0;
   }
@@ -193,9 +195,22 @@ cmd_export (struct cli *cli, int argc, char **argv)
     return cli_fail_code (r, NULL);
   }
 
+  /* A regular file is written beside FILE and renamed over it once
+   * whole, so that a failed export leaves FILE as it was; a device (or
+   * stdout) is written in place. */
+  struct stat st;
+  char *tmp = NULL;
+  if (stat (file, &st) == 0 && S_ISDIR (st.st_mode))
+    r = cairn_error (-EISDIR, "%s is a directory", file);
+  else if (strcmp (file, "-") != 0
+           && (stat (file, &st) == -1 || S_ISREG (st.st_mode))
+           && asprintf (&tmp, "%s.cairn-export-%d", file, (int) getpid ()) < 0)
+    r = -ENOMEM;
   struct image *img;
-  r = image_create (file, format, view.vol.size, &img);
+  if (r == 0)
+    r = image_create (tmp ? tmp : file, format, view.vol.size, &img);
   if (r < 0) {
+    free (tmp);
     cairn_store_close (s);
     return cli_fail_code (r, NULL);
   }
@@ -204,7 +219,7 @@ cmd_export (struct cli *cli, int argc, char **argv)
                           .buf = malloc ((size_t) EXPORT_CHUNKS
                                          * view.vol.chunk_size),
                           .total = view.vol.size, .p = &p,
-                          .stream = strcmp (file, "-") == 0 };
+                          .fill_holes = image_fills_holes (img) };
   progress_init (&p, "export");
   r = x.buf ? cairn_view_extents (&view, 0, view.vol.size, export_extent, &x)
     : -ENOMEM;
@@ -212,12 +227,12 @@ cmd_export (struct cli *cli, int argc, char **argv)
   int rc = image_close (img);
   if (r == 0)
     r = rc;
+  if (r == 0 && tmp && rename (tmp, file) == -1)
+    r = cairn_error (-errno, "%s: %m", file);
+  if (r < 0 && tmp)
+    unlink (tmp);               /* no half-written image left behind */
+  free (tmp);
   free (x.buf);
   cairn_store_close (s);
-  if (r < 0) {
-    if (strcmp (file, "-") != 0)
-      remove (file);            /* no half-written image left behind */
-    return cli_fail_code (r, NULL);
-  }
-  return 0;
+  return r < 0 ? cli_fail_code (r, NULL) : 0;
 }

@@ -26,6 +26,7 @@ struct image {
   char *path;
   bool write;
   bool to_stdout;
+  bool fill_holes;              /* holes must be written as zeros */
 };
 
 /* The last line qemu-nbd or qemu-img wrote to IMG's log, into BUF;
@@ -214,12 +215,22 @@ image_create (const char *path, const char *format, uint64_t size,
   if (strcmp (format, "raw") == 0) {
     if (strcmp (path, "-") == 0) {
       img->fd = 1;
-      img->to_stdout = true;
+      img->to_stdout = img->fill_holes = true;
     }
     else {
+      struct stat st;
       img->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (img->fd == -1 || ftruncate (img->fd, size) == -1) {
+      if (img->fd == -1 || fstat (img->fd, &st) == -1
+          || (S_ISREG (st.st_mode) && ftruncate (img->fd, size) == -1)) {
         r = cairn_error (-errno, "%s: %m", path);
+        goto err;
+      }
+      /* A device keeps what it held where the volume has holes. */
+      img->fill_holes = !S_ISREG (st.st_mode);
+      off_t end = S_ISBLK (st.st_mode) ? lseek (img->fd, 0, SEEK_END) : -1;
+      if (end >= 0 && (uint64_t) end < size) {
+        r = cairn_error (-ENOSPC, "%s holds %lld bytes, the volume %llu",
+                         path, (long long) end, (unsigned long long) size);
         goto err;
       }
     }
@@ -252,6 +263,12 @@ uint64_t
 image_size (const struct image *img)
 {
   return img->size;
+}
+
+bool
+image_fills_holes (const struct image *img)
+{
+  return img->fill_holes;
 }
 
 static int
@@ -377,7 +394,9 @@ image_close (struct image *img)
     if (nbd_flush (img->nbd, 0) == -1 || nbd_shutdown (img->nbd, 0) == -1)
       r = nbd_fail (img);
   }
-  else if (img->write && !img->to_stdout && fsync (img->fd) == -1)
+  /* EINVAL: a special file that has nothing to sync (/dev/null). */
+  else if (img->write && !img->to_stdout && fsync (img->fd) == -1
+           && errno != EINVAL)
     r = cairn_error (-errno, "%s: %m", img->path);
   image_free (img);
   return r;

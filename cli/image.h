@@ -8,6 +8,7 @@
 #ifndef CAIRN_IMAGE_H
 #define CAIRN_IMAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -19,10 +20,14 @@ struct image;
 int image_open_read (const char *path, const char *format,
                      struct image **img);
 /* Creates PATH (replacing it) of SIZE bytes in FORMAT ("raw" or any
- * qemu-img format), ready for writing. */
+ * qemu-img format), ready for writing.  Raw also writes to "-" (stdout)
+ * and to a device (a block device must hold SIZE bytes). */
 int image_create (const char *path, const char *format, uint64_t size,
                   struct image **img);
 uint64_t image_size (const struct image *img);
+/* True if IMG does not read as zeros where nothing was written (stdout,
+ * a device): the writer must write holes too. */
+bool image_fills_holes (const struct image *img);
 /* An import source reading IMG. */
 void image_source (struct image *img, struct cairn_import_source *src);
 int image_write (struct image *img, const void *buf, size_t len,

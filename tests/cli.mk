@@ -13,6 +13,7 @@ cli_tests = \
 	test-cli-second-writer.sh \
 	test-cli-full-disk.sh \
 	test-cli-corrupt-chunk.sh \
+	test-cli-export-targets.sh \
 	test-cli-kill-import-commit.sh \
 	test-cli-help.sh
 TESTS += $(cli_tests)

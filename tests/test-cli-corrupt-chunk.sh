@@ -21,5 +21,13 @@ run_cairn export main "$TMP/out.img"
 ok "export fails: exit 1" [ "$rc" -eq 1 ]
 ok "one line naming the corrupt chunk: $err" \
   bash -c "grep -Eq 'chunk [0-9a-f]{64} is corrupt' <<< \"$err\""
-ok "no half-written export is left" [ ! -e "$TMP/out.img" ]
+ok "no half-written export is left" \
+  bash -c "[ -z \"\$(ls '$TMP' | grep out.img)\" ]"
+echo "an older export" > "$TMP/old.img"
+for format in raw qcow2; do
+  run_cairn export main "$TMP/old.img" --format $format
+  ok "an export ($format) that fails leaves the file it would replace as it was" \
+    bash -c "[ $rc -eq 1 ] && [ \"\$(cat '$TMP/old.img')\" = 'an older export' ] \
+             && [ \$(ls '$TMP' | grep -c old.img) -eq 1 ]"
+done
 done_testing
