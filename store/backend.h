@@ -128,7 +128,9 @@ struct cairn_backend_ops {
   int (*record_delete) (struct cairn_btxn *txn, enum cairn_table table,
                         const void *key, size_t klen);
   /* Sets KEY to NEW only if it now holds EXPECT (NULL: absent).  NEW NULL
-   * deletes.  -EEXIST if the current value differs. */
+   * deletes.  -EEXIST if the current value differs.  Refs (branches and
+   * tags) change only through this, never record_put or record_delete:
+   * a backend shared by hosts needs no other ordering of them. */
   int (*record_cas) (struct cairn_btxn *txn, enum cairn_table table,
                      const void *key, size_t klen,
                      const struct cairn_val *expect,

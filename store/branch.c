@@ -1531,9 +1531,12 @@ put_branch_record (struct cairn_txn *txn, struct cairn_branch *b,
   r = branch_info_encode (info, &data, &len);
   if (r < 0)
     return r;
-  r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                              data, len);
+  /* Compare and swap: refs change only so (see backend.h). */
+  r = TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                              &cur, &(struct cairn_val) { data, len });
   free (data);
+  if (r == -EEXIST)
+    r = cairn_error (r, "branch '%s' changed behind its writer", b->name);
   return r;
 }
 

@@ -317,6 +317,16 @@ check_ref_name (const char *name)
   return 0;
 }
 
+/* Puts ref KEY, which must not exist: refs change only by compare and
+ * swap, so that a backend shared by several hosts can order them. */
+static int
+new_ref_put (struct cairn_txn *txn, const char *key, const void *data,
+             size_t len)
+{
+  return TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                                 NULL, &(struct cairn_val) { data, len });
+}
+
 static int
 put_branch (struct cairn_txn *txn, const char *name,
             const struct cairn_branch_info *info)
@@ -329,10 +339,10 @@ put_branch (struct cairn_txn *txn, const char *name,
   if (r < 0)
     return r;
   branch_ref_key (name, key, sizeof key);
-  r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                              data, len);
+  r = new_ref_put (txn, key, data, len);
   free (data);
-  return r;
+  return r == -EEXIST
+    ? cairn_error (r, "branch '%s' already exists", name) : r;
 }
 
 /* Begins the write transaction that makes NAME, which must be a valid
@@ -462,13 +472,19 @@ cairn_branch_delete (struct cairn_store *s, const char *name)
     cairn_txn_abort (s, txn);
     goto unlock;
   }
+  /* The ref goes by compare and swap of the record just read (before
+   * other writes of this transaction can move it). */
+  struct cairn_val cur;
+  branch_ref_key (name, key, sizeof key);
+  r = ref_lookup (txn, false, name, &cur);
+  if (r == 0)
+    r = TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                                &cur, NULL);
+  if (r == -EEXIST)
+    r = cairn_error (r, "branch '%s' changed while it was deleted", name);
   for (size_t i = 0; r == 0 && i < info.nvolumes; i++)
     r = work_delete_all (txn, info.volumes[i].wid);
   cairn_branch_info_free (&info);
-  branch_ref_key (name, key, sizeof key);
-  if (r == 0)
-    r = TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_REFS, key,
-                                   strlen (key));
   if (r == 0)
     r = TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_RETENTION, name,
                                    strlen (name));
@@ -577,8 +593,9 @@ cairn_tag_create (struct cairn_store *s, const char *name,
     return r;
   cairn_commit_free (c);
   tag_ref_key (name, key, sizeof key);
-  r = TOPS (txn)->record_put (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                              commit->bytes, CAIRN_ID_SIZE);
+  r = new_ref_put (txn, key, commit->bytes, CAIRN_ID_SIZE);
+  if (r == -EEXIST)
+    r = cairn_error (r, "a tag named '%s' already exists", name);
   return cairn_txn_end (s, txn, r);
 }
 
@@ -591,9 +608,12 @@ cairn_tag_delete (struct cairn_store *s, const char *name)
 
   if (r < 0)
     return r;
+  struct cairn_val cur;
   tag_ref_key (name, key, sizeof key);
-  r = TOPS (txn)->record_delete (txn->bt, CAIRN_TABLE_REFS, key,
-                                 strlen (key));
+  r = ref_lookup (txn, true, name, &cur);
+  if (r == 0)
+    r = TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                                &cur, NULL);
   if (r == -ENOENT)
     r = cairn_error (CAIRN_ENOREF, "no tag '%s'", name);
   return cairn_txn_end (s, txn, r);

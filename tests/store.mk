@@ -7,6 +7,7 @@ store_unit_tests = \
 	unit/test-tree \
 	unit/test-commit \
 	unit/test-history \
+	unit/test-backend-cas \
 	unit/test-refs \
 	unit/test-branch \
 	unit/test-branch-model \
@@ -36,6 +37,8 @@ unit_test_commit_SOURCES = unit/test-commit.c
 unit_test_commit_LDADD = $(STORE_TEST_LDADD)
 unit_test_history_SOURCES = unit/test-history.c
 unit_test_history_LDADD = $(STORE_TEST_LDADD)
+unit_test_backend_cas_SOURCES = unit/test-backend-cas.c
+unit_test_backend_cas_LDADD = $(STORE_TEST_LDADD)
 unit_test_refs_SOURCES = unit/test-refs.c
 unit_test_refs_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_SOURCES = unit/test-branch.c
