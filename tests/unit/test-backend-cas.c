@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store/internal.h"
+#include "scratch-store.h"
 #include "tap.h"
 
 static struct cairn_txn *txn;
@@ -35,17 +36,10 @@ holds (const char *want)
 int
 main (void)
 {
-  char dir[] = "/tmp/cairn-test-cas.XXXXXX", path[256];
+  char dir[] = "/tmp/cairn-test-cas.XXXXXX";
   struct cairn_store *s;
 
-  if (!mkdtemp (dir))
-    return 1;
-  snprintf (path, sizeof path, "%s/store", dir);
-  if (cairn_store_init (path, NULL) < 0 || cairn_store_open (path, 0, &s) < 0
-      || cairn_txn_begin (s, true, &txn) < 0) {
-    printf ("Bail out! store: %s\n", cairn_last_error ());
-    return 1;
-  }
+  scratch_store (dir, &s, &txn);
 
   ok (cas ("a", "b") == -EEXIST && holds (NULL),
       "expecting a value where there is none: -EEXIST, nothing made");

@@ -18,6 +18,7 @@
 
 #include "store/backend.h"
 #include "store/store.h"
+#include "scratch-store.h"
 #include "tap.h"
 
 #define SECOND 1000000000LL
@@ -230,16 +231,9 @@ long_reversed_history (void)
 int
 main (void)
 {
-  char dir[] = "/tmp/cairn-test-history.XXXXXX", path[256];
+  char dir[] = "/tmp/cairn-test-history.XXXXXX";
 
-  if (!mkdtemp (dir))
-    return 1;
-  snprintf (path, sizeof path, "%s/store", dir);
-  if (cairn_store_init (path, NULL) < 0 || cairn_store_open (path, 0, &s) < 0
-      || cairn_txn_begin (s, true, &txn) < 0) {
-    printf ("Bail out! store: %s\n", cairn_last_error ());
-    return 1;
-  }
+  scratch_store (dir, &s, &txn);
 
   back_dated_head ();
   equal_times ();
