@@ -426,8 +426,9 @@ cmd_cat (struct cli *cli, int argc, char **argv)
   int c, r;
 
   while ((c = cli_getopt (cli, argc, argv, CLI_COMMON_SHORT, opts, NULL,
-          "Prints object ID: a commit's text (any unique prefix), a tree\n"
-          "node's children, or a chunk's raw bytes (full id).\n")) != -1)
+          "Prints object ID (any unique prefix of 4 or more digits): a\n"
+          "commit's text, a tree node's children, or a chunk's raw bytes.\n"))
+         != -1)
     continue;
   if (argc - optind != 1)
     return cli_usage (cli, "cat takes one ID");
@@ -442,15 +443,16 @@ cmd_cat (struct cli *cli, int argc, char **argv)
   r = cairn_txn_begin (s, false, &txn);
   if (r < 0)
     goto out;
-  if (cairn_commit_find_prefix (txn, spec, &id) == 0) {
+  enum cairn_object_type type;
+  r = cairn_object_find_prefix (txn, spec, &id, &type);
+  if (r == 0 && type == CAIRN_OBJECT_COMMIT) {
     r = cairn_object_get (txn, CAIRN_OBJECT_COMMIT, &id, &v);
     if (r == 0)
       fwrite (v.data, 1, v.len, stdout);
   }
-  else if (cairn_id_from_hex (spec, &id) == 0) {
+  else if (r == 0 && type == CAIRN_OBJECT_NODE) {
     struct cairn_id children[CAIRN_TREE_FANOUT];
     unsigned level;
-    cairn_clear_error ();
     if ((r = cairn_tree_node_read (txn, &id, &level, children)) == 0) {
       printf ("tree node, level %u\n", level);
       for (int i = 0; i < CAIRN_TREE_FANOUT; i++)
@@ -460,20 +462,14 @@ cmd_cat (struct cli *cli, int argc, char **argv)
           printf ("%3d %s\n", i, hex);
         }
     }
-    else if (r == -ENOENT) {
-      char *buf = malloc (cairn_store_chunk_size (s));
-      r = buf ? cairn_chunk_read (s, &id, buf) : -ENOMEM;
-      if (r == 0)
-        fwrite (buf, 1, cairn_store_chunk_size (s), stdout);
-      else if (r == -EBADMSG && strstr (cairn_last_error (), "missing"))
-        r = cairn_error (CAIRN_ENOREF, "no object %s", spec);
-      free (buf);
-    }
   }
-  else if (cairn_is_hex_prefix (spec))
-    r = cairn_commit_find_prefix (txn, spec, &id);   /* for its message */
-  else
-    r = cairn_error (CAIRN_ENOREF, "'%s' is not an object id", spec);
+  else if (r == 0) {
+    char *buf = malloc (cairn_store_chunk_size (s));
+    r = buf ? cairn_chunk_read (s, &id, buf) : -ENOMEM;
+    if (r == 0)
+      fwrite (buf, 1, cairn_store_chunk_size (s), stdout);
+    free (buf);
+  }
   cairn_txn_abort (s, txn);
  out:
   cairn_store_close (s);

@@ -388,7 +388,7 @@ cairn_commit_scan (struct cairn_txn *txn, const struct cairn_id *start,
 }
 
 struct prefix_search {
-  const char *prefix;
+  char prefix[CAIRN_HEX_SIZE + 1];      /* lower case */
   size_t n;
   int found;
   struct cairn_id id;
@@ -409,34 +409,78 @@ prefix_visit (const struct cairn_id *id, const struct cairn_object_info *info,
   return ps->found > 1 ? 1 : 0;
 }
 
+/* Counts the objects of the types in MASK (bits 1 << type) whose ids
+ * start with the hex digits PREFIX (at most 64), into PS, stopping at
+ * two; *TYPE gets the first one's type. */
+static int
+prefix_search (struct cairn_txn *txn, unsigned mask, const char *prefix,
+               struct prefix_search *ps, enum cairn_object_type *type)
+{
+  struct cairn_id start = cairn_zero_id;
+  size_t n = strlen (prefix);
+
+  *ps = (struct prefix_search) { .n = n };
+  for (size_t i = 0; i <= n; i++)
+    ps->prefix[i] = tolower ((unsigned char) prefix[i]);
+  for (size_t i = 0; i < n; i++) {
+    unsigned v = isdigit ((unsigned char) ps->prefix[i]) ? ps->prefix[i] - '0'
+      : ps->prefix[i] - 'a' + 10;
+    start.bytes[i / 2] |= i % 2 ? v : v << 4;
+  }
+  for (int t = 0; t < CAIRN_OBJECT_TYPES && ps->found < 2; t++) {
+    if (!(mask & 1u << t))
+      continue;
+    int before = ps->found;
+    int r = TOPS (txn)->object_scan (txn->bt, t, &start, prefix_visit, ps);
+    if (r < 0)
+      return r;
+    if (ps->found > before && before == 0)
+      *type = t;
+  }
+  return 0;
+}
+
 int
 cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
                           struct cairn_id *id)
 {
-  char lower[CAIRN_HEX_SIZE + 1];
-  struct cairn_id start = cairn_zero_id;
-  size_t n = strlen (prefix);
+  struct prefix_search ps;
+  enum cairn_object_type type;
 
   if (!cairn_is_hex_prefix (prefix))
     return cairn_error (CAIRN_ENOREF, "'%s' is not a commit id", prefix);
-  for (size_t i = 0; i <= n; i++)
-    lower[i] = tolower ((unsigned char) prefix[i]);
-  for (size_t i = 0; i < n; i++) {
-    unsigned v = isdigit ((unsigned char) lower[i]) ? lower[i] - '0'
-      : lower[i] - 'a' + 10;
-    start.bytes[i / 2] |= i % 2 ? v : v << 4;
-  }
-  struct prefix_search ps = { .prefix = lower, .n = n };
-  int r = TOPS (txn)->object_scan (txn->bt, CAIRN_OBJECT_COMMIT, &start,
-                                   prefix_visit, &ps);
+  int r = prefix_search (txn, 1u << CAIRN_OBJECT_COMMIT, prefix, &ps, &type);
   if (r < 0)
     return r;
   if (ps.found == 0)
-    return cairn_error (CAIRN_ENOREF, "no commit starts with %s", lower);
+    return cairn_error (CAIRN_ENOREF, "no commit starts with %s", ps.prefix);
   if (ps.found > 1)
     return cairn_error (CAIRN_EAMBIGUOUS,
                         "%s is ambiguous: several commits start with it; "
-                        "type more digits", lower);
+                        "type more digits", ps.prefix);
+  *id = ps.id;
+  return 0;
+}
+
+int
+cairn_object_find_prefix (struct cairn_txn *txn, const char *prefix,
+                          struct cairn_id *id, enum cairn_object_type *type)
+{
+  struct prefix_search ps;
+
+  if (!cairn_is_hex_prefix (prefix))
+    return cairn_error (CAIRN_ENOREF, "'%s' is not an object id (%d to %d "
+                        "hex digits)", prefix, CAIRN_MIN_PREFIX,
+                        CAIRN_HEX_SIZE);
+  int r = prefix_search (txn, ~0u, prefix, &ps, type);
+  if (r < 0)
+    return r;
+  if (ps.found == 0)
+    return cairn_error (CAIRN_ENOREF, "no object starts with %s", ps.prefix);
+  if (ps.found > 1)
+    return cairn_error (CAIRN_EAMBIGUOUS,
+                        "%s is ambiguous: several objects start with it; "
+                        "type more digits", ps.prefix);
   *id = ps.id;
   return 0;
 }

@@ -753,6 +753,12 @@ cairn_resolve (struct cairn_txn *txn, const char *spec, struct cairn_ref *ref)
     ref->kind = CAIRN_REF_COMMIT;
     return back ? ancestor (txn, ref, back, spec) : 0;
   }
+  size_t len = strlen (bare);
+  if (want_commit && len > 0 && len < CAIRN_MIN_PREFIX
+      && strspn (bare, "0123456789abcdefABCDEF") == len)
+    return cairn_error (CAIRN_ENOREF, "unknown ref '%s': no branch or tag by "
+                        "that name, and an id prefix needs at least %d "
+                        "digits", spec, CAIRN_MIN_PREFIX);
   return cairn_error (CAIRN_ENOREF, "unknown ref '%s': no branch, tag or "
                       "commit by that name", spec);
 }

@@ -223,6 +223,11 @@ int cairn_commit_scan (struct cairn_txn *txn, const struct cairn_id *start,
  * CAIRN_MIN_PREFIX).  CAIRN_ENOREF if none, CAIRN_EAMBIGUOUS if several. */
 int cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
                               struct cairn_id *id);
+/* The same over every object, commits, tree nodes and chunks: *TYPE gets
+ * the type of the one found. */
+int cairn_object_find_prefix (struct cairn_txn *txn, const char *prefix,
+                              struct cairn_id *id,
+                              enum cairn_object_type *type);
 
 /* ------------------------------------------------------------------ */
 /* Refs                                                                */

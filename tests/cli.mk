@@ -8,6 +8,7 @@ cli_tests = \
 	test-cli-import-qcow2.sh \
 	test-cli-older-commits-unchanged.sh \
 	test-cli-history.sh \
+	test-cli-cat.sh \
 	test-cli-diff.sh \
 	test-cli-bad-input.sh \
 	test-cli-second-writer.sh \
