@@ -440,47 +440,43 @@ prefix_search (struct cairn_txn *txn, unsigned mask, const char *prefix,
   return 0;
 }
 
+/* The one object of the types in MASK whose id starts with PREFIX; WHAT
+ * names them in errors. */
+static int
+find_prefix (struct cairn_txn *txn, unsigned mask, const char *what,
+             const char *prefix, struct cairn_id *id,
+             enum cairn_object_type *type)
+{
+  struct prefix_search ps;
+
+  if (!cairn_is_hex_prefix (prefix))
+    return cairn_error (CAIRN_ENOREF, "'%s' is not %s %s id (%d to %d hex "
+                        "digits)", prefix, *what == 'o' ? "an" : "a", what,
+                        CAIRN_MIN_PREFIX, CAIRN_HEX_SIZE);
+  int r = prefix_search (txn, mask, prefix, &ps, type);
+  if (r < 0)
+    return r;
+  if (ps.found == 0)
+    return cairn_error (CAIRN_ENOREF, "no %s starts with %s", what, ps.prefix);
+  if (ps.found > 1)
+    return cairn_error (CAIRN_EAMBIGUOUS, "%s is ambiguous: several %ss "
+                        "start with it; type more digits", ps.prefix, what);
+  *id = ps.id;
+  return 0;
+}
+
 int
 cairn_commit_find_prefix (struct cairn_txn *txn, const char *prefix,
                           struct cairn_id *id)
 {
-  struct prefix_search ps;
   enum cairn_object_type type;
-
-  if (!cairn_is_hex_prefix (prefix))
-    return cairn_error (CAIRN_ENOREF, "'%s' is not a commit id", prefix);
-  int r = prefix_search (txn, 1u << CAIRN_OBJECT_COMMIT, prefix, &ps, &type);
-  if (r < 0)
-    return r;
-  if (ps.found == 0)
-    return cairn_error (CAIRN_ENOREF, "no commit starts with %s", ps.prefix);
-  if (ps.found > 1)
-    return cairn_error (CAIRN_EAMBIGUOUS,
-                        "%s is ambiguous: several commits start with it; "
-                        "type more digits", ps.prefix);
-  *id = ps.id;
-  return 0;
+  return find_prefix (txn, 1u << CAIRN_OBJECT_COMMIT, "commit", prefix, id,
+                      &type);
 }
 
 int
 cairn_object_find_prefix (struct cairn_txn *txn, const char *prefix,
                           struct cairn_id *id, enum cairn_object_type *type)
 {
-  struct prefix_search ps;
-
-  if (!cairn_is_hex_prefix (prefix))
-    return cairn_error (CAIRN_ENOREF, "'%s' is not an object id (%d to %d "
-                        "hex digits)", prefix, CAIRN_MIN_PREFIX,
-                        CAIRN_HEX_SIZE);
-  int r = prefix_search (txn, ~0u, prefix, &ps, type);
-  if (r < 0)
-    return r;
-  if (ps.found == 0)
-    return cairn_error (CAIRN_ENOREF, "no object starts with %s", ps.prefix);
-  if (ps.found > 1)
-    return cairn_error (CAIRN_EAMBIGUOUS,
-                        "%s is ambiguous: several objects start with it; "
-                        "type more digits", ps.prefix);
-  *id = ps.id;
-  return 0;
+  return find_prefix (txn, ~0u, "object", prefix, id, type);
 }
