@@ -66,7 +66,7 @@ cmd_create (struct cli *cli, int argc, char **argv)
     { "volume", required_argument, NULL, 'v' },
     { NULL },
   };
-  const char *volume = "disk";
+  const char *volume = NULL;
   struct cairn_store *s;
   uint64_t size;
   int c, r;
@@ -91,15 +91,20 @@ cmd_create (struct cli *cli, int argc, char **argv)
   const char *name = argv[optind];
   struct cairn_txn *txn;
   struct cairn_branch_info info;
-  bool exists = false;
+  bool exists = false, has_volume = false;
   if (cairn_txn_begin (s, false, &txn) == 0) {
     exists = cairn_branch_info_get (txn, name, &info) == 0;
+    for (size_t i = 0; exists && volume && i < info.nvolumes; i++)
+      has_volume |= strcmp (info.volumes[i].name, volume) == 0;
     if (exists)
       cairn_branch_info_free (&info);
     cairn_txn_abort (s, txn);
   }
   cairn_clear_error ();
-  if (exists && strcmp (volume, "disk") != 0) {
+  if (has_volume)       /* refused before the branch is opened for writing */
+    r = cairn_error (-EEXIST, "branch '%s' already has a volume '%s'", name,
+                     volume);
+  else if (exists && volume) {
     struct cairn_branch *b;
     r = cairn_branch_open (s, name, CAIRN_BRANCH_WRITE, &b);
     if (r == 0) {
@@ -108,7 +113,7 @@ cmd_create (struct cli *cli, int argc, char **argv)
     }
   }
   else
-    r = cairn_branch_create_empty (s, name, volume, size);
+    r = cairn_branch_create_empty (s, name, volume ? volume : "disk", size);
   cairn_store_close (s);
   return r < 0 ? cli_fail_code (r, NULL) : 0;
 }
@@ -343,7 +348,7 @@ cmd_branch (struct cli *cli, int argc, char **argv)
     char msg[CAIRN_NAME_MAX + 32];
     snprintf (msg, sizeof msg, "branch point for %s", name);
     struct cairn_commit_options o = { .message = msg };
-    r = cairn_control_commit (s, ref.name, &o, &ref.commit);
+    r = cairn_commit_branch (s, ref.name, &o, &ref.commit);
   }
   if (r == 0 && cairn_id_is_zero (&ref.commit))
     r = cairn_error (-ENOENT, "branch '%s' has no commit yet: commit it "

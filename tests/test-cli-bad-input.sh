@@ -38,6 +38,8 @@ refused "branching from nothing" "unknown ref" branch dev nosuch
 usage "a size that is not a number" create big lots
 refused "a size that is not a multiple of 512" "multiple of 512" create odd 1000
 refused "a branch that exists" "already exists" create main 1M
+refused "a volume that exists" "already has a volume 'disk'" \
+  create main 1M --volume disk
 refused "a tag that shadows a branch" "already exists" tag main main
 refused "a missing file" "No such file" import new "$TMP/nope.img"
 ok "no branch was left behind" bash -c "! '$CAIRN' branch | grep -q '^new '"

@@ -22,6 +22,9 @@ ok "commit of a held branch without a control socket: exit 1" \
   bash -c "[ $rc -eq 1 ] && grep -q 'held' <<< \"$err\""
 run_cairn branch -d main
 ok "deleting a held branch: exit 1" [ "$rc" -eq 1 ]
+run_cairn branch fork main
+ok "branching from a held branch nobody serves: exit 1, naming the holder" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'held by another writer (pid $holder)' <<< \"$err\""
 ok "nothing changed" [ "$(store_fingerprint)" = "$before" ]
 run_cairn export main "$TMP/out.img"
 ok "readers still read it" cmp "$TMP/disk.img" "$TMP/out.img"
