@@ -200,8 +200,11 @@ graph_commit (struct graph *g, const struct cairn_commit *c)
   /* Other lanes waiting for this commit join it: a branch point. */
   for (size_t j = g->n; j-- > col + 1;)
     if (cairn_id_equal (&g->lanes[j], &c->id)) {
+      /* Lane J moves left into the lane before it ("/"), and every lane
+       * after it moves left too. */
       for (size_t i = 0; i < g->n; i++)
-        printf ("%s", i < j ? "| " : i == j ? "|/" : " /");
+        if (i != j)
+          printf ("%s", i + 1 == j ? "|/" : i < j ? "| " : " /");
       putchar ('\n');
       memmove (&g->lanes[j], &g->lanes[j + 1],
                (g->n - j - 1) * sizeof *g->lanes);

@@ -120,4 +120,32 @@ PY
 "$CAIRN" log --all --graph --oneline > "$TMP/graph"
 ok "--graph lists the commits in the order of the plain log" \
   diff <(grep -o '[0-9a-f]\{12\} ' "$TMP/all") <(grep -o '[0-9a-f]\{12\} ' "$TMP/graph")
+
+# Three branches off one commit: the lanes join it one by one, as git
+# draws them.
+(
+  export CAIRN_STORE="$TMP/three"
+  "$CAIRN" init 2>/dev/null
+  "$CAIRN" create main 1M
+  for m in m1 m2; do "$CAIRN" commit main -m $m --time 2026-01-01T00:00:00Z; done
+  "$CAIRN" branch dev main 2>/dev/null
+  "$CAIRN" branch x main 2>/dev/null
+  "$CAIRN" commit dev -m d1 --time 2026-01-01T00:00:01Z
+  "$CAIRN" commit main -m m3 --time 2026-01-01T00:00:02Z
+  "$CAIRN" commit dev -m d2 --time 2026-01-01T00:00:03Z
+  "$CAIRN" commit x -m x1 --time 2026-01-01T00:00:04Z
+) >/dev/null
+CAIRN_STORE="$TMP/three" "$CAIRN" log --all --graph --oneline \
+  | sed 's/ [0-9a-f]\{12\} [^ ]*//' > "$TMP/three.graph"
+ok "three branches joining one commit are drawn as git draws them" \
+  diff - "$TMP/three.graph" <<'EOF'
+* (x) x1
+| * (dev) d2
+| | * (main) m3
+| * | d1
+| |/
+|/
+* m2
+* m1
+EOF
 done_testing
