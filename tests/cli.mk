@@ -14,6 +14,7 @@ cli_tests = \
 	test-cli-full-disk.sh \
 	test-cli-corrupt-chunk.sh \
 	test-cli-kill-import-commit.sh \
+	test-cli-prefix-length.sh \
 	test-cli-help.sh
 TESTS += $(cli_tests)
 EXTRA_DIST += $(cli_tests)
