@@ -80,7 +80,7 @@ for left in 0 8192 65536; do
     ok "$kind, $left bytes left: ${worked[$kind]} worked, ${failed[$kind]} failed with exit 1 and one line" \
       [ "${unclear[$kind]}" -eq 0 ]
     ok_or_todo "and each failure of $kind named the full disk (${unnamed[$kind]} did not)" \
-      "a nearly full disk gives 'Input/output error' (a short write of the redo log) and, for branch NEW ID, a stale 'no tag ID'" \
+      "LMDB takes a short write of data.mdb for EIO: 'Input/output error', and for branch NEW ID a stale 'no tag ID' left by resolving ID" \
       [ "${unnamed[$kind]}" -eq 0 ]
   done
   [ "$left" -eq 0 ] &&
