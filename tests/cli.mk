@@ -16,6 +16,9 @@ cli_tests = \
 	test-cli-corrupt-chunk.sh \
 	test-cli-export-targets.sh \
 	test-cli-kill-import-commit.sh \
+	test-cli-prefix-length.sh \
+	test-cli-not-a-store.sh \
+	test-cli-import-unreadable.sh \
 	test-cli-help.sh
 TESTS += $(cli_tests)
 EXTRA_DIST += $(cli_tests)

@@ -19,6 +19,7 @@ plugin_tests = \
 	test-plugin-commit-during-fio.sh \
 	test-plugin-kill9.sh \
 	test-plugin-commit-live.sh \
+	test-plugin-random-writes-model.sh \
 	test-plugin-commit-full-disk.sh \
 	test-plugin-one-writer.sh \
 	test-plugin-serve.sh \

@@ -1,88 +1,167 @@
 #!/usr/bin/env bash
-# kill -9 of `cairn import` and `cairn commit` at random moments, until 20
-# of them died mid-flight (at most 60 tries).  The moments are drawn
-# within 1.5 times what one of each takes on this machine, timed first:
-# most die mid-flight, some complete and are checked.  With fixed
-# windows, a fast machine finished half the imports before their kill
-# and the test fell short of 20 kills.
-# After each kill the store opens and `log` works; every commit that
-# completed (its id was printed) exports byte-identically, to the end; a
-# killed import into a new branch leaves either no branch or a complete
-# one.
+# kill -9 of `cairn import` and `cairn commit` at random moments, until
+# each was killed 10 times while it ran (at most 90 tries).  A kill counts
+# only if it hit cairn itself: the process was seen running the cairn
+# binary (/proc/PID/exe, so its exec was done) before the delay began,
+# and it died of the signal (status 137), not of its own end.  The delays
+# are drawn within 1.5 times what one of each takes on this machine,
+# timed first: most die mid-flight, some complete and are checked.  With
+# fixed windows, a fast machine finished half the imports before their
+# kill and the test fell short.
+#
+# Every id a command printed is a commit of the image it was given: the
+# import's file, or for a commit of main the image main held then.  After
+# every kill the store opens and `log` works, and every such commit still
+# exports byte-identically; a killed import into a new branch leaves
+# either no branch or a complete one; a killed import or commit on main
+# leaves main's head where it was or at a new commit of that image.
 . ./functions.sh
 
 "$CAIRN" init 2>/dev/null
-head -c $((48 << 20)) /dev/urandom > "$TMP/base.img"
-declare -A image_of
+head -c $((8 << 20)) /dev/urandom > "$TMP/base.img"
+declare -A image_of             # commit id -> the file it exports as
 id=$("$CAIRN" import main "$TMP/base.img" 2>/dev/null)
-image_of[$id]="$TMP/base.img"
-# duration_ms COMMAND...: how long COMMAND took, in ms.
-duration_ms () {
+image_of[$id]=$TMP/base.img
+main_img=$TMP/base.img          # what main holds
+# A sleep without a fork: a commit takes a few ms, as much as forking
+# and exec'ing sleep(1).
+exec {never}<> <(:)
+pause () { read -r -t "$1" -u "$never" || :; }
+# start OUT COMMAND...: COMMAND in the background, stdout to OUT; waits
+# until it runs cairn.  Sets $pid, and $seen to 1 if it was seen running.
+start () {
+  local out=$1
+  shift
+  "$@" > "$out" 2>/dev/null &
+  pid=$!
+  seen=0
+  running "$pid" "$CAIRN" && seen=1
+}
+# run_ms OUT COMMAND...: how long COMMAND runs once exec'd, in ms; its
+# stdout goes to OUT.
+run_ms () {
   local t0
-  t0=$(date +%s%N)
-  "$@" >/dev/null 2>&1
-  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+  start "$@"
+  t0=${EPOCHREALTIME/./}
+  wait "$pid"
+  echo $(( (${EPOCHREALTIME/./} - t0) / 1000 ))
 }
 cp "$TMP/base.img" "$TMP/calibration.img"
-dd if=/dev/urandom of="$TMP/calibration.img" bs=1M count=4 conv=notrunc \
+dd if=/dev/urandom of="$TMP/calibration.img" bs=1M count=1 conv=notrunc \
    status=none
-import_ms=$(duration_ms "$CAIRN" import calibration "$TMP/calibration.img")
-commit_ms=$(duration_ms "$CAIRN" commit main -m calibration)
+import_ms=$(run_ms /dev/null "$CAIRN" import calibration "$TMP/calibration.img")
+commit_ms=$(run_ms "$TMP/id" "$CAIRN" commit main -m calibration)
+image_of[$(cat "$TMP/id")]=$main_img
 "$CAIRN" branch -d calibration 2>/dev/null
 diag "an import takes $import_ms ms here, a commit $commit_ms ms"
-kills=0 opened=0 bad=0 completed=0 tries=0
-for i in $(seq 1 60); do
-  [ "$kills" -ge 20 ] && break
+
+# all_export: every commit in image_of exports as its image; counts
+# those that do not in $differ.
+differ=0
+all_export () {
+  local c
+  for c in "${!image_of[@]}"; do
+    exports_as "$c" "${image_of[$c]}" && continue
+    differ=$((differ + 1))
+    diag "iteration $i: commit $c does not export as ${image_of[$c]##*/}"
+  done
+}
+
+import_kills=0 commit_kills=0 opened=0 half=0 main_bad=0 odd=0 printed=0
+tries=0
+for i in $(seq 1 90); do
+  [ "$import_kills" -ge 10 ] && [ "$commit_kills" -ge 10 ] && break
   tries=$i
   cp "$TMP/base.img" "$TMP/img$i"
-  dd if=/dev/urandom of="$TMP/img$i" bs=1M count=4 seek=$((i % 40)) \
+  dd if=/dev/urandom of="$TMP/img$i" bs=1M count=1 seek=$((i % 8)) \
      conv=notrunc status=none
-  case $((i % 3)) in
+  # Round robin, then only the kind still short of 10 kills.
+  kind=$((i % 3))
+  [ "$import_kills" -ge 10 ] && kind=2
+  [ "$commit_kills" -ge 10 ] && [ "$kind" -eq 2 ] && kind=$((i % 2))
+  case $kind in
     0) target=main ;;
     1) target="new$i" ;;
     2) target=commit ;;
   esac
-  ms=$import_ms
-  [ "$target" = commit ] && ms=$commit_ms
+  # want: what the commit this makes must hold.
+  ms=$import_ms want=$TMP/img$i
+  [ "$target" = commit ] && ms=$commit_ms want=$main_img
   ms=$(( RANDOM % (ms * 3 / 2 + 1) ))
-  delay=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
+  before=$(head_id main)
   if [ "$target" = commit ]; then
-    "$CAIRN" commit main -m "commit $i" > "$TMP/out$i" 2>/dev/null &
+    start "$TMP/out$i" "$CAIRN" commit main -m "commit $i"
   else
-    "$CAIRN" import "$target" "$TMP/img$i" > "$TMP/out$i" 2>/dev/null &
+    start "$TMP/out$i" "$CAIRN" import "$target" "$TMP/img$i"
   fi
-  pid=$!
-  sleep "$delay"
-  kill -9 "$pid" 2>/dev/null
+  if [ "$seen" -eq 1 ]; then
+    pause "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+    kill -9 "$pid" 2>/dev/null
+  fi
   wait "$pid" 2>/dev/null
-  [ $? -eq 137 ] && kills=$((kills + 1))
-  id=$(cat "$TMP/out$i")
-  if [ -n "$id" ] && [ "$target" != commit ]; then
-    image_of[$id]="$TMP/img$i"
-    completed=$((completed + 1))
+  status=$?
+  id=$(grep -xE '[0-9a-f]{64}' "$TMP/out$i")
+  if [ "$status" -eq 137 ] && [ "$seen" -eq 1 ]; then
+    if [ "$target" = commit ]; then
+      commit_kills=$((commit_kills + 1))
+    else
+      import_kills=$((import_kills + 1))
+    fi
+  elif [ "$status" -ne 0 ] || [ -z "$id" ]; then
+    # Not killed, so it must have completed and printed its id.
+    odd=$((odd + 1))
+    diag "iteration $i: $target exited $status (seen $seen), printed '$id'"
+  fi
+  if [ -n "$id" ]; then
+    image_of[$id]=$want
+    printed=$((printed + 1))
   fi
   "$CAIRN" log --all --json > "$TMP/log" 2>"$TMP/logerr" && opened=$((opened + 1)) \
     || diag "iteration $i: log failed: $(cat "$TMP/logerr")"
-  # A new branch exists only if its import completed.
-  if [ "$target" != main ] && [ "$target" != commit ]; then
-    if "$CAIRN" branch | grep -q "^$target "; then
-      if [ -z "$id" ]; then
-        # It committed but the kill came before the id was printed.
-        "$CAIRN" export "$target" "$TMP/check" 2>/dev/null
-        cmp -s "$TMP/check" "$TMP/img$i" || { bad=$((bad + 1)); diag "$target is half made"; }
+  case $target in
+    main|commit)
+      # main's head: where it was, or a new commit of exactly $want.
+      head=$(head_id main)
+      if [ -n "$id" ] && [ "$head" != "$id" ]; then
+        main_bad=$((main_bad + 1))
+        diag "iteration $i: main is at $head, not at the printed $id"
+      elif [ "$head" != "$before" ]; then
+        if exports_as "$head" "$want"; then
+          image_of[$head]=$want main_img=$want
+        else
+          main_bad=$((main_bad + 1))
+          diag "iteration $i: main moved to $head, which is not ${want##*/}"
+        fi
       fi
-    fi
-  fi
+      ;;
+    *)
+      # A new branch exists only if its import completed.
+      if [ -z "$id" ] && "$CAIRN" branch | grep -q "^$target "; then
+        # It committed but the kill came before the id was printed.
+        head=$(head_id "$target")
+        if exports_as "$head" "$want"; then
+          image_of[$head]=$want
+        else
+          half=$((half + 1))
+          diag "$target is half made"
+        fi
+      fi
+      ;;
+  esac
+  all_export
 done
-diag "$kills kills, $completed imports completed before their kill"
-ok "20 processes were killed mid-flight ($kills in $tries tries)" [ "$kills" -ge 20 ]
+diag "$import_kills imports and $commit_kills commits killed in $tries tries;" \
+     "$printed printed their id; ${#image_of[@]} commits checked after each"
+ok "10 imports were killed while they ran ($import_kills)" [ "$import_kills" -ge 10 ]
+ok "10 commits were killed while they ran ($commit_kills)" [ "$commit_kills" -ge 10 ]
+ok "each command not killed completed and printed its id" [ "$odd" -eq 0 ]
 ok "the store opened and logged after every kill" [ "$opened" -eq "$tries" ]
-ok "no branch was left half-made" [ "$bad" -eq 0 ]
-for id in "${!image_of[@]}"; do
-  "$CAIRN" export "$id" "$TMP/check" 2>/dev/null
-  cmp -s "$TMP/check" "${image_of[$id]}" || { bad=$((bad + 1)); diag "commit $id differs"; }
-done
-ok "every completed import exports byte-identically" [ "$bad" -eq 0 ]
+ok "no new branch was left half-made" [ "$half" -eq 0 ]
+ok "main's head stayed or moved to a complete commit of the new image" \
+  [ "$main_bad" -eq 0 ]
+ok "every completed commit exported byte-identically after every kill" \
+  [ "$differ" -eq 0 ]
 run_cairn commit main -m "after all that"
 ok "a commit works afterwards" [ "$rc" -eq 0 ]
+ok "and holds main's last image" exports_as "$out" "$main_img"
 done_testing

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Branch, modify, commit, repeatedly: every older commit still exports
-# exactly as it was, on both branches, and a re-import of an unchanged
-# image adds almost nothing.
+# exactly as it was, on both branches.  A re-import of an unchanged image
+# writes no new chunk, and one with a few bytes changed writes one: the
+# packs grow by at most one chunk, and the new commit exports as the
+# changed image.
 . ./functions.sh
 requires mke2fs
 
@@ -37,4 +39,32 @@ ok "the other branch's commit exports as it was made" cmp "$TMP/dev.img" "$TMP/c
 ok "main's head is its last import" cmp "$TMP/v5.img" "$TMP/check.img"
 n=$("$CAIRN" log main --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 ok "main has six commits" [ "$n" -eq 6 ]
+
+chunk=$(awk '/^chunk-size/ { print $2 }' "$STORE/config")
+# reimport IMAGE: imports IMAGE into main; sets $new to the count of new
+# chunks it reports and $grew to how much the packs grew, in bytes.
+reimport () {
+  local before
+  before=$(du -sb "$STORE/packs" | cut -f1)
+  run_cairn import main "$1"
+  new=$(sed -n 's/.* \([0-9]*\) new, .*/\1/p' <<< "$err")
+  grew=$(( $(du -sb "$STORE/packs" | cut -f1) - before ))
+  diag "import: $err; the packs grew by $grew bytes"
+}
+reimport "$TMP/v5.img"
+ok "a re-import of the same image writes no chunk ($new new)" \
+  [ "$rc" -eq 0 -a "$new" = 0 ]
+ok "and the packs grow by at most 4 KiB ($grew)" [ "$grew" -le 4096 ]
+cp "$TMP/v5.img" "$TMP/v6.img"
+# Into the random block round 1 wrote: a chunk that does not compress,
+# so that rewriting more than it would show in the packs.
+printf 'cairn' | dd of="$TMP/v6.img" bs=1 seek=$((997 * 4096 + 100)) \
+  conv=notrunc status=none
+reimport "$TMP/v6.img"
+ok "a re-import with 5 bytes changed writes one chunk ($new new)" \
+  [ "$rc" -eq 0 -a "$new" = 1 ]
+ok "and the packs grow by at most one chunk and 4 KiB ($grew)" \
+  [ "$grew" -le $((chunk + 4096)) ]
+ok "the new commit exports as the changed image" exports_as "$out" "$TMP/v6.img"
+ok "main's previous commit is unchanged" exports_as "${ids[5]}" "$TMP/v5.img"
 done_testing
