@@ -28,7 +28,7 @@ start_nbdkit "$SOCK" store="$CAIRN_STORE" || { fail "nbdkit starts"; exit 1; }
 # disk is filled, all but two pages, and a commit asked for.
 chunk=$(awk '/^chunk-size/ { print $2 }' "$CAIRN_STORE/config")
 truncate -s 256M "$TMP/model.img"
-export -f store_fingerprint
+export -f store_refs_fingerprint
 export CAIRN SOCK CHUNK=$chunk MODEL=$TMP/model.img FILLER=$mnt/filler \
   FINGERPRINTS=$TMP/fingerprint
 nbdsh -u "nbd+unix:///main?socket=$SOCK" -c '
@@ -49,7 +49,7 @@ h.flush()
 time.sleep(4)
 def fingerprint(name):
     with open(os.environ["FINGERPRINTS"] + "." + name, "w") as f:
-        subprocess.run(["bash", "-c", "store_fingerprint"], stdout=f, check=True)
+        subprocess.run(["bash", "-c", "store_refs_fingerprint"], stdout=f, check=True)
 fingerprint("before")
 subprocess.run(["dd", "if=/dev/zero", "of=" + os.environ["FILLER"],
                 "bs=64k"], capture_output=True)
