@@ -40,10 +40,8 @@ cli_fail (const char *fmt, ...)
 int
 cli_fail_code (int code, const char *what)
 {
-  const char *msg = cairn_last_error ();
+  const char *msg = cairn_error_for (code);
 
-  if (!*msg)
-    msg = cairn_strerror (code);
   if (what)
     return cli_fail ("%s: %s", what, msg);
   return cli_fail ("%s", msg);

@@ -32,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -47,6 +48,9 @@
 #include "store/util.h"
 
 #define DEFAULT_MAP_SIZE (32ULL << 30)
+/* Less space than this left on the index's file system: a short write of
+ * it is the full disk (more than any one transaction's pages). */
+#define FULL_DISK_BYTES (4ULL << 20)
 
 static const char *const object_db_names[CAIRN_OBJECT_TYPES] = {
   [CAIRN_OBJECT_CHUNK] = "chunks",
@@ -645,6 +649,22 @@ recover (struct local_backend *lb, bool rebooted)
 
 /* ---- Transactions ------------------------------------------------- */
 
+/* The error of mdb_txn_commit's RC.  LMDB takes a short write of its file
+ * for EIO; it comes from a disk that filled as the file grew, which the
+ * space left tells apart from a failing disk. */
+static int
+commit_errno (struct local_backend *lb, int rc)
+{
+  struct statvfs sv;
+  int r = mdb_errno (rc), fd;
+
+  if (r == -EIO && mdb_env_get_fd (lb->env, &fd) == 0
+      && fstatvfs (fd, &sv) == 0
+      && (uint64_t) sv.f_bavail * sv.f_frsize < FULL_DISK_BYTES)
+    r = -ENOSPC;
+  return r;
+}
+
 static int
 txn_begin (struct local_backend *lb, bool write, bool early,
            struct cairn_btxn **out)
@@ -726,7 +746,7 @@ local_txn_commit (struct cairn_btxn *t)
   if (r < 0)
     mdb_txn_abort (t->txn);
   else
-    r = mdb_errno (mdb_txn_commit (t->txn));
+    r = commit_errno (lb, mdb_txn_commit (t->txn));
   int flushed = logged && r == 0 ? redo_flush (&lb->redo) : 0;
   if (r < 0 && logged)
     redo_void (&lb->redo, t->redo_off);

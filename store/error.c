@@ -9,6 +9,7 @@
 #include "store/error.h"
 
 static __thread char last_error[1024];
+static __thread int last_code;          /* the code LAST_ERROR came with */
 
 const char *
 cairn_strerror (int code)
@@ -32,10 +33,18 @@ cairn_last_error (void)
   return last_error;
 }
 
+const char *
+cairn_error_for (int code)
+{
+  return *last_error && last_code == code ? last_error
+    : cairn_strerror (code);
+}
+
 void
 cairn_clear_error (void)
 {
   last_error[0] = '\0';
+  last_code = 0;
 }
 
 int
@@ -46,5 +55,6 @@ cairn_error (int code, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (last_error, sizeof last_error, fmt, ap);
   va_end (ap);
+  last_code = code;
   return code;
 }

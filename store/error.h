@@ -27,6 +27,12 @@ const char *cairn_strerror (int code);
  * if none.  Valid until the next libcairn call in this thread. */
 const char *cairn_last_error (void);
 
+/* The sentence for a call that failed with CODE: the last message if it
+ * was left with CODE, else cairn_strerror (CODE).  A message left with
+ * another code belongs to an earlier failure that was handled (a tag
+ * looked up before the commit that was found), not to this one. */
+const char *cairn_error_for (int code);
+
 /* Forgets the last message (callers that handle an error themselves). */
 void cairn_clear_error (void);
 
