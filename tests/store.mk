@@ -8,6 +8,7 @@ store_unit_tests = \
 	unit/test-commit \
 	unit/test-history \
 	unit/test-backend-cas \
+	unit/test-pack \
 	unit/test-refs \
 	unit/test-branch \
 	unit/test-branch-model \
@@ -39,6 +40,8 @@ unit_test_history_SOURCES = unit/test-history.c unit/scratch-store.h
 unit_test_history_LDADD = $(STORE_TEST_LDADD)
 unit_test_backend_cas_SOURCES = unit/test-backend-cas.c unit/scratch-store.h
 unit_test_backend_cas_LDADD = $(STORE_TEST_LDADD)
+unit_test_pack_SOURCES = unit/test-pack.c unit/file-bytes.h
+unit_test_pack_LDADD = $(STORE_TEST_LDADD)
 unit_test_refs_SOURCES = unit/test-refs.c
 unit_test_refs_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_SOURCES = unit/test-branch.c
