@@ -10,6 +10,7 @@ store_unit_tests = \
 	unit/test-backend-cas \
 	unit/test-pack \
 	unit/test-chunk \
+	unit/test-record \
 	unit/test-refs \
 	unit/test-branch \
 	unit/test-branch-model \
@@ -46,6 +47,8 @@ unit_test_pack_LDADD = $(STORE_TEST_LDADD)
 unit_test_chunk_SOURCES = unit/test-chunk.c unit/file-bytes.h unit/scratch-store.h
 unit_test_chunk_CPPFLAGS = $(AM_CPPFLAGS) $(ZSTD_CFLAGS) $(CRYPTO_CFLAGS)
 unit_test_chunk_LDADD = $(STORE_TEST_LDADD) $(ZSTD_LIBS) $(CRYPTO_LIBS)
+unit_test_record_SOURCES = unit/test-record.c unit/scratch-store.h
+unit_test_record_LDADD = $(STORE_TEST_LDADD)
 unit_test_refs_SOURCES = unit/test-refs.c
 unit_test_refs_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_SOURCES = unit/test-branch.c
