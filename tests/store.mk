@@ -8,6 +8,9 @@ store_unit_tests = \
 	unit/test-commit \
 	unit/test-history \
 	unit/test-backend-cas \
+	unit/test-pack \
+	unit/test-chunk \
+	unit/test-record \
 	unit/test-refs \
 	unit/test-branch \
 	unit/test-branch-model \
@@ -39,6 +42,13 @@ unit_test_history_SOURCES = unit/test-history.c unit/scratch-store.h
 unit_test_history_LDADD = $(STORE_TEST_LDADD)
 unit_test_backend_cas_SOURCES = unit/test-backend-cas.c unit/scratch-store.h
 unit_test_backend_cas_LDADD = $(STORE_TEST_LDADD)
+unit_test_pack_SOURCES = unit/test-pack.c unit/file-bytes.h
+unit_test_pack_LDADD = $(STORE_TEST_LDADD)
+unit_test_chunk_SOURCES = unit/test-chunk.c unit/file-bytes.h unit/scratch-store.h
+unit_test_chunk_CPPFLAGS = $(AM_CPPFLAGS) $(ZSTD_CFLAGS) $(CRYPTO_CFLAGS)
+unit_test_chunk_LDADD = $(STORE_TEST_LDADD) $(ZSTD_LIBS) $(CRYPTO_LIBS)
+unit_test_record_SOURCES = unit/test-record.c unit/scratch-store.h
+unit_test_record_LDADD = $(STORE_TEST_LDADD)
 unit_test_refs_SOURCES = unit/test-refs.c
 unit_test_refs_LDADD = $(STORE_TEST_LDADD)
 unit_test_branch_SOURCES = unit/test-branch.c
