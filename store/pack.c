@@ -24,12 +24,19 @@ pack_path (const char *dir, uint32_t number, char *buf, size_t len)
 int
 pack_parse_name (const char *name, uint32_t *number)
 {
-  unsigned v;
-  int used = 0;
+  uint32_t v = 0;
 
-  if (strlen (name) != 18
-      || sscanf (name, "pack-%8x.pack%n", &v, &used) != 1 || used != 18)
+  /* Exactly what pack_name writes: sscanf's %x would also take a sign,
+   * spaces, "0x" or upper case, naming another pack's number. */
+  if (strlen (name) != 18 || strncmp (name, "pack-", 5) != 0
+      || strcmp (name + 13, ".pack") != 0)
     return -EINVAL;
+  for (int i = 5; i < 13; i++) {
+    char c = name[i];
+    if (!(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'f'))
+      return -EINVAL;
+    v = v << 4 | (uint32_t) (c <= '9' ? c - '0' : c - 'a' + 10);
+  }
   *number = v;
   return 0;
 }

@@ -167,6 +167,9 @@ names (void)
     "", "pack-1a2b.pack", "pack-000001a2b.pack", "pack-00001a2b.pac",
     "pack-00001a2b.packs", "pack-0000g1a2.pack", "pick-00001a2b.pack",
     "pack-00001a2b_pack", "pack-00001a2b.pack.tmp", "pack-00001a2b",
+    /* what sscanf's %x would take for a number */
+    "pack-0x00001a.pack", "pack-+0001a2b.pack", "pack- 0001a2b.pack",
+    "pack-00001A2B.pack", "pack--0000001.pack",
   };
   char buf[4096];
   uint32_t n = 0;
