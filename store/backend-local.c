@@ -139,6 +139,7 @@ mdb_errno (int rc)
   case MDB_NOTFOUND: return -ENOENT;
   case MDB_KEYEXIST: return -EEXIST;
   case MDB_MAP_FULL: return -ENOSPC;
+  case MDB_BAD_VALSIZE: return -EINVAL;  /* a key empty or too long */
   case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID:
     return -EBADMSG;
   case MDB_READERS_FULL: case MDB_TXN_FULL: return -EAGAIN;

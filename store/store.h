@@ -500,7 +500,8 @@ int cairn_chunk_read_many (struct cairn_store *s, const struct cairn_id *ids,
 /* Reads part of a chunk: LEN bytes at OFF within it. */
 int cairn_chunk_read_part (struct cairn_store *s, const struct cairn_id *id,
                            void *buf, size_t len, size_t off);
-/* Verifies one chunk without the cache: 0, -EBADMSG, -ENOENT. */
+/* Verifies one chunk without the cache: 0, or -EBADMSG if it is corrupt
+ * or missing (the message says which). */
 int cairn_chunk_verify (struct cairn_store *s, const struct cairn_id *id);
 
 /* A chunk prepared for storage outside any transaction (the expensive
