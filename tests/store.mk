@@ -23,7 +23,8 @@ store_unit_tests = \
 	unit/test-branch-heat \
 	unit/test-branch-evict \
 	unit/test-branch-stale-records \
-	unit/test-branch-detach-pending
+	unit/test-branch-detach-pending \
+	unit/test-idset
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -73,3 +74,5 @@ unit_test_branch_write_in_flight_SOURCES = unit/test-branch-write-in-flight.c un
 unit_test_branch_write_in_flight_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_whole_write_SOURCES = unit/test-branch-whole-write.c unit/gc-fixture.h
 unit_test_branch_whole_write_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_idset_SOURCES = unit/test-idset.c unit/xorshift.h
+unit_test_idset_LDADD = $(STORE_TEST_LDADD)
