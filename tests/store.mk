@@ -24,7 +24,8 @@ store_unit_tests = \
 	unit/test-branch-evict \
 	unit/test-branch-stale-records \
 	unit/test-branch-detach-pending \
-	unit/test-idset
+	unit/test-idset \
+	unit/test-cache
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -76,3 +77,5 @@ unit_test_branch_whole_write_SOURCES = unit/test-branch-whole-write.c unit/gc-fi
 unit_test_branch_whole_write_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_idset_SOURCES = unit/test-idset.c unit/xorshift.h
 unit_test_idset_LDADD = $(STORE_TEST_LDADD)
+unit_test_cache_SOURCES = unit/test-cache.c unit/xorshift.h unit/scratch-store.h
+unit_test_cache_LDADD = $(STORE_TEST_LDADD) -lpthread
