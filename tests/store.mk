@@ -25,7 +25,8 @@ store_unit_tests = \
 	unit/test-branch-stale-records \
 	unit/test-branch-detach-pending \
 	unit/test-idset \
-	unit/test-cache
+	unit/test-cache \
+	unit/test-view
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -79,3 +80,6 @@ unit_test_idset_SOURCES = unit/test-idset.c unit/xorshift.h
 unit_test_idset_LDADD = $(STORE_TEST_LDADD)
 unit_test_cache_SOURCES = unit/test-cache.c unit/xorshift.h unit/scratch-store.h
 unit_test_cache_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_view_SOURCES = unit/test-view.c unit/xorshift.h unit/mem-source.h \
+	unit/scratch-store.h
+unit_test_view_LDADD = $(STORE_TEST_LDADD)
