@@ -26,7 +26,8 @@ store_unit_tests = \
 	unit/test-branch-detach-pending \
 	unit/test-idset \
 	unit/test-cache \
-	unit/test-view
+	unit/test-view \
+	unit/test-du
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -83,3 +84,6 @@ unit_test_cache_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_view_SOURCES = unit/test-view.c unit/xorshift.h unit/mem-source.h \
 	unit/scratch-store.h
 unit_test_view_LDADD = $(STORE_TEST_LDADD)
+unit_test_du_SOURCES = unit/test-du.c unit/xorshift.h unit/mem-source.h \
+	unit/scratch-store.h unit/gc-fixture.h
+unit_test_du_LDADD = $(STORE_TEST_LDADD)
