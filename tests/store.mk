@@ -27,7 +27,8 @@ store_unit_tests = \
 	unit/test-idset \
 	unit/test-cache \
 	unit/test-view \
-	unit/test-du
+	unit/test-du \
+	unit/test-import
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -87,3 +88,6 @@ unit_test_view_LDADD = $(STORE_TEST_LDADD)
 unit_test_du_SOURCES = unit/test-du.c unit/xorshift.h unit/mem-source.h \
 	unit/scratch-store.h unit/gc-fixture.h
 unit_test_du_LDADD = $(STORE_TEST_LDADD)
+unit_test_import_SOURCES = unit/test-import.c unit/xorshift.h \
+	unit/mem-source.h unit/scratch-store.h
+unit_test_import_LDADD = $(STORE_TEST_LDADD)
