@@ -26,7 +26,12 @@ store_unit_tests = \
 	unit/test-branch-heat \
 	unit/test-branch-evict \
 	unit/test-branch-stale-records \
-	unit/test-branch-detach-pending
+	unit/test-branch-detach-pending \
+	unit/test-idset \
+	unit/test-cache \
+	unit/test-view \
+	unit/test-du \
+	unit/test-import
 check_PROGRAMS += $(store_unit_tests)
 TESTS += $(store_unit_tests)
 
@@ -83,3 +88,16 @@ unit_test_branch_write_in_flight_SOURCES = unit/test-branch-write-in-flight.c un
 unit_test_branch_write_in_flight_LDADD = $(STORE_TEST_LDADD) -lpthread
 unit_test_branch_whole_write_SOURCES = unit/test-branch-whole-write.c unit/gc-fixture.h
 unit_test_branch_whole_write_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_idset_SOURCES = unit/test-idset.c unit/xorshift.h
+unit_test_idset_LDADD = $(STORE_TEST_LDADD)
+unit_test_cache_SOURCES = unit/test-cache.c unit/xorshift.h unit/scratch-store.h
+unit_test_cache_LDADD = $(STORE_TEST_LDADD) -lpthread
+unit_test_view_SOURCES = unit/test-view.c unit/xorshift.h unit/mem-source.h \
+	unit/scratch-store.h
+unit_test_view_LDADD = $(STORE_TEST_LDADD)
+unit_test_du_SOURCES = unit/test-du.c unit/xorshift.h unit/mem-source.h \
+	unit/scratch-store.h unit/gc-fixture.h
+unit_test_du_LDADD = $(STORE_TEST_LDADD)
+unit_test_import_SOURCES = unit/test-import.c unit/xorshift.h \
+	unit/mem-source.h unit/scratch-store.h
+unit_test_import_LDADD = $(STORE_TEST_LDADD)

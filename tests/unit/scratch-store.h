@@ -8,11 +8,12 @@
 
 #include "store/store.h"
 
-/* Makes DIR (a mkdtemp template, filled in) holding a new store, made
- * with options O (NULL: the defaults) at DIR/store, and opens it into
- * *S.  On failure prints "Bail out!" and exits 1. */
+/* Makes DIR (a mkdtemp template, filled in) holding a new store made with
+ * options O (NULL: the defaults) and opens it into *S, with no
+ * transaction: for tests of operations that begin their own.  On failure
+ * prints "Bail out!" and exits 1. */
 static inline void
-scratch_store_with (char *dir, const struct cairn_store_options *o,
+scratch_store_open (char *dir, const struct cairn_store_options *o,
                     struct cairn_store **s)
 {
   char path[4096];
@@ -28,12 +29,13 @@ scratch_store_with (char *dir, const struct cairn_store_options *o,
   }
 }
 
-/* A store with the default options, as scratch_store_with, and a write
- * transaction begun on it in *TXN. */
+/* Makes DIR (a mkdtemp template, filled in) holding a new store, opens it
+ * into *S and begins a write transaction into *TXN.  On failure prints
+ * "Bail out!" and exits 1. */
 static inline void
 scratch_store (char *dir, struct cairn_store **s, struct cairn_txn **txn)
 {
-  scratch_store_with (dir, NULL, s);
+  scratch_store_open (dir, NULL, s);
   if (cairn_txn_begin (*s, true, txn) < 0) {
     printf ("Bail out! store: %s\n", cairn_last_error ());
     exit (1);

@@ -48,7 +48,7 @@ store_make (struct scratch *st, uint32_t chunk_size, int level)
                                    .compress_level = level };
 
   snprintf (st->dir, sizeof st->dir, "/tmp/cairn-test-chunk.XXXXXX");
-  scratch_store_with (st->dir, &o, &st->s);
+  scratch_store_open (st->dir, &o, &st->s);
   cairn_store_set_cache_size (st->s, 0);
   return st->s;
 }
