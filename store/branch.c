@@ -2613,7 +2613,7 @@ seal_pass (struct cairn_branch *b, int64_t idle_ns, size_t max)
     uint8_t key[16], rec[WORK_FIXED + 8];
     if (job->stale)
       continue;
-    r = chunk_put_or_reseal (txn, job->raw, &job->sealed);
+    r = chunk_put_or_reseal (txn, job->raw, &job->sealed, NULL);
     /* The epoch: no commit freezes while a pass runs (seal_mutex). */
     size_t len = work_encode (job->v, &job->sealed.id, NO_SLOT, NULL, rec);
     work_key (job->v->wid, job->index, key);
@@ -2901,7 +2901,7 @@ store_frozen (struct cairn_branch *b, struct frozen *fr, size_t n)
 
   note_batch (n);
   for (size_t i = 0; r == 0 && i < n; i++)
-    r = chunk_put_or_reseal (txn, fr[i].job.raw, &fr[i].job.sealed);
+    r = chunk_put_or_reseal (txn, fr[i].job.raw, &fr[i].job.sealed, NULL);
   if (r < 0) {
     if (txn)
       cairn_txn_abort (b->s, txn);

@@ -183,22 +183,30 @@ cairn_chunk_seal (struct cairn_store *s, const void *chunk,
   return cairn_chunk_seal_many (s, &chunk, 1, out);
 }
 
+/* Puts C: 0 if it was added now, 1 if the store had it (or it is the
+ * hole), or an error. */
+static int
+chunk_put (struct cairn_txn *txn, const struct cairn_sealed *c)
+{
+  if (cairn_id_is_zero (&c->id))
+    return 1;
+  return TOPS (txn)->object_put (txn->bt, CAIRN_OBJECT_CHUNK, &c->id,
+                                 c->known ? NULL : c->data, c->len,
+                                 txn->s->chunk_size, c->flags);
+}
+
 int
 cairn_chunk_put (struct cairn_txn *txn, const struct cairn_sealed *c)
 {
-  if (cairn_id_is_zero (&c->id))
-    return 0;
-  int r = TOPS (txn)->object_put (txn->bt, CAIRN_OBJECT_CHUNK, &c->id,
-                                  c->known ? NULL : c->data, c->len,
-                                  txn->s->chunk_size, c->flags);
+  int r = chunk_put (txn, c);
   return r < 0 ? r : 0;
 }
 
 int
 chunk_put_or_reseal (struct cairn_txn *txn, const void *raw,
-                     struct cairn_sealed *c)
+                     struct cairn_sealed *c, bool *added)
 {
-  int r = cairn_chunk_put (txn, c);
+  int r = chunk_put (txn, c);
 
   if (r == -ENOENT && c->known && raw) {
     /* gc reclaimed it between the seal and this transaction. */
@@ -206,9 +214,11 @@ chunk_put_or_reseal (struct cairn_txn *txn, const void *raw,
     if (r < 0)
       return r;
     c->known = false;
-    r = cairn_chunk_put (txn, c);
+    r = chunk_put (txn, c);
   }
-  return r;
+  if (added)
+    *added = r == 0;
+  return r < 0 ? r : 0;
 }
 
 void

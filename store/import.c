@@ -241,14 +241,14 @@ run_pipeline (struct pipeline *p, struct sink *sink, struct cairn_txn **txnp,
 
     if (!txn && (r = cairn_txn_begin (s, true, &txn)) < 0)
       goto free_res;
-    bool was_new = !res.sealed.known;
-    r = chunk_put_or_reseal (txn, res.raw, &res.sealed);
+    bool added;
+    r = chunk_put_or_reseal (txn, res.raw, &res.sealed, &added);
     if (r < 0)
       goto free_res;
     st->chunks++;
     if (cairn_id_is_zero (&res.sealed.id))
       st->holes++;
-    else if (was_new || !res.sealed.known) {
+    else if (added) {           /* once, however often the image has it */
       st->new_chunks++;
       st->stored_bytes += res.sealed.len;
       batch += res.sealed.len;

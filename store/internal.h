@@ -118,8 +118,9 @@ int meta_get_u64 (struct cairn_txn *txn, const char *name, uint64_t *v);
 int meta_put_u64 (struct cairn_txn *txn, const char *name, uint64_t v);
 
 /* chunk.c: puts sealed chunk C; if it was known but gc deleted it since,
- * compresses RAW again and puts that (-ENOENT if RAW is NULL). */
+ * compresses RAW again and puts that (-ENOENT if RAW is NULL).  *ADDED
+ * (if not NULL): whether the store did not have it before. */
 int chunk_put_or_reseal (struct cairn_txn *txn, const void *raw,
-                         struct cairn_sealed *c);
+                         struct cairn_sealed *c, bool *added);
 
 #endif /* CAIRN_INTERNAL_H */

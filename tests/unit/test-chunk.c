@@ -407,8 +407,10 @@ reseal (void)
   cairn_txn_begin (level1.s, true, &txn);
   bool was_known = c.known;
   int known = cairn_chunk_put (txn, &c);
-  int without_raw = chunk_put_or_reseal (txn, NULL, &c);
-  int with_raw = chunk_put_or_reseal (txn, raw, &c);
+  bool added = true, added_again = true;
+  int without_raw = chunk_put_or_reseal (txn, NULL, &c, NULL);
+  int with_raw = chunk_put_or_reseal (txn, raw, &c, &added);
+  int again = chunk_put_or_reseal (txn, raw, &c, &added_again);
   int committed = cairn_txn_end (level1.s, txn, with_raw);
   ok (was_known && known == -ENOENT, "putting a known chunk gc deleted "
       "since its seal: -ENOENT");
@@ -416,6 +418,8 @@ reseal (void)
   ok (with_raw == 0 && !c.known && c.flags == CAIRN_OBJECT_ZSTD
       && committed == 0 && reads_as (level1.s, &id, raw),
       "with them: compressed again, stored, and reads back");
+  ok (added && again == 0 && !added_again,
+      "it says it added the chunk, and the next put that it had it");
   cairn_sealed_free (&c);
 }
 

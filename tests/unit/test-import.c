@@ -290,6 +290,28 @@ another_volume (void)
   mem_source_free (&small);
 }
 
+/* An image that holds one new chunk 40 times: stored, and counted, once. */
+static void
+repeated_chunk (void)
+{
+  struct mem_source rep;
+  struct cairn_import_stats st;
+  struct cairn_id id;
+
+  mem_source_init (&rep, 40 * CS);
+  xorshift_fill (rep.data, CS, 4040);
+  for (int i = 1; i < 40; i++)
+    memcpy (rep.data + i * CS, rep.data, CS);
+  ok (mem_source_import (s, "repeated", "disk", &rep, &id, &st) == 0
+      && mem_source_matches (s, &id, "disk", &rep), "an image of one chunk "
+      "40 times imports");
+  ok (st.chunks == 40 && st.new_chunks == 1 && st.stored_bytes > CS / 2
+      && st.stored_bytes < 2 * CS, "stats: 40 chunks, 1 new, its bytes once "
+      "(got %" PRIu64 " new, %" PRIu64 " bytes)", st.new_chunks,
+      st.stored_bytes);
+  mem_source_free (&rep);
+}
+
 /* Chunks that hold data in the extents' view: any sector not zero. */
 static uint64_t
 data_chunks (const struct mem_source *x)
@@ -459,6 +481,7 @@ main (void)
   new_branch ();
   existing_branch ();
   another_volume ();
+  repeated_chunk ();
   extents ();
   failed_read ();
   refusals ();
