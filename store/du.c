@@ -156,44 +156,60 @@ cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
 {
   struct du d = { .txn = txn };
   struct live all = { 0 };
+  struct idset req;
   struct cairn_id *order = NULL;
+  struct cairn_du_entry *u = NULL;
+  size_t *first = NULL, nu = 0, total;
   int r;
 
   idset_init (&d.nodes);
   idset_init (&d.chunks);
   idset_init (&d.sums);
+  idset_init (&req);
   r = TOPS (txn)->object_scan (txn->bt, CAIRN_OBJECT_COMMIT, NULL,
                                collect_commit, &all);
   if (r < 0)
     goto out;
-  /* The requested commits come first, so their indexes are 0..n-1; the
-   * other live commits only make bytes shared. */
+  /* The requested commits come first, each once (a commit asked for
+   * twice is still one owner), so their indexes are 0..nu-1; the other
+   * live commits only make bytes shared.  FIRST maps each of IDS to its
+   * index. */
   order = malloc ((n + all.n + 1) * sizeof *order);
-  if (!order) {
+  first = malloc ((n + 1) * sizeof *first);
+  u = calloc (n + 1, sizeof *u);
+  if (!order || !first || !u) {
     r = -ENOMEM;
     goto out;
   }
-  memcpy (order, ids, n * sizeof *ids);
-  size_t total = n;
-  for (size_t i = 0; i < all.n; i++) {
-    bool requested = false;
-    for (size_t k = 0; k < n && !requested; k++)
-      requested = cairn_id_equal (&ids[k], &all.ids[i]);
-    if (!requested)
-      order[total++] = all.ids[i];
+  for (size_t k = 0; k < n; k++) {
+    bool added;
+    struct idset_slot *slot = idset_add (&req, &ids[k], &added);
+    if (!slot) {
+      r = -ENOMEM;
+      goto out;
+    }
+    if (added) {
+      slot->value = nu;
+      order[nu++] = ids[k];
+    }
+    first[k] = slot->value;
   }
+  total = nu;
+  for (size_t i = 0; i < all.n; i++)
+    if (!idset_find (&req, &all.ids[i]))
+      order[total++] = all.ids[i];
 
   for (size_t i = 0; i < total && r == 0; i++) {
     struct cairn_commit *c;
-    if (i < n) {
-      memset (&out[i], 0, sizeof out[i]);
-      out[i].id = order[i];
+    if (i < nu) {
+      memset (&u[i], 0, sizeof u[i]);
+      u[i].id = order[i];
     }
     if (cairn_commit_pruned (txn, &order[i])) {
-      if (i < n) {
-        out[i].pruned = true;
+      if (i < nu) {
+        u[i].pruned = true;
         if ((r = cairn_commit_read (txn, &order[i], &c)) == 0) {
-          out[i].time = c->time;
+          u[i].time = c->time;
           cairn_commit_free (c);
         }
       }
@@ -202,8 +218,8 @@ cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
     r = cairn_commit_read (txn, &order[i], &c);
     if (r < 0)
       break;
-    if (i < n)
-      out[i].time = c->time;
+    if (i < nu)
+      u[i].time = c->time;
     for (size_t v = 0; v < c->nvolumes && r == 0; v++) {
       unsigned levels = cairn_tree_levels (c->volumes[v].size,
                                            c->volumes[v].chunk_size);
@@ -218,12 +234,12 @@ cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
     if (!slot->used || (slot->value & SHARED))
       continue;
     uint64_t owner = (slot->value & OWNER_MASK) - 1;
-    if (owner < n)
-      out[owner].unique += slot->value >> 32;
+    if (owner < nu)
+      u[owner].unique += slot->value >> 32;
   }
-  for (size_t i = 0; r == 0 && i < n; i++) {
+  for (size_t i = 0; r == 0 && i < nu; i++) {
     struct cairn_commit *c;
-    if (out[i].pruned)
+    if (u[i].pruned)
       continue;
     r = cairn_commit_read (txn, &order[i], &c);
     for (size_t v = 0; r == 0 && v < c->nvolumes; v++) {
@@ -231,16 +247,22 @@ cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
                                            c->volumes[v].chunk_size);
       uint64_t bytes;
       r = subtree_bytes (&d, &c->volumes[v].root, levels - 1, &bytes);
-      out[i].referenced += bytes;
+      u[i].referenced += bytes;
     }
     if (r == 0)
       cairn_commit_free (c);
-    out[i].shared = out[i].referenced > out[i].unique
-      ? out[i].referenced - out[i].unique : 0;
+    u[i].shared = u[i].referenced > u[i].unique
+      ? u[i].referenced - u[i].unique : 0;
   }
+
+  for (size_t k = 0; r == 0 && k < n; k++)
+    out[k] = u[first[k]];
 
  out:
   free (order);
+  free (first);
+  free (u);
+  idset_free (&req);
   free (all.ids);
   idset_free (&d.nodes);
   idset_free (&d.chunks);

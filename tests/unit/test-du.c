@@ -137,6 +137,11 @@ by_hand (void)
       && e[1].time == commit_time (&b), "neither pruned; their times");
   ok (du (&b, 1, e) == 0 && entry_is (&e[0], &b, 3 * CS, CS, 2 * CS),
       "B alone: the same, A still shares P and Q");
+  struct cairn_id bb[2] = { b, b };
+  ok (du (bb, 2, e) == 0 && entry_is (&e[0], &b, 3 * CS, CS, 2 * CS)
+      && entry_is (&e[1], &b, 3 * CS, CS, 2 * CS),
+      "B asked for twice: the same figures twice (it does not share with "
+      "itself)");
   ok (du (ab, 0, e) == 0, "du of no commit");
   cairn_sha256 ("none", 4, &unknown);
   ok (du (&unknown, 1, e) < 0, "du of an unknown commit fails");
