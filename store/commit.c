@@ -97,7 +97,8 @@ cairn_commit_format (const struct cairn_commit *c, char **text, size_t *len)
   vols = malloc ((c->nvolumes + 1) * sizeof *vols);
   if (!vols)
     return -ENOMEM;
-  memcpy (vols, c->volumes, c->nvolumes * sizeof *vols);
+  if (c->nvolumes > 0)          /* no volumes: VOLUMES may be NULL */
+    memcpy (vols, c->volumes, c->nvolumes * sizeof *vols);
   qsort (vols, c->nvolumes, sizeof *vols, volume_cmp);
   for (size_t i = 0; i < c->nvolumes; i++)
     if (!cairn_volume_name_valid (vols[i].name)

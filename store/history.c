@@ -82,7 +82,9 @@ history_add (struct history *h, const struct cairn_commit *c, size_t np)
     .nparents = np,
   };
   h->n++;
-  memcpy (&h->parent_ids[h->nparents], c->parents, np * sizeof *c->parents);
+  if (np > 0)                   /* a root's parents may be NULL */
+    memcpy (&h->parent_ids[h->nparents], c->parents,
+            np * sizeof *c->parents);
   h->nparents += np;
   return 0;
 }
@@ -125,7 +127,8 @@ history_walk (struct cairn_txn *txn, const struct cairn_id *heads,
       r = -ENOMEM;
     if (r == 0) {
       stack = grown;
-      memcpy (&stack[len], c->parents, np * sizeof *stack);
+      if (np > 0)
+        memcpy (&stack[len], c->parents, np * sizeof *stack);
       len += np;
     }
     cairn_commit_free (c);
