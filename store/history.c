@@ -31,7 +31,7 @@ struct history_node {
 
 struct history {
   struct history_node *nodes;
-  size_t n, cap;
+  size_t n, cap;                /* caps in bytes (cairn_reserve) */
   size_t *parents;              /* node indexes once resolved */
   struct cairn_id *parent_ids;  /* as the commits name them */
   size_t nparents, parents_cap;
@@ -45,37 +45,16 @@ history_free (struct history *h)
   free (h->parent_ids);
 }
 
-/* ARRAY of *CAP elements of SIZE bytes, grown to hold at least WANT (and
- * allocated if NULL): the same or a new pointer, or NULL (ARRAY still
- * valid) on ENOMEM. */
-static void *
-grow (void *array, size_t *cap, size_t want, size_t size)
-{
-  if (array && want <= *cap)
-    return array;
-  size_t ncap = *cap ? 2 * *cap : 64;
-  while (ncap < want)
-    ncap *= 2;
-  void *p = realloc (array, ncap * size);
-  if (p)
-    *cap = ncap;
-  return p;
-}
-
 /* Adds commit C as the next node, with its (first) parents' ids. */
 static int
 history_add (struct history *h, const struct cairn_commit *c, size_t np)
 {
-  struct history_node *nodes = grow (h->nodes, &h->cap, h->n + 1,
-                                     sizeof *nodes);
-  if (!nodes)
+  if (cairn_reserve (&h->nodes, &h->cap, (h->n + 1) * sizeof *h->nodes,
+                     64 * sizeof *h->nodes) < 0
+      || cairn_reserve (&h->parent_ids, &h->parents_cap,
+                        (h->nparents + np) * sizeof *h->parent_ids,
+                        64 * sizeof *h->parent_ids) < 0)
     return -ENOMEM;
-  h->nodes = nodes;
-  struct cairn_id *ids = grow (h->parent_ids, &h->parents_cap,
-                               h->nparents + np, sizeof *ids);
-  if (!ids)
-    return -ENOMEM;
-  h->parent_ids = ids;
   h->nodes[h->n] = (struct history_node) {
     .dated = { .id = c->id, .time = c->time },
     .parents = h->nparents,
@@ -96,11 +75,11 @@ history_walk (struct cairn_txn *txn, const struct cairn_id *heads,
               size_t nheads, bool first_parent, struct idset *seen,
               struct history *h)
 {
-  struct cairn_id *stack = malloc ((nheads ? nheads : 1) * sizeof *stack);
-  size_t len = 0, cap = nheads;
+  struct cairn_id *stack = NULL;
+  size_t len = 0, cap = 0;      /* cap in bytes */
   int r = 0;
 
-  if (!stack)
+  if (cairn_reserve (&stack, &cap, nheads * sizeof *stack, 0) < 0)
     return -ENOMEM;
   for (size_t i = 0; i < nheads; i++)
     if (!cairn_id_is_zero (&heads[i]))
@@ -109,7 +88,6 @@ history_walk (struct cairn_txn *txn, const struct cairn_id *heads,
     struct cairn_id id = stack[--len];
     struct idset_slot *slot;
     struct cairn_commit *c;
-    struct cairn_id *grown = NULL;
     bool added;
 
     if (!(slot = idset_add (seen, &id, &added))) {
@@ -123,10 +101,10 @@ history_walk (struct cairn_txn *txn, const struct cairn_id *heads,
       goto out;
     size_t np = first_parent ? CAIRN_MIN (c->nparents, 1) : c->nparents;
     r = history_add (h, c, np);
-    if (r == 0 && !(grown = grow (stack, &cap, len + np, sizeof *stack)))
+    if (r == 0 && cairn_reserve (&stack, &cap, (len + np) * sizeof *stack,
+                                 64 * sizeof *stack) < 0)
       r = -ENOMEM;
     if (r == 0) {
-      stack = grown;
       if (np > 0)
         memcpy (&stack[len], c->parents, np * sizeof *stack);
       len += np;
