@@ -327,6 +327,22 @@ new_ref_put (struct cairn_txn *txn, const char *key, const void *data,
                                  NULL, &(struct cairn_val) { data, len });
 }
 
+/* Deletes ref NAME (a tag if TAG) by compare and swap of its record as
+ * read now: 0, -ENOENT if there is none, -EEXIST if it changed between. */
+static int
+ref_delete (struct cairn_txn *txn, bool tag, const char *name)
+{
+  char key[CAIRN_NAME_MAX + 16];
+  struct cairn_val cur;
+  int r = ref_lookup (txn, tag, name, &cur);
+
+  (tag ? tag_ref_key : branch_ref_key) (name, key, sizeof key);
+  if (r == 0)
+    r = TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
+                                &cur, NULL);
+  return r;
+}
+
 static int
 put_branch (struct cairn_txn *txn, const char *name,
             const struct cairn_branch_info *info)
@@ -449,7 +465,7 @@ cairn_branch_delete (struct cairn_store *s, const char *name)
 {
   struct cairn_branch_info info;
   struct cairn_txn *txn;
-  char key[CAIRN_NAME_MAX + 16], file[3 * CAIRN_NAME_MAX + 1], path[4096];
+  char file[3 * CAIRN_NAME_MAX + 1], path[4096];
   int lock_fd, r;
 
   /* An unknown name is refused before its lock file is made. */
@@ -472,14 +488,9 @@ cairn_branch_delete (struct cairn_store *s, const char *name)
     cairn_txn_abort (s, txn);
     goto unlock;
   }
-  /* The ref goes by compare and swap of the record just read (before
-   * other writes of this transaction can move it). */
-  struct cairn_val cur;
-  branch_ref_key (name, key, sizeof key);
-  r = ref_lookup (txn, false, name, &cur);
-  if (r == 0)
-    r = TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                                &cur, NULL);
+  /* The ref goes first, while the record just read is still where LMDB
+   * put it (other writes of this transaction can move it). */
+  r = ref_delete (txn, false, name);
   if (r == -EEXIST)
     r = cairn_error (r, "branch '%s' changed while it was deleted", name);
   for (size_t i = 0; r == 0 && i < info.nvolumes; i++)
@@ -602,18 +613,12 @@ cairn_tag_create (struct cairn_store *s, const char *name,
 int
 cairn_tag_delete (struct cairn_store *s, const char *name)
 {
-  char key[CAIRN_NAME_MAX + 16];
   struct cairn_txn *txn;
   int r = cairn_txn_begin (s, true, &txn);
 
   if (r < 0)
     return r;
-  struct cairn_val cur;
-  tag_ref_key (name, key, sizeof key);
-  r = ref_lookup (txn, true, name, &cur);
-  if (r == 0)
-    r = TOPS (txn)->record_cas (txn->bt, CAIRN_TABLE_REFS, key, strlen (key),
-                                &cur, NULL);
+  r = ref_delete (txn, true, name);
   if (r == -ENOENT)
     r = cairn_error (CAIRN_ENOREF, "no tag '%s'", name);
   return cairn_txn_end (s, txn, r);
