@@ -43,8 +43,8 @@ int cli_usage (struct cli *cli, const char *fmt, ...)
 
 /* getopt_long for a subcommand, handling the options every command has:
  * --help prints HELP and exits 0, -S sets the store, an unknown option
- * (or one without its value) is a usage error: exit 2.  Returns the next other option, or -1
- * at the end of the options. */
+ * (or one without its value) is a usage error: exit 2.  Returns the next
+ * other option, or -1 at the end of the options. */
 int cli_getopt (struct cli *cli, int argc, char **argv, const char *shortopts,
                 const struct option *longopts, int *index, const char *help);
 #define CLI_COMMON_LONG_OPTIONS \

@@ -200,10 +200,10 @@ cmd_export (struct cli *cli, int argc, char **argv)
    * stdout) is written in place. */
   struct stat st;
   char *tmp = NULL;
-  if (stat (file, &st) == 0 && S_ISDIR (st.st_mode))
+  bool exists = stat (file, &st) == 0;
+  if (exists && S_ISDIR (st.st_mode))
     r = cairn_error (-EISDIR, "%s is a directory", file);
-  else if (strcmp (file, "-") != 0
-           && (stat (file, &st) == -1 || S_ISREG (st.st_mode))
+  else if (strcmp (file, "-") != 0 && (!exists || S_ISREG (st.st_mode))
            && asprintf (&tmp, "%s.cairn-export-%d", file, (int) getpid ()) < 0)
     r = -ENOMEM;
   struct image *img;

@@ -201,10 +201,8 @@ cairn_du (struct cairn_txn *txn, const struct cairn_id *ids, size_t n,
 
   for (size_t i = 0; i < total && r == 0; i++) {
     struct cairn_commit *c;
-    if (i < nu) {
-      memset (&u[i], 0, sizeof u[i]);
-      u[i].id = order[i];
-    }
+    if (i < nu)
+      u[i].id = order[i];       /* the rest is zero (calloc) */
     if (cairn_commit_pruned (txn, &order[i])) {
       if (i < nu) {
         u[i].pruned = true;
