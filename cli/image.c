@@ -64,6 +64,16 @@ nbd_fail (const struct image *img)
   return cairn_error (e ? -e : -EIO, "%s: %s", img->path, nbd_get_error ());
 }
 
+/* IMG's log, made the first time a child needs it (raw images have no
+ * child); -1 if it cannot be made (the child then writes to stderr). */
+static int
+log_fd (struct image *img)
+{
+  if (img->log < 0)
+    img->log = memfd_create ("qemu-stderr", MFD_CLOEXEC);
+  return img->log;
+}
+
 /* Runs CONNECT (a libnbd call that starts a child) with the child's
  * stderr going to IMG's log instead of cairn's, so that cairn's error
  * stays one line. */
@@ -71,9 +81,9 @@ static int
 with_log (struct image *img, int (*connect) (struct nbd_handle *, char **),
           char **argv)
 {
-  int saved = fcntl (2, F_DUPFD_CLOEXEC, 3), r;
+  int saved, r;
 
-  if (saved == -1)
+  if (log_fd (img) < 0 || (saved = fcntl (2, F_DUPFD_CLOEXEC, 3)) == -1)
     return connect (img->nbd, argv);
   dup2 (img->log, 2);
   r = connect (img->nbd, argv);
@@ -111,8 +121,7 @@ image_new (const char *path)
 
   if (!img)
     return NULL;
-  img->fd = -1;
-  img->log = memfd_create ("qemu-stderr", MFD_CLOEXEC);
+  img->fd = img->log = -1;
   img->path = strdup (path);
   if (!img->path) {
     free (img);
@@ -190,7 +199,7 @@ run (struct image *img, char *const argv[])
   int status, r;
 
   posix_spawn_file_actions_init (&fa);
-  if (img->log >= 0)
+  if (log_fd (img) >= 0)
     posix_spawn_file_actions_adddup2 (&fa, img->log, 2);
   r = posix_spawn (&pid, argv[0], &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy (&fa);
