@@ -601,10 +601,26 @@ redo_begin (struct cairn_btxn *t, bool early)
   return r;
 }
 
-/* At a writable open, before anyone writes: applies the record a killed
- * process logged but did not commit, or after a restart every record
- * since the checkpoint (REBOOTED: the meta pages were put back); then
- * checkpoints if anything was applied or there is no checkpoint yet. */
+/* A record's operation, read and not applied (see recover). */
+static int
+skip_op (void *arg, enum redo_op op, unsigned db, const void *key,
+         size_t klen, const void *val, size_t vlen)
+{
+  (void) arg, (void) op, (void) key, (void) klen, (void) val, (void) vlen;
+  return db < DB_COUNT ? 0 : -EBADMSG;
+}
+
+/* At a writable open, before anyone writes.  After a restart (REBOOTED:
+ * the meta pages were put back), applies every record since the
+ * checkpoint.  In the same boot LMDB holds every transaction that
+ * committed, and a record past the index's lsn is one that a killed
+ * process logged and never committed: nobody saw its state and nobody
+ * was told it happened.  It is voided, not applied.  Applied, the commit
+ * it made appeared at the next writable open, after `log` had shown the
+ * branch without it: `cairn branch NEW main` then started NEW at a commit
+ * its user never saw.  The void is flushed, so no later restart's replay
+ * applies the record either.  Then checkpoints if anything was applied
+ * or there is no checkpoint yet. */
 static int
 recover (struct local_backend *lb, bool rebooted)
 {
@@ -622,7 +638,23 @@ recover (struct local_backend *lb, bool rebooted)
   }
   uint64_t now = lsn;
   struct replay rp = { lb, txn };
-  int applied = redo_replay (&lb->redo, &off, &now, replay_op, &rp);
+  int applied;
+  if (rebooted)
+    applied = redo_replay (&lb->redo, &off, &now, replay_op, &rp);
+  else {
+    uint64_t end = off;
+    applied = redo_replay (&lb->redo, &end, &now, skip_op, NULL);
+    now = lsn;
+    if (applied > 0) {
+      r = redo_void (&lb->redo, off);
+      applied = 0;
+    }
+    if (r < 0) {
+      mdb_txn_abort (txn);
+      return cairn_error (r, "voiding the record of a killed process in "
+                          "the index's redo log: %s", strerror (-r));
+    }
+  }
   if (applied > 0) {
     r = meta_put_raw (lb, txn, "lsn", now);
     if (r == 0)

@@ -26,8 +26,10 @@
  *
  *  - A process killed (kill -9): the page cache holds every committed
  *    transaction and every record written, so LMDB is consistent.  At
- *    most one record was logged whose mdb_txn_commit never ran; the next
- *    writable open applies it.
+ *    most one record was logged whose mdb_txn_commit never ran; nobody
+ *    saw its state and nobody was told it committed, so the next
+ *    writable open voids it (and flushes the void): what readers saw
+ *    after the kill stays true.
  *
  *  - The machine losing power: LMDB's file on disk holds the checkpoint's
  *    pages plus any later page the kernel happened to write back, perhaps
