@@ -19,6 +19,7 @@ cli_tests = \
 	test-cli-prefix-length.sh \
 	test-cli-not-a-store.sh \
 	test-cli-import-unreadable.sh \
+	test-cli-progress.sh \
 	test-cli-help.sh
 TESTS += $(cli_tests)
 EXTRA_DIST += $(cli_tests)
