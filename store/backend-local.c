@@ -642,9 +642,8 @@ recover (struct local_backend *lb, bool rebooted)
   if (rebooted)
     applied = redo_replay (&lb->redo, &off, &now, replay_op, &rp);
   else {
-    uint64_t end = off;
-    applied = redo_replay (&lb->redo, &end, &now, skip_op, NULL);
-    now = lsn;
+    uint64_t end = off, end_lsn = lsn;
+    applied = redo_replay (&lb->redo, &end, &end_lsn, skip_op, NULL);
     if (applied > 0) {
       r = redo_void (&lb->redo, off);
       applied = 0;

@@ -1372,16 +1372,9 @@ cairn_branch_open (struct cairn_store *s, const char *name, unsigned flags,
   pthread_cond_init (&b->cond, NULL);
   pthread_cond_init (&b->sealer_cond, NULL);
 
-  /* Check the branch exists before taking (and creating) its lock. */
-  r = cairn_txn_begin (s, false, &txn);
+  r = branch_known (s, name);
   if (r < 0)
     goto err;
-  r = cairn_branch_info_get (txn, name, &b->info);
-  cairn_txn_abort (s, txn);
-  cairn_branch_info_free (&b->info);
-  if (r < 0)
-    goto err;
-
   r = branch_lock (s, name, &b->lock_fd);
   if (r < 0)
     goto err;

@@ -100,6 +100,10 @@ void branch_ref_key (const char *name, char *key, size_t len);
 int branch_new_wid (struct cairn_txn *txn, uint64_t *wid);
 /* Escapes a branch name for use as one file name ('/' -> "%2F"). */
 void branch_file_name (const char *name, char *buf, size_t len);
+/* 0 if branch NAME exists, else CAIRN_ENOREF (with its message) or an
+ * error: what refuses an unknown name before branch_lock makes its lock
+ * file. */
+int branch_known (struct cairn_store *s, const char *name);
 /* Takes the writer lock of branch NAME: CAIRN_EHELD (naming the holder's
  * pid) if another process has it. */
 int branch_lock (struct cairn_store *s, const char *name, int *fd);

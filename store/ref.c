@@ -468,15 +468,9 @@ cairn_branch_delete (struct cairn_store *s, const char *name)
   char file[3 * CAIRN_NAME_MAX + 1], path[4096];
   int lock_fd, r;
 
-  /* An unknown name is refused before its lock file is made. */
-  r = cairn_txn_begin (s, false, &txn);
+  r = branch_known (s, name);
   if (r < 0)
     return r;
-  r = cairn_branch_info_get (txn, name, &info);
-  cairn_txn_abort (s, txn);
-  if (r < 0)
-    return r;
-  cairn_branch_info_free (&info);
   r = branch_lock (s, name, &lock_fd);
   if (r < 0)
     return r;
@@ -513,6 +507,22 @@ cairn_branch_delete (struct cairn_store *s, const char *name)
   }
  unlock:
   branch_unlock (lock_fd);
+  return r;
+}
+
+int
+branch_known (struct cairn_store *s, const char *name)
+{
+  struct cairn_branch_info info;
+  struct cairn_txn *txn;
+  int r = cairn_txn_begin (s, false, &txn);
+
+  if (r < 0)
+    return r;
+  r = cairn_branch_info_get (txn, name, &info);
+  cairn_txn_abort (s, txn);
+  if (r == 0)
+    cairn_branch_info_free (&info);
   return r;
 }
 
