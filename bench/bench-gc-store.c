@@ -441,7 +441,7 @@ copy_object (struct copy *c, enum cairn_object_type type,
 static void
 copy_tree (struct copy *c, const struct cairn_id *id, unsigned level)
 {
-  struct cairn_id *children = malloc (256 * sizeof *children);
+  struct cairn_id *children = malloc (CAIRN_TREE_FANOUT * sizeof *children);
   unsigned got;
   bool added;
 
@@ -452,7 +452,7 @@ copy_tree (struct copy *c, const struct cairn_id *id, unsigned level)
   if (cairn_tree_node_read (c->rtxn, id, &got, children) < 0)
     die ("read a node", -EIO);
   copy_object (c, CAIRN_OBJECT_NODE, id);
-  for (int i = 0; i < 256; i++) {
+  for (int i = 0; i < CAIRN_TREE_FANOUT; i++) {
     if (cairn_id_is_zero (&children[i]))
       continue;
     if (level > 0)

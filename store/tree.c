@@ -57,7 +57,7 @@ cairn_tree_levels (uint64_t size, uint32_t chunk_size)
   return levels;
 }
 
-/* A node expanded to its 256 children. */
+/* A node expanded to its TREE_FANOUT children. */
 struct node {
   unsigned level;
   struct cairn_id child[TREE_FANOUT];
