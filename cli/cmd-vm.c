@@ -530,6 +530,8 @@ spare_ls_one (const struct vm_spare_info *i, void *arg)
     json_object_object_add (o, "id", json_object_new_string (i->id));
     json_object_object_add (o, "shape", json_object_new_string (i->shape));
     json_object_object_add (o, "pid", json_object_new_int (i->pid));
+    json_object_object_add (o, "nbdkit_pid",
+                            json_object_new_int (i->nbdkit_pid));
     json_object_object_add (o, "alive", json_object_new_boolean (i->alive));
     json_object_array_add (arr, o);
   }

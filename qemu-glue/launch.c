@@ -101,29 +101,25 @@ socket_answers (const char *path)
   return r == 0;
 }
 
-int
-vm_nbd_start (struct cairn_store *s, struct vm_record *r)
+/* STORE/run/nbd.sock into BUF if a server answers there. */
+static bool
+shared_server (const char *store, char *buf)
 {
-  char shared[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], nbdkit[PATH_MAX];
-  char store[PATH_MAX], *store_arg = NULL, *preload_env = NULL;
+  return vm_path (store, "run/nbd.sock", buf) == 0 && socket_answers (buf);
+}
+
+int
+vm_nbd_spawn (struct cairn_store *s, const char *dir, struct vm_process *p)
+{
+  char sock[PATH_MAX], log[PATH_MAX], nbdkit[PATH_MAX], store[PATH_MAX];
+  char *store_arg = NULL, *preload_env = NULL;
   const char *plugin, *preload;
-  int e, holder;
+  int e;
 
   if (!realpath (cairn_store_path (s), store))
     return cairn_error (-errno, "%s: %m", cairn_store_path (s));
-  if (vm_path (store, "run/nbd.sock", shared) == 0 && socket_answers (shared)) {
-    free (r->nbd_socket);
-    r->nbd_socket = strdup (shared);
-    memset (&r->nbdkit, 0, sizeof r->nbdkit);
-    return r->nbd_socket ? 0 : -ENOMEM;
-  }
-  if (cairn_branch_is_held (s, r->branch, &holder))
-    return cairn_error (CAIRN_EHELD, "branch '%s' is held by process %d, "
-                        "which does not serve it on %s: another VM or "
-                        "writer has it", r->branch, holder, shared);
-
-  if ((e = vm_socket_path (r->dir, "nbd.sock", sock)) < 0
-      || (e = vm_path (r->dir, "nbdkit.log", log)) < 0)
+  if ((e = vm_socket_path (dir, "nbd.sock", sock)) < 0
+      || (e = vm_path (dir, "nbdkit.log", log)) < 0)
     return e;
   const char *prog = getenv ("CAIRN_NBDKIT");
   if ((e = resolve_program (prog && *prog ? prog : NBDKIT_PATH, nbdkit)) < 0)
@@ -134,38 +130,80 @@ vm_nbd_start (struct cairn_store *s, struct vm_record *r)
   preload = getenv ("CAIRN_NBDKIT_PRELOAD");
   if (asprintf (&store_arg, "store=%s", store) < 0
       || (preload && *preload
-          && asprintf (&preload_env, "LD_PRELOAD=%s", preload) < 0))
+          && asprintf (&preload_env, "LD_PRELOAD=%s", preload) < 0)) {
+    free (store_arg);
     return -ENOMEM;
+  }
   unlink (sock);
   const char *argv[] = { nbdkit, "--foreground", "--unix", sock, plugin,
                          store_arg, NULL };
   const char *env[] = { preload_env, NULL };
-  e = vm_spawn (argv, env, log, &r->nbdkit);
+  e = vm_spawn (argv, env, log, p);
   free (store_arg);
   free (preload_env);
-  if (e < 0)
-    return e;
+  return e;
+}
 
-  /* Ready when the socket accepts connections. */
-  double deadline = vm_now_ms () + VM_QEMU_START_MS;
+int
+vm_nbd_wait (const char *dir, struct vm_process *p, int timeout_ms)
+{
+  char sock[PATH_MAX], log[PATH_MAX], last[512];
+  int e;
+
+  if ((e = vm_socket_path (dir, "nbd.sock", sock)) < 0
+      || (e = vm_path (dir, "nbdkit.log", log)) < 0)
+    return e;
+  /* nbdkit starts in about 3 ms here: look often. */
+  double deadline = vm_now_ms () + timeout_ms;
   while (!socket_answers (sock)) {
-    if (!vm_process_alive (&r->nbdkit)) {
-      char last[512];
+    if (!vm_process_alive (p)) {
       vm_log_last_line (log, last, sizeof last);
-      memset (&r->nbdkit, 0, sizeof r->nbdkit);
+      memset (p, 0, sizeof *p);
       return cairn_error (-EIO, "nbdkit cairn did not start: %s",
                           *last ? last : "(nothing in nbdkit.log)");
     }
     if (vm_now_ms () > deadline) {
-      vm_process_end (&r->nbdkit, SIGKILL, VM_STOP_MS);
-      memset (&r->nbdkit, 0, sizeof r->nbdkit);
+      vm_process_end (p, SIGKILL, VM_STOP_MS);
+      memset (p, 0, sizeof *p);
       return cairn_error (-ETIMEDOUT, "nbdkit cairn did not open %s", sock);
     }
-    nanosleep (&(struct timespec) { 0, 2 * 1000000L }, NULL);
+    nanosleep (&(struct timespec) { 0, 250 * 1000L }, NULL);
   }
+  return 0;
+}
+
+int
+vm_nbd_start (struct cairn_store *s, struct vm_record *r)
+{
+  char shared[PATH_MAX], sock[PATH_MAX], store[PATH_MAX];
+  int e, holder;
+
+  if (!realpath (cairn_store_path (s), store))
+    return cairn_error (-errno, "%s: %m", cairn_store_path (s));
+  if (shared_server (store, shared)) {
+    free (r->nbd_socket);
+    r->nbd_socket = strdup (shared);
+    memset (&r->nbdkit, 0, sizeof r->nbdkit);
+    return r->nbd_socket ? 0 : -ENOMEM;
+  }
+  if (cairn_branch_is_held (s, r->branch, &holder))
+    return cairn_error (CAIRN_EHELD, "branch '%s' is held by process %d, "
+                        "which does not serve it on %s: another VM or "
+                        "writer has it", r->branch, holder, shared);
+  if ((e = vm_socket_path (r->dir, "nbd.sock", sock)) < 0
+      || (e = vm_nbd_spawn (s, r->dir, &r->nbdkit)) < 0
+      || (e = vm_nbd_wait (r->dir, &r->nbdkit, VM_QEMU_START_MS)) < 0)
+    return e;
   free (r->nbd_socket);
   r->nbd_socket = strdup (sock);
   return r->nbd_socket ? 0 : -ENOMEM;
+}
+
+bool
+vm_nbd_shared (struct cairn_store *s)
+{
+  char store[PATH_MAX], shared[PATH_MAX];
+  return realpath (cairn_store_path (s), store) && shared_server (store, shared);
 }
 
 int

@@ -52,6 +52,14 @@ int vm_qmp_connect_starting (const char *path, const struct vm_process *p,
  * cairn for the store on DIR/nbd.sock.  R->nbd_socket and R->nbdkit are
  * set. */
 int vm_nbd_start (struct cairn_store *s, struct vm_record *r);
+/* Its parts: starts nbdkit cairn for the store on DIR/nbd.sock (its
+ * stderr to DIR/nbdkit.log), P set, without waiting for it; waits up to
+ * TIMEOUT_MS for that socket to answer (P ended and cleared if it does
+ * not).  vm_nbd_shared: whether STORE/run/nbd.sock answers. */
+int vm_nbd_spawn (struct cairn_store *s, const char *dir,
+                  struct vm_process *p);
+int vm_nbd_wait (const char *dir, struct vm_process *p, int timeout_ms);
+bool vm_nbd_shared (struct cairn_store *s);
 /* How QEMU starts: booting R's kernel, or waiting for an incoming
  * migration ("-incoming defer -S"), with or without the kernel, initrd
  * and append line (only a boot reads them: a lazy restore starts QEMU
@@ -86,11 +94,14 @@ int vm_commit_keep_lock (struct cairn_store *s, const char *name,
 int vm_prepare_dirs (struct cairn_store *s, struct vm_record *r);
 /* The paths alone (R->name set): dir, ram, ref, kernel, initrd. */
 int vm_set_paths (struct cairn_store *s, struct vm_record *r);
-/* vmspare.c (see there).  Starts a spare QEMU shaped like M, detached. */
+/* vmspare.c (see there).  Starts a spare QEMU shaped like M, and an
+ * nbdkit beside it, detached. */
 int vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m);
 /* Takes a ready spare shaped like R->machine: moves its directories to
  * R's (R->name set), sets R's paths and R->qemu, and gives its QMP
- * connection in *QMP.  -ENOENT: none. */
+ * connection in *QMP; if the spare brought its nbdkit, also
+ * R->nbd_socket and R->nbdkit (else R->nbd_socket is "").  -ENOENT:
+ * none. */
 int vm_spare_claim (struct cairn_store *s, struct vm_record *r,
                     struct qmp **qmp);
 /* Points a claimed spare's disk at R's branch (R->nbd_socket). */

@@ -265,8 +265,9 @@ int vm_branch (struct cairn_store *s, const char *name, const char *new_name,
 struct vm_spare_info {
   char id[17];
   char shape[256];              /* "qemu=V machine=M accel=A cpu=C ..." */
-  pid_t pid;
-  bool alive;
+  pid_t pid;                    /* its QEMU */
+  pid_t nbdkit_pid;             /* its nbdkit; 0: none (a shared server) */
+  bool alive;                   /* both run */
 };
 /* Starts COUNT spares shaped like VM commit SPEC's machine. */
 int vm_spare_start (struct cairn_store *s, const char *spec, unsigned count);

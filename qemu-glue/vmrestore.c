@@ -404,11 +404,15 @@ restore (struct cairn_store *s, const char *spec, const char *name,
       qmp_close (qmp);
       qmp = NULL;
       vm_process_end (&r.qemu, SIGKILL, VM_STOP_MS);
+      if (r.nbdkit.pid)
+        vm_process_end (&r.nbdkit, SIGKILL, VM_STOP_MS);
       vm_files_remove (&r);
     }
     goto out;
   }
-  if ((e = vm_nbd_start (s, &r)) < 0 || (e = vm_record_put (s, &r, false)) < 0)
+  /* A spare brings its nbdkit (vmspare.c). */
+  if ((!*r.nbd_socket && (e = vm_nbd_start (s, &r)) < 0)
+      || (e = vm_record_put (s, &r, false)) < 0)
     goto undo;
 
   /* 4 */

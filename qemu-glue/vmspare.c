@@ -1,19 +1,24 @@
 /* vmspare.c: spare QEMUs, started ahead of restores.
  *
  * Of a lazy restore's time to a running guest, most is QEMU starting:
- * loading its libraries and building the machine, 30 to 60 ms here.  A
- * spare is a QEMU started ahead for one machine shape (QEMU version,
- * machine type, accelerator, CPU model, vCPUs, memory), waiting with
- * "-incoming defer -S", an empty RAM file, no kernel, and a placeholder
- * disk: the raw node "disk0" that the virtio-blk device uses sits on a
- * null-co node.  vm restore of a commit of that shape takes one:
+ * loading its libraries and building the machine, 30 to 60 ms here; then
+ * nbdkit starting, 4 to 6 ms.  A spare is a QEMU started ahead for one
+ * machine shape (QEMU version, machine type, accelerator, CPU model,
+ * vCPUs, memory), waiting with "-incoming defer -S", an empty RAM file,
+ * no kernel, and a placeholder disk: the raw node "disk0" that the
+ * virtio-blk device uses sits on a null-co node.  Beside it runs an
+ * nbdkit cairn for the store, which serves no branch yet: a client names
+ * the branch when it connects.  (Where STORE/run/nbd.sock answers when
+ * the spare starts, VMs use that server, and the spare has no nbdkit.)
+ * vm restore of a commit of that shape takes one:
  *
  *   1. renames the spare's run directory and RAM directory to the VM's
- *      (QEMU's sockets, logs and RAM file move with them: it holds them
- *      open or bound), so its record and files are those of any VM;
- *   2. once the branch's nbdkit runs, points disk0 at it: blockdev-add
- *      of the NBD node, blockdev-reopen of disk0 with it as its file
- *      (the null-co node, made with disk0, goes with the reopen);
+ *      (QEMU's and nbdkit's sockets, logs and RAM file move with them:
+ *      they hold them open or bound), so its record and files are those
+ *      of any VM, its nbdkit that VM's own;
+ *   2. once the branch exists, points disk0 at it: blockdev-add of the
+ *      NBD node, blockdev-reopen of disk0 with it as its file (the
+ *      null-co node, made with disk0, goes with the reopen);
  *   3. migrates into it as into a QEMU it started (postcopy.h);
  *   4. starts another spare of the shape, so the pool keeps its size.
  *
@@ -25,7 +30,8 @@
  * Files:
  *   STORE/run/spares/ID/        the spare's run directory: qmp.sock,
  *                               console.sock, console.log, qemu.log,
- *                               "qemu" (PID START), "shape" (written
+ *                               nbd.sock, nbdkit.log, "qemu" and
+ *                               "nbdkit" (PID START), "shape" (written
  *                               last: a spare without it is not ready)
  *   RAMDIR/cairn-S/.spare-ID/   its RAM directory (vm_ram_dir; a VM name
  *                               cannot start with '.')
@@ -113,11 +119,11 @@ write_text (const char *dir, const char *file, const char *text)
   return e;
 }
 
-/* Spare ID's QEMU, from its "qemu" file. */
+/* A process of the spare in RUN, from its FILE ("qemu" or "nbdkit"). */
 static bool
-spare_process (const char *run, struct vm_process *p)
+spare_process (const char *run, const char *file, struct vm_process *p)
 {
-  char *text = read_text (run, "qemu");
+  char *text = read_text (run, file);
   long long pid;
   unsigned long long start;
   bool ok = text && sscanf (text, "%lld %llu", &pid, &start) == 2 && pid > 0;
@@ -131,7 +137,7 @@ spare_process (const char *run, struct vm_process *p)
   return true;
 }
 
-/* Ends spare ID's QEMU and removes its directories. */
+/* Ends spare ID's QEMU and nbdkit and removes its directories. */
 static void
 spare_remove (struct cairn_store *s, const char *id)
 {
@@ -140,9 +146,10 @@ spare_remove (struct cairn_store *s, const char *id)
 
   if (spare_dirs (s, id, run, ram) < 0)
     return;
-  if (spare_process (run, &p) && vm_process_alive (&p)
-      && vm_process_end (&p, SIGTERM, VM_STOP_MS) < 0)
-    vm_process_end (&p, SIGKILL, VM_STOP_MS);
+  for (int i = 0; i < 2; i++)
+    if (spare_process (run, i ? "nbdkit" : "qemu", &p)
+        && vm_process_alive (&p) && vm_process_end (&p, SIGTERM, VM_STOP_MS) < 0)
+      vm_process_end (&p, SIGKILL, VM_STOP_MS);
   cairn_remove_tree (run);
   cairn_remove_tree (ram);
 }
@@ -183,8 +190,18 @@ vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m)
   t.ram = ram;
   t.nbd_socket = (char *) "";
   t.machine = *m;
+  /* nbdkit first: it starts while QEMU does.  Its pid is written before
+   * QEMU starts, so that a failure from here on ends it too. */
+  if (!vm_nbd_shared (s)) {
+    if ((e = vm_nbd_spawn (s, run, &t.nbdkit)) < 0)
+      goto fail;
+    snprintf (text, sizeof text, "%lld %llu\n", (long long) t.nbdkit.pid,
+              (unsigned long long) t.nbdkit.start);
+    if ((e = write_text (run, "nbdkit", text)) < 0)
+      goto fail_kill;
+  }
   if ((e = vm_qemu_start (&t, VM_SPARE)) < 0)
-    goto fail;
+    goto fail_kill;
   snprintf (text, sizeof text, "%lld %llu\n", (long long) t.qemu.pid,
             (unsigned long long) t.qemu.start);
   if ((e = write_text (run, "qemu", text)) < 0)
@@ -195,7 +212,10 @@ vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m)
   return 0;
 
  fail_kill:
-  vm_process_end (&t.qemu, SIGKILL, VM_STOP_MS);
+  if (t.qemu.pid)
+    vm_process_end (&t.qemu, SIGKILL, VM_STOP_MS);
+  if (t.nbdkit.pid)
+    vm_process_end (&t.nbdkit, SIGKILL, VM_STOP_MS);
  fail:
   cairn_remove_tree (run);
   cairn_remove_tree (ramdir);
@@ -230,6 +250,7 @@ struct claim {
   struct vm_record *r;
   char shape[256];
   struct qmp *qmp;              /* set once claimed */
+  bool nbdkit;                  /* the spare brought its nbdkit */
 };
 
 static int
@@ -238,7 +259,7 @@ try_claim (const char *id, void *arg)
   struct claim *c = arg;
   char run[PATH_MAX], ramdir[PATH_MAX], *shape, sock[PATH_MAX];
   char vmrun[PATH_MAX], vmram[PATH_MAX];
-  struct vm_process p;
+  struct vm_process p, np = { 0 };
   struct qmp *qmp;
 
   if (spare_dirs (c->s, id, run, ramdir) < 0
@@ -246,7 +267,9 @@ try_claim (const char *id, void *arg)
     return 0;                   /* not ready (or gone) */
   bool same = strcmp (shape, c->shape) == 0;
   free (shape);
-  if (!spare_process (run, &p) || !vm_process_alive (&p)) {
+  bool nbdkit = spare_process (run, "nbdkit", &np);
+  if (!spare_process (run, "qemu", &p) || !vm_process_alive (&p)
+      || (nbdkit && !vm_process_alive (&np))) {
     spare_remove (c->s, id);
     return 0;
   }
@@ -264,6 +287,13 @@ try_claim (const char *id, void *arg)
     cairn_clear_error ();
     return 0;
   }
+  /* Its nbdkit as well, so that its socket is there to move. */
+  if (nbdkit && vm_nbd_wait (run, &np, SPARE_READY_MS) < 0) {
+    cairn_clear_error ();
+    qmp_close (qmp);
+    spare_remove (c->s, id);
+    return 0;
+  }
   cairn_remove_tree (vmrun);
   if (rename (run, vmrun) < 0) {
     qmp_close (qmp);
@@ -279,6 +309,8 @@ try_claim (const char *id, void *arg)
     return e;
   }
   c->r->qemu = p;
+  c->r->nbdkit = np;
+  c->nbdkit = nbdkit;
   c->qmp = qmp;
   return 1;
 }
@@ -286,7 +318,8 @@ try_claim (const char *id, void *arg)
 int
 vm_spare_claim (struct cairn_store *s, struct vm_record *r, struct qmp **qmp)
 {
-  struct claim c = { s, r, "", NULL };
+  struct claim c = { s, r, "", NULL, false };
+  char sock[PATH_MAX];
   int e;
 
   shape_of (&r->machine, c.shape, sizeof c.shape);
@@ -295,9 +328,17 @@ vm_spare_claim (struct cairn_store *s, struct vm_record *r, struct qmp **qmp)
     return e;
   if (!c.qmp)
     return -ENOENT;
-  if ((e = vm_set_paths (s, r)) < 0) {
+  if ((e = vm_set_paths (s, r)) < 0
+      || (c.nbdkit && (e = vm_socket_path (r->dir, "nbd.sock", sock)) < 0)) {
     qmp_close (c.qmp);
     return e;
+  }
+  if (c.nbdkit) {
+    free (r->nbd_socket);
+    if (!(r->nbd_socket = strdup (sock))) {
+      qmp_close (c.qmp);
+      return -ENOMEM;
+    }
   }
   *qmp = c.qmp;
   return 0;
@@ -376,9 +417,13 @@ list_one (const char *id, void *arg)
   snprintf (info.shape, sizeof info.shape, "%.*s",
             (int) strcspn (shape, "\n"), shape);
   free (shape);
-  if (spare_process (run, &p)) {
+  if (spare_process (run, "qemu", &p)) {
     info.pid = p.pid;
     info.alive = vm_process_alive (&p);
+  }
+  if (spare_process (run, "nbdkit", &p)) {
+    info.nbdkit_pid = p.pid;
+    info.alive = info.alive && vm_process_alive (&p);
   }
   return l->fn (&info, l->arg);
 }
