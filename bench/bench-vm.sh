@@ -15,8 +15,11 @@
 #     of it is in), against QMP snapshot-load into a QEMU that is already
 #     running (its pause) (goal: >= 2x faster).  The restore takes a spare
 #     QEMU (`vm spare start`, started ahead, as the peer's QEMU is).  The
-#     moment the guest runs is the command's wall time less what it
-#     reports it spent after that.  Also: a restore that starts its own
+#     time is from just before the command is started (its process start
+#     included) to the moment it reports the guest ran (running_at_ms).
+#     What it does after that (RAM coming in, the next spare starting)
+#     does not count; its wall time, with all of it, is a row of its own.
+#     Also: a restore that starts its own
 #     QEMU, the whole command (until all of RAM is in), and `vm restore
 #     --eager` (all of RAM read and verified before QEMU starts), each
 #     against the same peer;
@@ -63,11 +66,11 @@ median () {
 }
 # field JSON KEY: a number from cairn's --json output.
 field () { printf '%s\n' "$1" | sed -n "s/^ *\"$2\":\([0-9.e+-]*\),\{0,1\}$/\1/p" | head -1; }
-# to_running WALL JSON: a restore's wall time less what it reports it spent
-# after its guest was running (RAM still coming in).
+# to_running T0_NS JSON: ms from T0_NS (date +%s%N before the command
+# started) to when the restore reports its guest ran.
 to_running () {
-  awk -v w="$1" -v t="$(field "$2" total_ms)" -v r="$(field "$2" running_ms)" \
-    'BEGIN { printf "%d", w - (t - r) + 0.5 }'
+  awk -v t0="$1" -v at="$(field "$2" running_at_ms)" \
+    'BEGIN { printf "%d", at - t0 / 1e6 + 0.5 }'
 }
 now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
 packs_bytes () { du -sb "$CAIRN_STORE/packs" | cut -f1; }
@@ -159,19 +162,18 @@ for ram in $SIZES; do
   "$CAIRN" vm spare start "$last" 2>/dev/null
   sleep 1
   for (( i = 1; i <= ROUNDS; i++ )); do
-    t0=$(now_ms)
+    t0=$(date +%s%N)
     out=$("$CAIRN" vm restore "$last" "r$i" --json 2>/dev/null)
-    wall=$(( $(now_ms) - t0 ))
-    wholes+=("$wall")
-    restores+=("$(to_running "$wall" "$out")")
+    wholes+=($(( ($(date +%s%N) - t0) / 1000000 )))
+    restores+=("$(to_running "$t0" "$out")")
     grep -q '"spare":true' <<< "$out" || echo "round $i: no spare was ready" >&2
     wait_console "r$i" 'cairn-counter [0-9]+' 30
     "$CAIRN" vm stop "r$i" >/dev/null 2>&1
     "$CAIRN" vm spare stop 2>/dev/null
     sleep 1
-    t0=$(now_ms)
+    t0=$(date +%s%N)
     out=$("$CAIRN" vm restore "$last" "c$i" --json 2>/dev/null)
-    colds+=("$(to_running $(( $(now_ms) - t0 )) "$out")")
+    colds+=("$(to_running "$t0" "$out")")
     verifies+=("$(field "$out" verify_ms)")
     qemus+=("$(field "$out" qemu_ms)")
     wait_console "c$i" 'cairn-counter [0-9]+' 30

@@ -296,6 +296,8 @@ restore_json (const char *name, const struct vm_restore_result *res)
   json_object_object_add (o, "load_ms", json_object_new_double (res->load_ms));
   json_object_object_add (o, "running_ms",
                           json_object_new_double (res->running_ms));
+  json_object_object_add (o, "running_at_ms",
+                          json_object_new_double (res->running_at_ms));
   json_object_object_add (o, "lazy", json_object_new_boolean (res->lazy));
   json_object_object_add (o, "spare", json_object_new_boolean (res->spare));
   json_object_object_add (o, "memory_bytes",

@@ -233,6 +233,7 @@ struct vm_restore_result {
   double qemu_ms;               /* QEMU started until its QMP answered */
   double load_ms;               /* device state loaded and cont */
   double running_ms;            /* the start until the guest runs */
+  double running_at_ms;         /* when it ran: ms since the epoch */
   bool lazy;                    /* RAM came in while the guest ran */
   bool spare;                   /* into a spare QEMU started ahead */
   uint64_t memory_bytes;        /* RAM bytes materialized */

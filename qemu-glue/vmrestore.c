@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qemu-glue/postcopy.h"
@@ -361,8 +362,11 @@ restore (struct cairn_store *s, const char *spec, const char *name,
   struct vm_postcopy *pc = NULL;
   void *state = NULL;
   bool branch_made = false, lazy = !prep && !(o && o->eager);
+  struct timespec wall;
   double t0 = vm_now_ms ();
   int e;
+
+  clock_gettime (CLOCK_REALTIME, &wall);
 
   memset (res, 0, sizeof *res);
   memset (&r, 0, sizeof r);
@@ -449,6 +453,8 @@ restore (struct cairn_store *s, const char *spec, const char *name,
     res->load_ms = vm_now_ms () - t2;
     res->running_ms = vm_now_ms () - t0;
   }
+  res->running_at_ms = wall.tv_sec * 1e3 + wall.tv_nsec / 1e6
+    + res->running_ms;
   qmp_close (qmp);
   qmp = NULL;
   res->total_ms = vm_now_ms () - t0;

@@ -14,7 +14,7 @@ outer_plugin=${CAIRN_PLUGIN:-}
 requires debugfs
 requires e2fsck
 
-plan 35
+plan 36
 new_store
 ok "the guest boots" boot vm1 main
 send vm1 'echo before > /data/x; sync; echo "wrote-$((40+2))"'
@@ -34,8 +34,13 @@ ok "its QEMU runs (pid $spare_pid)" kill -0 "$spare_pid"
 spare_nbd=$(json_field "$("$CAIRN" vm spare ls --json)" nbdkit_pid)
 ok "its nbdkit runs (pid $spare_nbd)" kill -0 "${spare_nbd:-0}"
 
+t0=$(date +%s%N)
 run_cairn vm restore "$commit" vm2 --json
+t1=$(date +%s%N)
 ok "vm restore: exit 0: $err" [ "$rc" -eq 0 ]
+at=$(json_field "$out" running_at_ms)
+ok "the guest ran ($at) after the command started and before it ended" \
+  awk -v a="${at:-0}" -v t0="$t0" -v t1="$t1" 'BEGIN { exit !(a >= t0 / 1e6 && a <= t1 / 1e6) }'
 ok "it took the spare" grep -q '"spare":true' <<< "$out"
 ok "vm2 runs in the spare's QEMU" \
   test "$(json_field "$("$CAIRN" vm ls --json)" qemu_pid)" = "$spare_pid"
