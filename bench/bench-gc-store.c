@@ -787,5 +787,9 @@ main (int argc, char **argv)
   printf ("%-44s %14zu %14d %8s\n", "commits kept / pruned", kept, (int) pruned,
           "");
   json_object_put (g);
+  free (live.lat);
+  free (live.when);
+  free (probe.lock);
+  free (probe.sync);
   return 0;
 }
