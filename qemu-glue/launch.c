@@ -101,6 +101,14 @@ socket_answers (const char *path)
   return r == 0;
 }
 
+/* The socket and log of the nbdkit cairn started in DIR. */
+static int
+nbd_files (const char *dir, char *sock, char *log)
+{
+  int e = vm_socket_path (dir, "nbd.sock", sock);
+  return e < 0 ? e : vm_path (dir, "nbdkit.log", log);
+}
+
 /* STORE/run/nbd.sock into BUF if a server answers there. */
 static bool
 shared_server (const char *store, char *buf)
@@ -118,8 +126,7 @@ vm_nbd_spawn (struct cairn_store *s, const char *dir, struct vm_process *p)
 
   if (!realpath (cairn_store_path (s), store))
     return cairn_error (-errno, "%s: %m", cairn_store_path (s));
-  if ((e = vm_socket_path (dir, "nbd.sock", sock)) < 0
-      || (e = vm_path (dir, "nbdkit.log", log)) < 0)
+  if ((e = nbd_files (dir, sock, log)) < 0)
     return e;
   const char *prog = getenv ("CAIRN_NBDKIT");
   if ((e = resolve_program (prog && *prog ? prog : NBDKIT_PATH, nbdkit)) < 0)
@@ -150,8 +157,7 @@ vm_nbd_wait (const char *dir, struct vm_process *p, int timeout_ms)
   char sock[PATH_MAX], log[PATH_MAX], last[512];
   int e;
 
-  if ((e = vm_socket_path (dir, "nbd.sock", sock)) < 0
-      || (e = vm_path (dir, "nbdkit.log", log)) < 0)
+  if ((e = nbd_files (dir, sock, log)) < 0)
     return e;
   /* nbdkit starts in about 3 ms here: look often. */
   double deadline = vm_now_ms () + timeout_ms;
@@ -175,7 +181,7 @@ vm_nbd_wait (const char *dir, struct vm_process *p, int timeout_ms)
 int
 vm_nbd_start (struct cairn_store *s, struct vm_record *r)
 {
-  char shared[PATH_MAX], sock[PATH_MAX], store[PATH_MAX];
+  char shared[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], store[PATH_MAX];
   int e, holder;
 
   if (!realpath (cairn_store_path (s), store))
@@ -190,7 +196,7 @@ vm_nbd_start (struct cairn_store *s, struct vm_record *r)
     return cairn_error (CAIRN_EHELD, "branch '%s' is held by process %d, "
                         "which does not serve it on %s: another VM or "
                         "writer has it", r->branch, holder, shared);
-  if ((e = vm_socket_path (r->dir, "nbd.sock", sock)) < 0
+  if ((e = nbd_files (r->dir, sock, log)) < 0
       || (e = vm_nbd_spawn (s, r->dir, &r->nbdkit)) < 0
       || (e = vm_nbd_wait (r->dir, &r->nbdkit, VM_QEMU_START_MS)) < 0)
     return e;

@@ -408,8 +408,7 @@ restore (struct cairn_store *s, const char *spec, const char *name,
       qmp_close (qmp);
       qmp = NULL;
       vm_process_end (&r.qemu, SIGKILL, VM_STOP_MS);
-      if (r.nbdkit.pid)
-        vm_process_end (&r.nbdkit, SIGKILL, VM_STOP_MS);
+      vm_process_end (&r.nbdkit, SIGKILL, VM_STOP_MS);
       vm_files_remove (&r);
     }
     goto out;

@@ -119,6 +119,21 @@ write_text (const char *dir, const char *file, const char *text)
   return e;
 }
 
+/* The spare's processes, each with a file of its name in the run
+ * directory. */
+static const char *const spare_processes[] = { "qemu", "nbdkit" };
+
+/* Writes process P to RUN/FILE ("PID START"), which spare_process reads. */
+static int
+write_process (const char *run, const char *file, const struct vm_process *p)
+{
+  char text[64];
+
+  snprintf (text, sizeof text, "%lld %llu\n", (long long) p->pid,
+            (unsigned long long) p->start);
+  return write_text (run, file, text);
+}
+
 /* A process of the spare in RUN, from its FILE ("qemu" or "nbdkit"). */
 static bool
 spare_process (const char *run, const char *file, struct vm_process *p)
@@ -146,9 +161,9 @@ spare_remove (struct cairn_store *s, const char *id)
 
   if (spare_dirs (s, id, run, ram) < 0)
     return;
-  for (int i = 0; i < 2; i++)
-    if (spare_process (run, i ? "nbdkit" : "qemu", &p)
-        && vm_process_alive (&p) && vm_process_end (&p, SIGTERM, VM_STOP_MS) < 0)
+  for (size_t i = 0; i < CAIRN_ARRAY_SIZE (spare_processes); i++)
+    if (spare_process (run, spare_processes[i], &p)
+        && vm_process_end (&p, SIGTERM, VM_STOP_MS) < 0)
       vm_process_end (&p, SIGKILL, VM_STOP_MS);
   cairn_remove_tree (run);
   cairn_remove_tree (ram);
@@ -195,16 +210,11 @@ vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m)
   if (!vm_nbd_shared (s)) {
     if ((e = vm_nbd_spawn (s, run, &t.nbdkit)) < 0)
       goto fail;
-    snprintf (text, sizeof text, "%lld %llu\n", (long long) t.nbdkit.pid,
-              (unsigned long long) t.nbdkit.start);
-    if ((e = write_text (run, "nbdkit", text)) < 0)
+    if ((e = write_process (run, "nbdkit", &t.nbdkit)) < 0)
       goto fail_kill;
   }
-  if ((e = vm_qemu_start (&t, VM_SPARE)) < 0)
-    goto fail_kill;
-  snprintf (text, sizeof text, "%lld %llu\n", (long long) t.qemu.pid,
-            (unsigned long long) t.qemu.start);
-  if ((e = write_text (run, "qemu", text)) < 0)
+  if ((e = vm_qemu_start (&t, VM_SPARE)) < 0
+      || (e = write_process (run, "qemu", &t.qemu)) < 0)
     goto fail_kill;
   shape_of (m, text, sizeof text);
   if ((e = write_text (run, "shape", text)) < 0)
@@ -212,10 +222,8 @@ vm_spare_spawn (struct cairn_store *s, const struct vm_machine *m)
   return 0;
 
  fail_kill:
-  if (t.qemu.pid)
-    vm_process_end (&t.qemu, SIGKILL, VM_STOP_MS);
-  if (t.nbdkit.pid)
-    vm_process_end (&t.nbdkit, SIGKILL, VM_STOP_MS);
+  vm_process_end (&t.qemu, SIGKILL, VM_STOP_MS);      /* pid 0: nothing */
+  vm_process_end (&t.nbdkit, SIGKILL, VM_STOP_MS);
  fail:
   cairn_remove_tree (run);
   cairn_remove_tree (ramdir);
@@ -250,7 +258,6 @@ struct claim {
   struct vm_record *r;
   char shape[256];
   struct qmp *qmp;              /* set once claimed */
-  bool nbdkit;                  /* the spare brought its nbdkit */
 };
 
 static int
@@ -309,8 +316,7 @@ try_claim (const char *id, void *arg)
     return e;
   }
   c->r->qemu = p;
-  c->r->nbdkit = np;
-  c->nbdkit = nbdkit;
+  c->r->nbdkit = np;            /* pid 0 if it brought none */
   c->qmp = qmp;
   return 1;
 }
@@ -318,7 +324,7 @@ try_claim (const char *id, void *arg)
 int
 vm_spare_claim (struct cairn_store *s, struct vm_record *r, struct qmp **qmp)
 {
-  struct claim c = { s, r, "", NULL, false };
+  struct claim c = { s, r, "", NULL };
   char sock[PATH_MAX];
   int e;
 
@@ -328,12 +334,13 @@ vm_spare_claim (struct cairn_store *s, struct vm_record *r, struct qmp **qmp)
     return e;
   if (!c.qmp)
     return -ENOENT;
+  bool nbdkit = r->nbdkit.pid != 0;
   if ((e = vm_set_paths (s, r)) < 0
-      || (c.nbdkit && (e = vm_socket_path (r->dir, "nbd.sock", sock)) < 0)) {
+      || (nbdkit && (e = vm_socket_path (r->dir, "nbd.sock", sock)) < 0)) {
     qmp_close (c.qmp);
     return e;
   }
-  if (c.nbdkit) {
+  if (nbdkit) {
     free (r->nbd_socket);
     if (!(r->nbd_socket = strdup (sock))) {
       qmp_close (c.qmp);

@@ -7,23 +7,21 @@
 . ./functions.sh
 
 plan 4
-bench () {
-  BENCH_TMPDIR="$TMP" make -s -C "$abs_top_builddir/bench" bench BENCHES="$1" \
-    > "$TMP/$1.out" 2> "$TMP/$1.err"
+# runs BENCH VAR=VALUE...: BENCH runs to the end with those settings.
+runs () {
+  local b=$1; shift
+  if env "$@" BENCH_TMPDIR="$TMP" make -s -C "$abs_top_builddir/bench" bench \
+       BENCHES="$b" > "$TMP/$b.out" 2> "$TMP/$b.err"; then
+    pass "$b runs to the end"
+  else
+    fail "$b runs to the end: $(tail -3 "$TMP/$b.err" | tr "\n" " ")"
+  fi
 }
 # bench-store: a 16 MiB image, 20 commits a mode.
-if BENCH_IMAGE_MIB=16 BENCH_COMMITS=20 bench bench-store.sh; then
-  pass "bench-store.sh runs to the end"
-else
-  fail "bench-store.sh runs to the end: $(tail -3 "$TMP/bench-store.sh.err" | tr "\n" " ")"
-fi
+runs bench-store.sh BENCH_IMAGE_MIB=16 BENCH_COMMITS=20
 ok "and prints its tables" bash -c "grep -q 'branch creation' '$TMP/bench-store.sh.out' && grep -q 'peak RSS of cairn import' '$TMP/bench-store.sh.out'"
 # bench-gc: 20 commits of a 256 MiB volume.
-if CAIRN_BENCH_VOLUME=256M CAIRN_BENCH_COMMITS=20 bench bench-gc.sh; then
-  pass "bench-gc.sh runs to the end"
-else
-  fail "bench-gc.sh runs to the end: $(tail -3 "$TMP/bench-gc.sh.err" | tr "\n" " ")"
-fi
+runs bench-gc.sh CAIRN_BENCH_VOLUME=256M CAIRN_BENCH_COMMITS=20
 ok "and prints its table, with the fresh store" \
   grep -q 'store after gc vs fresh store' "$TMP/bench-gc.sh.out"
 done_testing
